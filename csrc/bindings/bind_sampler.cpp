@@ -1,0 +1,96 @@
+// Python bindings of the weighted sampling kernels: buffer checks, then the kernel without the GIL.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "bindings/register.hpp"
+#include "core/weighted_sampling.hpp"
+
+namespace py = pybind11;
+
+namespace fastloader::bindings {
+namespace {
+
+using WeightArray = py::array_t<double, py::array::c_style>;
+using IndexArray = py::array_t<int64_t, py::array::c_style>;
+
+// Accepts only what the Python layer promises to pass: no silent conversion here.
+const double* weight_data(const py::array& weights) {
+  if (!py::isinstance<WeightArray>(weights) || weights.ndim() != 1 ||
+      !(weights.flags() & py::array::c_style))
+    throw py::type_error("weights must be a contiguous 1-D float64 numpy array");
+  return static_cast<const double*>(weights.data());
+}
+
+int64_t* index_out(py::array& out, int64_t count) {
+  if (!py::isinstance<IndexArray>(out) || out.ndim() != 1 || !(out.flags() & py::array::c_style) ||
+      !out.writeable())
+    throw py::type_error("out must be a writeable contiguous 1-D int64 numpy array");
+  if (out.shape(0) < count)
+    throw py::value_error("out holds " + std::to_string(out.shape(0)) + " items, " +
+                          std::to_string(count) + " needed");
+  return static_cast<int64_t*>(out.mutable_data());
+}
+
+}  // namespace
+
+void register_sampler(py::module_& m) {
+  py::class_<AliasTable, std::shared_ptr<AliasTable>>(
+      m, "AliasTable", "Vose alias table over non-negative weights (O(n) build, O(1) per draw).")
+      .def(py::init([](const py::array& weights) {
+             const double* data = weight_data(weights);
+             const int64_t n = weights.shape(0);
+             // Safe without the GIL: `weights` is held by the caller for the whole call and the
+             // table is a new object no other thread can see yet.
+             py::gil_scoped_release release;
+             return std::make_shared<AliasTable>(data, n);
+           }),
+           py::arg("weights"))
+      .def("__len__", &AliasTable::size)
+      .def(
+          "draw",
+          [](const AliasTable& table, uint64_t seed, uint64_t stream, int64_t start, py::array out,
+             int64_t count, int threads) {
+            int64_t* dst = index_out(out, count);
+            // Safe without the GIL: the table is immutable after construction and `out` is kept
+            // alive by this frame; the kernel touches no Python object.
+            py::gil_scoped_release release;
+            table.draw(seed, stream, start, count, dst, threads);
+          },
+          py::arg("seed"), py::arg("stream"), py::arg("start"), py::arg("out"), py::arg("count"),
+          py::arg("threads") = 1,
+          "Write draws start..start+count-1 of (seed, stream) into out[:count].")
+      .def("acceptance",
+           [](const AliasTable& t) {
+             py::array_t<double> out(t.size());
+             auto* dst = out.mutable_data();
+             for (const auto& cell : t.cells()) *dst++ = cell.accept;
+             return out;
+           })
+      .def("alias", [](const AliasTable& t) {
+        py::array_t<int64_t> out(t.size());
+        auto* dst = out.mutable_data();
+        for (const auto& cell : t.cells()) *dst++ = cell.alias;
+        return out;
+      });
+
+  m.def(
+      "sample_without_replacement",
+      [](const py::array& weights, int64_t k, uint64_t seed, uint64_t stream, py::array out,
+         int threads) {
+        const double* data = weight_data(weights);
+        const int64_t n = weights.shape(0);
+        int64_t* dst = index_out(out, k);
+        // Safe without the GIL: both buffers are owned by the caller's frame for the call.
+        py::gil_scoped_release release;
+        sample_without_replacement(data, n, k, seed, stream, dst, threads);
+      },
+      py::arg("weights"), py::arg("k"), py::arg("seed"), py::arg("stream"), py::arg("out"),
+      py::arg("threads") = 1,
+      "Efraimidis-Spirakis: write k distinct indices, in successive-sampling order, into out[:k].");
+}
+
+}  // namespace fastloader::bindings

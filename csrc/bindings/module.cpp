@@ -1,0 +1,9 @@
+// The fastloader._C extension module: one register_* call per feature.
+#include <pybind11/pybind11.h>
+
+#include "bindings/register.hpp"
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "fastloader native kernels (no libtorch: buffers in, buffers out)";
+  fastloader::bindings::register_sampler(m);
+}

@@ -1,0 +1,10 @@
+// Declarations of the per-feature registration functions called by module.cpp.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace fastloader::bindings {
+
+void register_sampler(pybind11::module_& m);
+
+}  // namespace fastloader::bindings
