@@ -1,0 +1,45 @@
+# One-command set-up: `make test` and `make bench` create .venv, install torch==2.13.0 (the CPU
+# build on this machine's disk) and then this package, and run. Nothing else is needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.fastloader-installed
+SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc python -type f 2>/dev/null)
+
+.PHONY: test bench wheel-check dev clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	# torch first and pinned: any other spec would pull a multi-GB CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+
+$(INSTALLED): $(PY) $(SOURCES)
+	$(PY) -m pip install -q ".[test,bench]"
+	touch $@
+
+test: $(INSTALLED)
+	$(PY) -m pytest -q tests
+
+bench: $(INSTALLED)
+	$(PY) bench/bench_sampler.py
+
+# Proves the wheel installs and imports in a fresh venv with no compiler or build step.
+wheel-check: $(PY)
+	rm -rf dist .venv-wheel
+	$(PY) -m pip wheel -q --no-deps . -w dist
+	$(PYTHON) -m venv .venv-wheel
+	.venv-wheel/bin/pip install -q torch==2.13.0
+	.venv-wheel/bin/pip install -q --no-build-isolation --no-index --find-links dist fastloader numpy 2>/dev/null || \
+		.venv-wheel/bin/pip install -q --only-binary=:all: --find-links dist fastloader
+	cd / && $(CURDIR)/.venv-wheel/bin/python -c "import fastloader, sys; \
+		s = fastloader.FastWeightedSampler([0.0, 1.0, 3.0], 1000, seed=0); \
+		assert set(s) <= {1, 2}; print('wheel ok:', fastloader.__file__)"
+
+# Editable install for development: rebuilds the extension in build/editable.
+dev: $(PY)
+	$(PY) -m pip install -q scikit-build-core pybind11 ninja cmake numpy pytest hypothesis scipy psutil tqdm
+	$(PY) -m pip install -q --no-build-isolation -e ".[test]" -Cbuild-dir=build/editable
+	touch $(INSTALLED)
+
+clean:
+	rm -rf build dist $(VENV) .venv-wheel
