@@ -50,41 +50,38 @@ AliasTable::AliasTable(const double* weights, int64_t n) {
   const long double scale = static_cast<long double>(n) / total;
 
   cells_.resize(static_cast<size_t>(n));
-  std::vector<int64_t> small, large, zeros;
-  small.reserve(static_cast<size_t>(n));
-  large.reserve(static_cast<size_t>(n));
+  // One n-sized worklist holds both stacks: small columns grow from the front, large ones from
+  // the back. A column is on at most one stack, so they never meet.
+  std::vector<int64_t, HugePageAllocator<int64_t>> work(static_cast<size_t>(n));
+  int64_t small_top = 0, large_bottom = n;
   for (int64_t i = 0; i < n; ++i) {
     const double scaled = static_cast<double>(weights[i] * scale);
     cells_[static_cast<size_t>(i)] = {scaled, i};
-    if (weights[i] == 0.0)
-      zeros.push_back(i);
-    else if (scaled < 1.0)
-      small.push_back(i);
-    else
-      large.push_back(i);
+    if (scaled >= 1.0) work[static_cast<size_t>(--large_bottom)] = i;
   }
-  // Zero-weight columns are paired first (the small stack pops from the back), while large columns
-  // certainly remain, so rounding can never leave one over with acceptance 1.
-  small.insert(small.end(), zeros.begin(), zeros.end());
-  zeros.clear();
-  zeros.shrink_to_fit();
+  // Zero-weight columns go on top of the small stack, so they are paired first, while large
+  // columns certainly remain: rounding can never leave one over with acceptance 1.
+  for (int64_t i = 0; i < n; ++i)
+    if (weights[i] > 0.0 && cells_[static_cast<size_t>(i)].accept < 1.0)
+      work[static_cast<size_t>(small_top++)] = i;
+  for (int64_t i = 0; i < n; ++i)
+    if (weights[i] == 0.0) work[static_cast<size_t>(small_top++)] = i;
 
-  while (!small.empty() && !large.empty()) {
-    const int64_t s = small.back();
-    small.pop_back();
-    const int64_t l = large.back();
+  while (small_top > 0 && large_bottom < n) {
+    const int64_t s = work[static_cast<size_t>(--small_top)];
+    const int64_t l = work[static_cast<size_t>(large_bottom)];
     cells_[static_cast<size_t>(s)].alias = l;
     double& rest = cells_[static_cast<size_t>(l)].accept;
     rest = (rest + cells_[static_cast<size_t>(s)].accept) - 1.0;
     if (rest < 1.0) {
-      large.pop_back();
-      small.push_back(l);
+      ++large_bottom;
+      work[static_cast<size_t>(small_top++)] = l;
     }
   }
   // Whatever is left is 1 up to rounding. A positive-weight column keeps itself; a zero-weight
   // column must never be drawn whatever the rounding did.
-  for (const auto* rest : {&small, &large})
-    for (int64_t i : *rest) cells_[static_cast<size_t>(i)].accept = 1.0;
+  for (int64_t i = 0; i < small_top; ++i) cells_[static_cast<size_t>(work[i])].accept = 1.0;
+  for (int64_t i = large_bottom; i < n; ++i) cells_[static_cast<size_t>(work[i])].accept = 1.0;
   int64_t some_positive = 0;
   while (weights[some_positive] == 0.0) ++some_positive;
   for (int64_t i = 0; i < n; ++i)
