@@ -88,7 +88,7 @@ def test_without_replacement_first_draw_follows_weights():
     weights = np.array([1.0, 2.0, 3.0, 4.0, 0.0, 10.0])
     trials = 20_000
     first = np.empty(trials, dtype=np.int64)
-    out = np.empty(3, dtype=np.int64)
+    out = np.empty(6, dtype=np.int64)  # 2k: the kernel's working space
     for stream in range(trials):
         _C.sample_without_replacement(weights, 3, 99, stream, out)
         first[stream] = out[0]
@@ -118,10 +118,10 @@ def test_without_replacement_matches_successive_sampling_exactly():
     orders = sorted(exact)
     position = {order: j for j, order in enumerate(orders)}
     counts = np.zeros(len(orders))
-    out = np.empty(k, dtype=np.int64)
+    out = np.empty(2 * k, dtype=np.int64)
     for stream in range(trials):
         _C.sample_without_replacement(weights, k, 2024, stream, out)
-        counts[position[tuple(out.tolist())]] += 1
+        counts[position[tuple(out[:k].tolist())]] += 1
     expected = trials * np.array([exact[o] for o in orders])
     assert pooled_chisquare_pvalue(counts, expected) > P_MIN
     # Inclusion probabilities follow from the same enumeration.
@@ -410,5 +410,7 @@ def test_binding_rejects_wrong_buffers_instead_of_reading_garbage():
         table.draw(0, 0, 0, np.empty(2, dtype=np.int64), 4)
     with pytest.raises(IndexError, match="non-negative"):
         table.draw(0, 0, -1, np.empty(4, dtype=np.int64), 4)
-    with pytest.raises(ValueError, match="cannot draw 3 samples without replacement from 2"):
+    with pytest.raises(ValueError, match="out holds 3 items, 6 needed"):
         _C.sample_without_replacement(np.array([1.0, 0.0, 1.0]), 3, 0, 0, np.empty(3, np.int64))
+    with pytest.raises(ValueError, match="cannot draw 3 samples without replacement from 2"):
+        _C.sample_without_replacement(np.array([1.0, 0.0, 1.0]), 3, 0, 0, np.empty(6, np.int64))

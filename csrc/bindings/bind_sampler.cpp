@@ -83,14 +83,16 @@ void register_sampler(py::module_& m) {
          int threads) {
         const double* data = weight_data(weights);
         const int64_t n = weights.shape(0);
-        int64_t* dst = index_out(out, k);
+        if (k < 0) throw py::value_error("k must be non-negative");
+        int64_t* dst = index_out(out, 2 * k);  // the kernel's working space; result in out[:k]
         // Safe without the GIL: both buffers are owned by the caller's frame for the call.
         py::gil_scoped_release release;
         sample_without_replacement(data, n, k, seed, stream, dst, threads);
       },
       py::arg("weights"), py::arg("k"), py::arg("seed"), py::arg("stream"), py::arg("out"),
       py::arg("threads") = 1,
-      "Efraimidis-Spirakis: write k distinct indices, in successive-sampling order, into out[:k].");
+      "Efraimidis-Spirakis: write k distinct indices, in successive-sampling order, into out[:k].\n"
+      "out must hold 2*k int64: the kernel sorts (key, index) pairs in it.");
 }
 
 }  // namespace fastloader::bindings

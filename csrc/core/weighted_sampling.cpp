@@ -122,11 +122,6 @@ void AliasTable::draw(uint64_t seed, uint64_t stream, int64_t start, int64_t cou
 
 namespace {
 
-struct KeyedIndex {
-  uint64_t key;  // order-preserving image of the double key
-  int64_t index;
-};
-
 // Maps doubles to unsigned integers with the same order (IEEE-754 sign-magnitude to two's order).
 uint64_t ordered_bits(double value) {
   uint64_t bits;
@@ -134,68 +129,59 @@ uint64_t ordered_bits(double value) {
   return (bits >> 63) ? ~bits : (bits | (uint64_t{1} << 63));
 }
 
-using KeyedIndices = std::vector<KeyedIndex, HugePageAllocator<KeyedIndex>>;
+struct KeyedIndex {
+  uint64_t key;
+  int64_t index;
+  // (key, index) is a total order: the result cannot depend on how items were scattered.
+  bool operator<(const KeyedIndex& o) const { return key != o.key ? key < o.key : index < o.index; }
+};
+static_assert(sizeof(KeyedIndex) == 2 * sizeof(int64_t), "pairs must fit two int64 slots");
 
-bool key_less(const KeyedIndex& a, const KeyedIndex& b) {
-  return a.key != b.key ? a.key < b.key : a.index < b.index;
+void insertion_sort(KeyedIndex* first, KeyedIndex* last) {
+  for (KeyedIndex* next = first + 1; next < last; ++next) {
+    const KeyedIndex item = *next;
+    KeyedIndex* hole = next;
+    for (; hole > first && item < hole[-1]; --hole) *hole = hole[-1];
+    *hole = item;
+  }
 }
 
-// The k smallest of items by (key, index), in that order, at the front of items; the rest dropped.
-// One bucketing pass on the top bits of (key - smallest key), then a sort of each small bucket up
-// to the one holding the k-th item. The key bits of a positive double grow with its exponent, so
-// the buckets are roughly logarithmic in the key, which keeps them small for these keys; a bad
-// distribution only makes buckets larger (slower), never the result different.
-void select_smallest(KeyedIndices& items, int64_t k) {
-  const int64_t m = static_cast<int64_t>(items.size());
-  k = std::min(k, m);
-  if (k == 0 || m < 64) {
-    std::sort(items.begin(), items.end(), key_less);
-    items.resize(static_cast<size_t>(k));
+// Sorts one top-level bucket (a few thousand pairs, in cache): a counting pass on the next key
+// bits into about 4 items per sub-bucket, then insertion sort of each sub-bucket.
+void sort_bucket(KeyedIndex* first, KeyedIndex* last, std::vector<KeyedIndex>& scratch,
+                 std::vector<int64_t>& counts) {
+  const int64_t m = last - first;
+  if (m <= 32) {
+    insertion_sort(first, last);
     return;
   }
-  uint64_t lowest = items[0].key, highest = items[0].key;
-  for (const auto& item : items) {
-    lowest = std::min(lowest, item.key);
-    highest = std::max(highest, item.key);
+  uint64_t low = first->key, high = first->key;
+  for (const KeyedIndex* item = first; item < last; ++item) {
+    low = std::min(low, item->key);
+    high = std::max(high, item->key);
   }
-  int bucket_bits = 1;  // about 8 items per bucket
-  while ((int64_t{1} << (bucket_bits + 3)) < m && bucket_bits < 24) ++bucket_bits;
-  int span_bits = 0;
-  while (span_bits < 64 && ((highest - lowest) >> span_bits) != 0) ++span_bits;
-  const int shift = std::max(0, span_bits - bucket_bits);
-  const size_t buckets = static_cast<size_t>(((highest - lowest) >> shift) + 1);
-  const auto bucket_of = [&](const KeyedIndex& item) {
-    return static_cast<size_t>((item.key - lowest) >> shift);
-  };
-
-  std::vector<int64_t> start(buckets + 1, 0);
-  for (const auto& item : items) ++start[bucket_of(item) + 1];
-  size_t last = 0;  // the bucket holding the k-th smallest item
-  for (int64_t below = 0; below + start[last + 1] < k; ++last) below += start[last + 1];
-  for (size_t b = 0; b < buckets; ++b) start[b + 1] += start[b];
-
-  KeyedIndices kept(static_cast<size_t>(start[last + 1]));
-  std::vector<int64_t> fill(start.begin(), start.begin() + static_cast<std::ptrdiff_t>(last + 1));
-  for (const auto& item : items) {
-    const size_t b = bucket_of(item);
-    if (b <= last) kept[static_cast<size_t>(fill[b]++)] = item;
+  int bits = 1;
+  while ((int64_t{1} << (bits + 2)) < m && bits < 20) ++bits;
+  int span = 0;
+  while (span < 64 && ((high - low) >> span) != 0) ++span;
+  const int shift = std::max(0, span - bits);
+  const size_t subs = static_cast<size_t>(((high - low) >> shift) + 1);
+  counts.assign(subs + 1, 0);
+  for (const KeyedIndex* item = first; item < last; ++item) ++counts[((item->key - low) >> shift) + 1];
+  for (size_t b = 0; b < subs; ++b) counts[b + 1] += counts[b];
+  scratch.resize(static_cast<size_t>(m));
+  for (const KeyedIndex* item = first; item < last; ++item)
+    scratch[static_cast<size_t>(counts[(item->key - low) >> shift]++)] = *item;
+  // counts[b] is now the end of sub-bucket b.
+  for (size_t b = 0, begin = 0; b < subs; ++b) {
+    const size_t end = static_cast<size_t>(counts[b]);
+    if (end - begin > 64)
+      std::sort(scratch.data() + begin, scratch.data() + end);
+    else
+      insertion_sort(scratch.data() + begin, scratch.data() + end);
+    begin = end;
   }
-  for (size_t b = 0; b <= last; ++b) {
-    KeyedIndex* first = kept.data() + start[b];
-    KeyedIndex* end = kept.data() + start[b + 1];
-    if (end - first > 32) {
-      std::sort(first, end, key_less);
-      continue;
-    }
-    for (KeyedIndex* next = first + 1; next < end; ++next) {  // insertion sort: buckets are tiny
-      const KeyedIndex item = *next;
-      KeyedIndex* hole = next;
-      for (; hole > first && key_less(item, hole[-1]); --hole) *hole = hole[-1];
-      *hole = item;
-    }
-  }
-  kept.resize(static_cast<size_t>(k));
-  items.swap(kept);
+  std::copy(scratch.begin(), scratch.end(), first);
 }
 
 }  // namespace
@@ -217,44 +203,105 @@ void sample_without_replacement(const double* weights, int64_t n, int64_t k, uin
   for (int64_t i = 0; i < n; ++i)
     if (weights[i] > 0.0) smallest = std::min(smallest, weights[i]);
   const bool log_keys = smallest / largest < 1e-300;
+  // Calls visit(i, key) for each positive-weight item in [begin, end). One Philox block holds the
+  // bits of an even/odd pair of items, so it is computed once per pair.
+  const auto for_each_key = [&](int64_t begin, int64_t end, auto&& visit) {
+    Philox4x32::Block bits{};
+    for (int64_t i = begin; i < end; ++i) {
+      if (i == begin || (i & 1) == 0) bits = rng(static_cast<uint64_t>(i) >> 1, stream);
+      const double w = weights[i];
+      if (w == 0.0) continue;
+      const double exponential =
+          -std::log(open_closed_unit((i & 1) ? high64(bits) : low64(bits)));
+      visit(i, ordered_bits(log_keys ? std::log(exponential) - std::log(w)
+                                     : exponential / (w / largest)));
+    }
+  };
 
-  // Each slice of the weights is keyed and sorted by its own thread; the sorted slices are then
-  // merged. The result is the unique (key, index) order, whatever the thread count.
+  // Buckets on the top bits of (key - low). E <= 36.8 bounds the keys from above; below `low`
+  // (E < 2^-30, about one item in 1e9) everything shares bucket 0. The key bits of a double grow
+  // with its exponent, so buckets are roughly logarithmic in the key; a skewed distribution only
+  // makes them larger (slower), never the result different.
+  const uint64_t low = ordered_bits(log_keys ? -21.0 - std::log(largest) : 0x1p-30);
+  const uint64_t high = ordered_bits(log_keys ? std::log(36.8) - std::log(smallest)
+                                              : 36.8 / (smallest / largest));
+  // Few enough buckets that their counters stay in cache and the scatter has few write streams;
+  // each bucket is then sorted in cache by sort_bucket.
+  int bucket_bits = 1;
+  while ((int64_t{1} << (bucket_bits + 8)) < positive && bucket_bits < 12) ++bucket_bits;
+  int span_bits = 0;
+  while (span_bits < 64 && ((high - low) >> span_bits) != 0) ++span_bits;
+  const int shift = std::max(0, span_bits - bucket_bits);
+  const size_t buckets = static_cast<size_t>(((high - low) >> shift) + 1);
+  const auto bucket_of = [&](uint64_t key) {
+    return key <= low ? size_t{0} : std::min(buckets - 1, static_cast<size_t>((key - low) >> shift));
+  };
+
+  // Slices of the items, one per thread, for both passes. Keys are computed twice rather than
+  // stored: an n-sized key array costs more in memory traffic than the recomputation.
   const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, n / kMinDrawsPerThread));
   const int64_t step = (n + parts - 1) / parts;
-  std::vector<KeyedIndices> slices(static_cast<size_t>(parts));
+  const auto slice_begin = [&](int64_t p) { return std::min(n, p * step); };
+  const auto slice_end = [&](int64_t p) { return std::min(n, (p + 1) * step); };
+
+  std::vector<std::vector<int64_t>> histogram(static_cast<size_t>(parts));
   parallel_for(parts, static_cast<int>(parts), 1, [&](int64_t first, int64_t last) {
     for (int64_t p = first; p < last; ++p) {
-      auto& slice = slices[static_cast<size_t>(p)];
-      const int64_t lo = std::min(n, p * step), hi = std::min(n, lo + step);
-      slice.reserve(static_cast<size_t>(hi - lo));
-      for (int64_t i = lo; i < hi; ++i) {
-        const double w = weights[i];
-        if (w == 0.0) continue;
-        // One Philox block holds the bits of an even/odd pair of items.
-        const auto bits = rng(static_cast<uint64_t>(i) >> 1, stream);
-        const double exponential =
-            -std::log(open_closed_unit((i & 1) ? high64(bits) : low64(bits)));
-        const double key =
-            log_keys ? std::log(exponential) - std::log(w) : exponential / (w / largest);
-        slice.push_back({ordered_bits(key), i});
-      }
-      select_smallest(slice, k);
+      auto& h = histogram[static_cast<size_t>(p)];
+      h.assign(buckets, 0);
+      for_each_key(slice_begin(p), slice_end(p), [&](int64_t, uint64_t key) { ++h[bucket_of(key)]; });
     }
   });
-  // Merge by repeatedly taking the smallest head: parts is the thread count, so a scan is enough.
-  std::vector<size_t> head(static_cast<size_t>(parts), 0);
-  for (int64_t i = 0; i < k; ++i) {
-    int64_t best = -1;
-    for (int64_t p = 0; p < parts; ++p) {
-      const auto& slice = slices[static_cast<size_t>(p)];
-      const size_t h = head[static_cast<size_t>(p)];
-      if (h == slice.size()) continue;
-      if (best < 0 ||
-          key_less(slice[h], slices[static_cast<size_t>(best)][head[static_cast<size_t>(best)]]))
-        best = p;
+  // Buckets before last_bucket are taken whole; last_bucket holds the k-th smallest key.
+  size_t last_bucket = 0;
+  int64_t taken_whole = 0, in_last_bucket = 0;
+  for (;; ++last_bucket) {
+    in_last_bucket = 0;
+    for (const auto& h : histogram) in_last_bucket += h[last_bucket];
+    if (taken_whole + in_last_bucket >= k) break;
+    taken_whole += in_last_bucket;
+  }
+  // Each (slice, bucket) pair writes from its own offset: whole buckets go to the pairs area
+  // (out's 2k slots), the straddling bucket to a small array.
+  std::vector<int64_t> bucket_start(last_bucket + 1, 0);
+  for (size_t b = 0, offset = 0; b <= last_bucket; ++b) {
+    bucket_start[b] = static_cast<int64_t>(offset);
+    for (auto& h : histogram) {
+      const int64_t here = h[b];
+      h[b] = static_cast<int64_t>(offset);
+      offset += static_cast<size_t>(here);
     }
-    out[i] = slices[static_cast<size_t>(best)][head[static_cast<size_t>(best)]++].index;
+  }
+  KeyedIndex* pairs = reinterpret_cast<KeyedIndex*>(out);
+  std::vector<KeyedIndex> straddling(static_cast<size_t>(in_last_bucket));
+  parallel_for(parts, static_cast<int>(parts), 1, [&](int64_t first, int64_t last) {
+    for (int64_t p = first; p < last; ++p) {
+      auto& position = histogram[static_cast<size_t>(p)];
+      for_each_key(slice_begin(p), slice_end(p), [&](int64_t i, uint64_t key) {
+        const size_t b = bucket_of(key);
+        if (b < last_bucket)
+          pairs[position[b]++] = {key, i};
+        else if (b == last_bucket)
+          straddling[static_cast<size_t>(position[b]++ - taken_whole)] = {key, i};
+      });
+    }
+  });
+  parallel_for(static_cast<int64_t>(last_bucket) + 1, threads, 64, [&](int64_t first, int64_t last) {
+    std::vector<KeyedIndex> scratch;
+    std::vector<int64_t> counts;
+    for (int64_t b = first; b < last; ++b) {
+      if (b == static_cast<int64_t>(last_bucket))
+        sort_bucket(straddling.data(), straddling.data() + straddling.size(), scratch, counts);
+      else
+        sort_bucket(pairs + bucket_start[static_cast<size_t>(b)],
+                    pairs + bucket_start[static_cast<size_t>(b) + 1], scratch, counts);
+    }
+  });
+  std::copy(straddling.begin(), straddling.begin() + (k - taken_whole), pairs + taken_whole);
+  // Compact the k pairs to k indices in place: slot j is written after pair j/2 <= j was read.
+  for (int64_t j = 0; j < k; ++j) {
+    const int64_t index = pairs[j].index;
+    std::memcpy(out + j, &index, sizeof index);
   }
 }
 

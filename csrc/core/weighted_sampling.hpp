@@ -38,7 +38,9 @@ class AliasTable {
 
 // Efraimidis-Spirakis weighted sampling without replacement: each positive-weight item gets the key
 // E_i / w_i with E_i ~ Exp(1); the k smallest keys, in increasing order, are a successive-sampling
-// draw (first item with probability w_i / sum w, and so on). Writes k indices to out.
+// draw (first item with probability w_i / sum w, and so on). `out` must hold 2 * k int64: the
+// kernel sorts (key, index) pairs there, so no other k-sized buffer is needed; the k indices end
+// up in out[0, k).
 void sample_without_replacement(const double* weights, int64_t n, int64_t k, uint64_t seed,
                                 uint64_t stream, int64_t* out, int threads);
 

@@ -17,6 +17,7 @@ class AliasTable:
     def acceptance(self) -> npt.NDArray[np.float64]: ...
     def alias(self) -> npt.NDArray[np.int64]: ...
 
+# out must hold 2*k items (working space); the k indices end up in out[:k].
 def sample_without_replacement(
     weights: npt.NDArray[np.float64],
     k: int,

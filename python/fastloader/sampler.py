@@ -21,8 +21,9 @@ from ._threads import native_threads
 
 WeightsLike = Union[Sequence[float], np.ndarray, torch.Tensor]
 
-# Indices reach Python this many at a time: O(chunk) memory however long the epoch.
-_CHUNK = 1 << 16
+# Indices reach Python this many at a time: O(chunk) memory however long the epoch, and chunks
+# large enough for the draw kernel to use its threads.
+_CHUNK = 1 << 18
 
 
 class FastWeightedSampler(Sampler[int]):
@@ -86,10 +87,7 @@ class FastWeightedSampler(Sampler[int]):
 
         With ``seed`` None this takes a fresh seed from ``generator``, exactly as ``__iter__`` does.
         """
-        seed, stream = self._next_stream()
-        out = np.empty(self.num_samples, dtype=np.int64)
-        self._fill(seed, stream, 0, out, self.num_samples)
-        return torch.from_numpy(out)
+        return torch.from_numpy(self._draw_all(*self._next_stream()))
 
     def _next_stream(self) -> tuple[int, int]:
         if self.seed is not None:
@@ -97,28 +95,32 @@ class FastWeightedSampler(Sampler[int]):
         drawn = torch.empty((), dtype=torch.int64).random_(generator=self.generator)
         return int(drawn.item()), self.epoch
 
-    def _fill(self, seed: int, stream: int, start: int, out: np.ndarray, count: int) -> None:
+    def _draw_all(self, seed: int, stream: int) -> np.ndarray:
+        k = self.num_samples
         if self._table is not None:
-            self._table.draw(seed, stream, start, out, count, native_threads())
-        else:
-            _C.sample_without_replacement(
-                self._weights, count, seed, stream, out, native_threads()
-            )
+            out = np.empty(k, dtype=np.int64)
+            self._table.draw(seed, stream, 0, out, k, native_threads())
+            return out
+        # The kernel sorts (key, index) pairs in 2k slots and leaves the k indices in front;
+        # shrinking in place gives the other half back without a copy.
+        out = np.empty(2 * k, dtype=np.int64)
+        _C.sample_without_replacement(self._weights, k, seed, stream, out, native_threads())
+        out.resize(k, refcheck=False)
+        return out
 
     def _chunks(self, chunk: int) -> Iterator[np.ndarray]:
         """The epoch's indices as int64 arrays of ``chunk`` items (the last may be shorter)."""
         seed, stream = self._next_stream()
         if self._table is None:
             # Without replacement every index depends on all keys: one O(num_samples) draw.
-            everything = np.empty(self.num_samples, dtype=np.int64)
-            self._fill(seed, stream, 0, everything, self.num_samples)
+            everything = self._draw_all(seed, stream)
             for start in range(0, self.num_samples, chunk):
                 yield everything[start : start + chunk]
             return
         buffer = np.empty(min(chunk, self.num_samples), dtype=np.int64)
         for start in range(0, self.num_samples, chunk):
             count = min(chunk, self.num_samples - start)
-            self._fill(seed, stream, start, buffer, count)
+            self._table.draw(seed, stream, start, buffer, count, native_threads())
             yield buffer[:count]
 
     def __getstate__(self) -> dict[str, Any]:

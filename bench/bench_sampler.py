@@ -1,0 +1,225 @@
+"""FastWeightedSampler against torch's WeightedRandomSampler, torch.multinomial and numpy, same run.
+
+    python bench/bench_sampler.py            # n = k = 1e5, 1e6, 1e7 and 5e7 (ours)
+    python bench/bench_sampler.py --quick    # n = k = 1e5, 1e6
+    python bench/bench_sampler.py --markdown bench/results/sampler.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from fastloader import FastWeightedBatchSampler, FastWeightedSampler
+
+STOCK_LIMIT = 2**24  # torch.multinomial refuses more categories
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def exhaust(iterable) -> None:
+    for _ in iterable:
+        pass
+
+
+def weights_for(n: int) -> torch.Tensor:
+    return torch.rand(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64) + 0.01
+
+
+def draw_rows(sizes: list[int], full: bool) -> list[dict]:
+    rows = []
+    for n in sizes:
+        w = weights_for(n)
+        w_np = (w / w.sum()).numpy()
+        repeats = 3 if n <= 1_000_000 else 1
+        for replacement in (True, False):
+            row = {"n": n, "replacement": replacement}
+            ours = FastWeightedSampler(w, n, replacement, seed=0)
+            row["ours_draw"] = best_time(ours.indices, repeats)
+            row["ours_epoch"] = best_time(lambda: exhaust(ours), repeats)
+            if n <= STOCK_LIMIT:
+                stock = WeightedRandomSampler(w, n, replacement)
+                row["stock_draw"] = best_time(lambda: torch.multinomial(w, n, replacement), repeats)
+                row["stock_epoch"] = best_time(lambda: exhaust(stock), repeats)
+                if full or n <= 1_000_000:
+                    rng = np.random.default_rng(0)
+                    row["numpy_draw"] = best_time(
+                        lambda: rng.choice(n, n, replace=replacement, p=w_np), 1
+                    )
+            rows.append(row)
+    return rows
+
+
+MEMORY_PROBE = r"""
+import json, sys, torch
+from torch.utils.data import WeightedRandomSampler
+from fastloader import FastWeightedSampler
+kind, n, replacement = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+w = torch.rand(n, dtype=torch.float64) + 0.01
+def status(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field))
+# Reset the peak (VmHWM) so what torch's import touched does not count.
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = status("VmRSS:")
+if kind == "stock":
+    sampler = WeightedRandomSampler(w, n, replacement)
+else:
+    sampler = FastWeightedSampler(w, n, replacement, seed=0)
+built_peak = status("VmHWM:")
+built = status("VmRSS:")
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+for _ in sampler:
+    pass
+epoch_peak = status("VmHWM:")
+print(json.dumps({"construction": built - base, "epoch": epoch_peak - built,
+                  "overall": max(built_peak, epoch_peak) - base}))
+"""
+
+
+def memory_per_item(kind: str, n: int, replacement: bool) -> dict:
+    """Peak RSS above the weights tensor, per item, in a fresh process."""
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, kind, str(n), "1" if replacement else "0"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    figures = json.loads(out)
+    return {key: value / n for key, value in figures.items()}
+
+
+class IndexDataset(torch.utils.data.Dataset):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
+def loader_rows(n: int) -> list[dict]:
+    w = weights_for(n)
+    dataset = IndexDataset(n)
+    prebuilt = [list(range(i, min(i + 256, n))) for i in range(0, n, 256)]
+    variants = {
+        "floor: batch_sampler=pre-built list (no sampling)": dict(batch_sampler=prebuilt),
+        "stock sampler=WeightedRandomSampler": dict(
+            sampler=WeightedRandomSampler(w, n), batch_size=256
+        ),
+        "ours sampler=FastWeightedSampler": dict(
+            sampler=FastWeightedSampler(w, n, seed=0), batch_size=256
+        ),
+        "ours batch_sampler=FastWeightedBatchSampler": dict(
+            batch_sampler=FastWeightedBatchSampler(w, n, 256, seed=0)
+        ),
+    }
+    rows = []
+    for name, kwargs in variants.items():
+        loader = DataLoader(dataset, num_workers=0, **kwargs)
+        seconds = best_time(lambda: exhaust(loader), 2)
+        rows.append({"variant": name, "indices_per_s": n / seconds, "ns_per_index": 1e9 * seconds / n})
+    return rows
+
+
+def fmt_s(value: float | None) -> str:
+    return "refused" if value is None else f"{value:.4f}"
+
+
+def ratio(stock: float | None, ours: float) -> str:
+    return "-" if stock is None else f"{stock / ours:.1f}x"
+
+
+def render(draws, memory, loader, header) -> str:
+    lines = [header, "", "### Draw and epoch time (seconds, best of runs; ratio = stock / ours)", ""]
+    lines.append(
+        "| n = k | replacement | multinomial | numpy choice | ours indices() | draw ratio "
+        "| stock epoch | ours epoch | epoch ratio |"
+    )
+    lines.append("|---:|:---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in draws:
+        numpy_s = r.get("numpy_draw")
+        lines.append(
+            f"| {r['n']:.0e} | {r['replacement']} | {fmt_s(r.get('stock_draw'))} | "
+            f"{'skipped' if numpy_s is None and r['n'] <= STOCK_LIMIT else fmt_s(numpy_s)} | "
+            f"{r['ours_draw']:.4f} | {ratio(r.get('stock_draw'), r['ours_draw'])} | "
+            f"{fmt_s(r.get('stock_epoch'))} | {r['ours_epoch']:.4f} | "
+            f"{ratio(r.get('stock_epoch'), r['ours_epoch'])} |"
+        )
+    if memory:
+        lines += ["", "### Memory per item (bytes, peak RSS above the weights, fresh process)", ""]
+        lines.append(
+            "| sampler | n = k | replacement | kept after construction | peak during the epoch "
+            "| peak of construction + epoch |"
+        )
+        lines.append("|---|---:|:---:|---:|---:|---:|")
+        for (kind, n, replacement), m in memory.items():
+            lines.append(
+                f"| {kind} | {n:.0e} | {replacement} | {m['construction']:.1f} | "
+                f"{m['epoch']:.1f} | {m['overall']:.1f} |"
+            )
+    lines += ["", "### DataLoader index throughput (batch_size=256, num_workers=0)", ""]
+    lines.append("| variant | indices/s | ns per index | vs stock |")
+    lines.append("|---|---:|---:|---:|")
+    stock_rate = loader[1]["indices_per_s"]
+    for r in loader:
+        lines.append(
+            f"| {r['variant']} | {r['indices_per_s']:,.0f} | {r['ns_per_index']:.0f} | "
+            f"{r['indices_per_s'] / stock_rate:.1f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="n up to 1e6 only")
+    parser.add_argument("--full", action="store_true", help="also numpy at 1e7 (slow)")
+    parser.add_argument("--markdown", help="also write the tables to this file")
+    args = parser.parse_args()
+
+    sizes = [100_000, 1_000_000] if args.quick else [100_000, 1_000_000, 10_000_000, 50_000_000]
+    header = (
+        f"## Sampler benchmark: {platform.node() or 'this machine'}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"{time.strftime('%Y-%m-%d')}"
+    )
+    print(header, flush=True)
+    draws = draw_rows(sizes, args.full)
+    memory = {}
+    mem_n = 1_000_000 if args.quick else 10_000_000
+    for replacement in (True, False):
+        for kind in ("stock", "ours"):
+            memory[(kind, mem_n, replacement)] = memory_per_item(kind, mem_n, replacement)
+    if not args.quick:
+        for replacement in (True, False):
+            memory[("ours", 50_000_000, replacement)] = memory_per_item("ours", 50_000_000, replacement)
+    loader = loader_rows(200_000 if args.quick else 1_000_000)
+    text = render(draws, memory, loader, header)
+    print(text)
+    if args.markdown:
+        os.makedirs(os.path.dirname(args.markdown) or ".", exist_ok=True)
+        with open(args.markdown, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
