@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.fastloader-installed
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc python -type f 2>/dev/null)
 
-.PHONY: test bench wheel-check dev clean
+.PHONY: test bench wheel-check cpp-test dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ wheel-check: $(PY)
 	cd / && $(CURDIR)/.venv-wheel/bin/python -c "import fastloader, sys; \
 		s = fastloader.FastWeightedSampler([0.0, 1.0, 3.0], 1000, seed=0); \
 		assert set(s) <= {1, 2}; print('wheel ok:', fastloader.__file__)"
+
+# The core's C++ unit tests under AddressSanitizer and UBSan (no Python involved).
+cpp-test: $(PY)
+	$(PY) -m pip install -q cmake ninja
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cmake --preset sanitize -G Ninja >/dev/null
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cmake --build build/sanitize
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH ctest --preset sanitize
 
 # Editable install for development: rebuilds the extension in build/editable.
 dev: $(PY)
