@@ -123,7 +123,7 @@ def _source(value: Any, index: int, name: str) -> Optional[_Source]:
         try:
             converted = torch.as_tensor(value)
         except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
-            kind = TypeError if isinstance(exc, TypeError) else ValueError
+            kind = TypeError if _has_non_number(value) else ValueError  # else ragged
             raise kind(
                 f"sample {index} field {name!r}: expected a (nested) list of numbers: {exc}"
             ) from None
@@ -133,6 +133,15 @@ def _source(value: Any, index: int, name: str) -> Optional[_Source]:
         f"sample {index} field {name!r}: expected a tensor, numpy array, number or nested list "
         f"of numbers, but got {type(value).__name__}"
     )
+
+
+def _has_non_number(value: Any) -> bool:
+    """Whether a nested list that torch refused holds a non-number (else it was ragged)."""
+    if isinstance(value, (list, tuple)):
+        return any(_has_non_number(v) for v in value)
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return False
+    return not isinstance(value, numbers.Number)
 
 
 def _converted(source: _Source, dtype: torch.dtype, index: int, name: str) -> _Source:
