@@ -436,6 +436,8 @@ def pair(c=3, h=4, w=4, n=1, d=5, dtype=torch.uint8):
         ([pair(), pair(dtype=torch.float32)], TypeError, r"sample 1 field 'image' has dtype"),
         ([pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), torch.zeros(5))], ValueError, r"sample 1 field 'target'.*2-D"),
         ([pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), torch.zeros(2, 5, 1))], ValueError, r"sample 1 field 'target'.*2-D"),
+        ([(torch.zeros(3, 4, 4), 3), (torch.zeros(3, 4, 4), 1)], ValueError, r"sample 0 field 'target'.*2-D"),
+        ([pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), torch.tensor(2.0))], ValueError, r"sample 1 field 'target'.*2-D"),
         ([pair(), pair(d=4)], ValueError, r"sample 1 field 'target' has per-object shape \[4\]"),
         ([pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), [["a", "b"]])], TypeError, r"sample 1 field 'target'"),
         ([pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), np.array([[object()]]))], TypeError, r"sample 1 field 'target'"),

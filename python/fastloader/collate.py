@@ -554,7 +554,16 @@ class DetectionCollate:
                 kinds[name] = _LIST
                 fields[name] = list(values)
                 continue
-            if name in self.image_fields or len(sources[0].shape) == 0:
+            if tuple_samples:  # the stock format: the target is always an [N_i, D] array
+                for i, source in enumerate(sources):
+                    if len(source.shape) != 2 and not source.empty_list:
+                        raise ValueError(
+                            f"sample {i} field {name!r}: expected a 2-D [N, D] target, but got "
+                            f"shape {_shape(source.shape)}"
+                        )
+                kinds[name] = _OBJECT
+                object_sources[name] = sources
+            elif name in self.image_fields or len(sources[0].shape) == 0:
                 kinds[name] = _PER_IMAGE
                 fields[name] = self._stack(name, sources, memory, threads)
             else:
@@ -703,7 +712,9 @@ class DetectionCollate:
         raw = _allocate(nbytes, memory)
         _C.pad_images(views, channels, height, width, fill, self.channels_last, raw.data_ptr(), nbytes, threads)
         if self.channels_last:
-            images = _typed(raw, dtype, (batch, height, width, channels)).permute(0, 3, 1, 2)
+            # torch's own channels_last strides (a permuted view differs when H or W is 0).
+            strides = (height * width * channels, 1, width * channels, channels)
+            images = raw.view(dtype).as_strided((batch, channels, height, width), strides)
         elif rank == 3:
             images = _typed(raw, dtype, (batch, channels, height, width))
         else:
