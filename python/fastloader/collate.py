@@ -185,7 +185,8 @@ def _allocate(nbytes: int, memory: str) -> torch.Tensor:
 
 def _resolve_memory(memory: str) -> str:
     if get_worker_info() is not None:
-        return "shared" if memory in ("auto", "shared") else memory
+        # Never pin in a worker: CUDA must not be initialised in a forked process.
+        return "shared" if memory in ("auto", "shared", "pinned") else memory
     if memory == "auto":
         return "pinned" if torch.cuda.is_available() else "pooled"
     if memory == "pinned" and not torch.cuda.is_available():
