@@ -253,9 +253,9 @@ def test_dtypes_preserved_in_dict_samples():
 
 
 def test_multithreaded_large_batch_matches_reference():
-    # Big enough (~7 MB) that the kernels split the rows over torch.get_num_threads() threads.
+    # Big enough (~10 MB) that the kernels split the rows over torch.get_num_threads() threads.
     rng = np.random.default_rng(5)
-    images = [random_image(rng, torch.float32, 3, 200 + 9 * k, 230 - 7 * k, numpy=False) for k in range(8)]
+    images = [random_image(rng, torch.float32, 3, 300 + 9 * k, 340 - 7 * k, numpy=False) for k in range(8)]
     images[3] = images[3].transpose(1, 2).contiguous().transpose(1, 2)  # non-contiguous source
     out = DetectionCollate(size_divisibility=32, pad_value=3)([(i, torch.zeros(0, 5)) for i in images])
     assert_same(out.images, reference_images(images, 32, 3))
