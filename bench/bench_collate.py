@@ -97,8 +97,9 @@ def same_size_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
     ]
     report(f"same size: batch {batch_size} x 3x640x640 {str(dtype).replace('torch.', '')}, "
            f"{torch.get_num_threads()} threads", rows, nbytes)
-    fast, floor = rows[-1][1], rows[2][1]
-    print(f"  fast / floor(torch.stack out=) time ratio: {fast / floor:.2f} (target <= 1.5)")
+    fast, stack_floor, numpy_floor = rows[-1][1], rows[2][1], rows[3][1]
+    print(f"  fast / floor time ratio: {fast / stack_floor:.2f} vs torch.stack(out=), "
+          f"{fast / numpy_floor:.2f} vs numpy copy (target <= 1.5)")
 
 
 def variable_size_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
