@@ -181,6 +181,55 @@ def test_property_against_reference(case):
         assert torch.equal(as_tensor(i), i0) and torch.equal(as_tensor(t), as_tensor(t0))
 
 
+@st.composite
+def dict_batches(draw):
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    b = draw(st.integers(1, 5))
+    field_dtypes = {
+        "boxes": draw(st.sampled_from([np.float32, np.float64, np.float16])),
+        "labels": draw(st.sampled_from([np.int64, np.int32, np.uint8, np.bool_])),
+        "landmarks": draw(st.sampled_from([np.float32, np.int16])),
+    }
+    k = draw(st.integers(1, 4))
+    samples = []
+    for _ in range(b):
+        n = draw(st.integers(0, 5))
+        sample = {
+            "image": rng.integers(0, 255, (2, draw(st.integers(1, 9)), draw(st.integers(1, 9)))).astype(np.uint8),
+            "boxes": rng.random((n, 4)).astype(field_dtypes["boxes"]),
+            "labels": rng.integers(0, 2, n).astype(field_dtypes["labels"]),
+            "landmarks": (rng.random((n, k, 2)) * 100).astype(field_dtypes["landmarks"]),
+            "scale": float(rng.random()),
+            "flip": bool(rng.integers(0, 2)),
+            "matrix": rng.random((2, 3)),
+        }
+        if draw(st.booleans()):  # tensors and numpy mixed within the batch
+            sample = {key: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for key, v in sample.items()}
+        samples.append(sample)
+    return samples, draw(st.sampled_from([0, 8])), field_dtypes
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dict_batches())
+def test_property_dict_samples_against_reference(case):
+    samples, divisibility, field_dtypes = case
+    out = DetectionCollate(size_divisibility=divisibility, image_fields=("matrix",))(samples)
+    assert_same(out.images, reference_images([s["image"] for s in samples], divisibility))
+    counts = [len(s["labels"]) for s in samples]
+    assert out.counts.tolist() == counts
+    for name in ("boxes", "labels", "landmarks"):
+        want = torch.cat([as_tensor(s[name]) for s in samples])
+        assert_same(out.packed(name), want)
+        assert out.packed(name).dtype == torch.from_numpy(np.zeros(0, field_dtypes[name])).dtype
+        for got, s in zip(out[name], samples):
+            assert_same(got, as_tensor(s[name]))
+        padded, mask = out.padded(name)
+        assert torch.equal(padded[mask], want) and mask.sum(1).tolist() == counts
+    assert_same(out["scale"], torch.tensor([s["scale"] for s in samples], dtype=torch.float64))
+    assert_same(out["flip"], torch.tensor([s["flip"] for s in samples]))
+    assert_same(out["matrix"], torch.stack([as_tensor(s["matrix"]) for s in samples]))
+
+
 # ---------------------------------------------------------------- padding and batch fields
 def test_padding_values_and_size_divisibility():
     a = torch.arange(2 * 3 * 5, dtype=torch.float32).view(2, 3, 5)
@@ -250,6 +299,11 @@ def test_dtypes_preserved_in_dict_samples():
     assert out.images.dtype == torch.uint16 and out.packed("kp").dtype == torch.int32
     out = DetectionCollate(target_dtype=None)([(torch.zeros(1, 2, 2), np.ones((2, 2), np.int16))])
     assert out.packed().dtype == torch.int16
+    # Mixed dtypes of one field promote as torch.cat does; `[]` takes the batch's dtype.
+    mixed = [{"image": torch.zeros(1, 2, 2), "labels": lab} for lab in
+             (np.array([1], np.int32), torch.tensor([2, 3]), [])]
+    out = fast_detection_collate(mixed)
+    assert_same(out.packed("labels"), torch.tensor([1, 2, 3]))
 
 
 def test_multithreaded_large_batch_matches_reference():
