@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Mapping
@@ -63,7 +64,7 @@ class _Source(NamedTuple):
 
 
 def _from_tensor(value: torch.Tensor, index: int, name: str, empty_list: bool = False) -> _Source:
-    if value.device.type != "cpu":
+    if not value.is_cpu:
         raise ValueError(
             f"sample {index} field {name!r}: expected a CPU tensor, but got one on {value.device}"
         )
@@ -73,14 +74,14 @@ def _from_tensor(value: torch.Tensor, index: int, name: str, empty_list: bool = 
         raise TypeError(
             f"sample {index} field {name!r}: expected a real numeric dtype, but got {value.dtype}"
         )
-    if value.is_neg() or value.is_conj():  # lazy views: the raw memory is not the values
-        value = value.resolve_neg().resolve_conj()
+    if value.is_neg():  # a lazy negated view: the raw memory is not the values
+        value = value.resolve_neg()
     size = value.element_size()
     return _Source(
         value,
         value.dtype,
         tuple(value.shape),
-        tuple(s * size for s in value.stride()),
+        tuple([s * size for s in value.stride()]),
         value.data_ptr(),
         empty_list,
     )
@@ -152,6 +153,12 @@ def _converted(source: _Source, dtype: torch.dtype, index: int, name: str) -> _S
 
 def _fill_bytes(pad_value: Union[int, float, bool], dtype: torch.dtype) -> bytes:
     """pad_value as one element of dtype, refusing values the dtype cannot hold."""
+    # repr in the key: -0.0 == 0 and True == 1 hash alike but are different fills.
+    return _fill_bytes_cached(pad_value, repr(pad_value), dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _fill_bytes_cached(pad_value: Union[int, float, bool], _key: str, dtype: torch.dtype) -> bytes:
     try:
         element = torch.full((1,), pad_value, dtype=dtype)
     except (RuntimeError, OverflowError, TypeError) as exc:
@@ -199,7 +206,7 @@ def _typed(raw: torch.Tensor, dtype: torch.dtype, shape: Sequence[int]) -> torch
 
 
 def _element_size(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype).element_size()
+    return dtype.itemsize
 
 
 def _shape(shape: Sequence[int]) -> List[int]:
