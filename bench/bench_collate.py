@@ -9,13 +9,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from typing import Callable, List
+from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
-
 from fastloader import DetectionCollate, fast_detection_collate
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 
 def stock_detection_collate(batch):
@@ -32,14 +31,17 @@ def detectron2_style_padding(batch, size_divisibility=32, pad_value=0):
     images = [s[0] for s in batch]
     h = max(i.shape[-2] for i in images)
     w = max(i.shape[-1] for i in images)
-    h, w = -(-h // size_divisibility) * size_divisibility, -(-w // size_divisibility) * size_divisibility
+    h, w = (
+        -(-h // size_divisibility) * size_divisibility,
+        -(-w // size_divisibility) * size_divisibility,
+    )
     out = images[0].new_full((len(images), images[0].shape[0], h, w), pad_value)
     for k, image in enumerate(images):
         out[k, :, : image.shape[-2], : image.shape[-1]].copy_(image)
     return out, [torch.FloatTensor(s[1]) for s in batch]
 
 
-def make_samples(count: int, dtype: torch.dtype, sizes: List[tuple], seed: int = 0):
+def make_samples(count: int, dtype: torch.dtype, sizes: list[tuple], seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     samples = []
     for k in range(count):
@@ -67,12 +69,16 @@ def time_per_batch(fn: Callable[[], object], seconds: float, min_reps: int = 3) 
     return statistics.median(times)
 
 
-def report(title: str, rows: List[tuple], nbytes: int, stock_key: str = "stock detection_collate") -> None:
+def report(
+    title: str, rows: list[tuple], nbytes: int, stock_key: str = "stock detection_collate"
+) -> None:
     base = dict(rows)[stock_key]
     print(f"\n{title}  ({nbytes / 1e6:.0f} MB of images per batch)")
     print(f"  {'method':<44}{'ms/batch':>10}{'GB/s':>8}{'x stock':>9}")
     for name, seconds in rows:
-        print(f"  {name:<44}{seconds * 1e3:>10.2f}{nbytes / seconds / 1e9:>8.2f}{base / seconds:>9.2f}")
+        print(
+            f"  {name:<44}{seconds * 1e3:>10.2f}{nbytes / seconds / 1e9:>8.2f}{base / seconds:>9.2f}"
+        )
 
 
 def same_size_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
@@ -89,17 +95,32 @@ def same_size_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
             np.copyto(out_np[k], a)
 
     rows = [
-        ("stock detection_collate", time_per_batch(lambda: stock_detection_collate(samples), seconds)),
+        (
+            "stock detection_collate",
+            time_per_batch(lambda: stock_detection_collate(samples), seconds),
+        ),
         ("default_collate (images only)", time_per_batch(lambda: default_collate(images), seconds)),
-        ("floor: torch.stack(out=preallocated)", time_per_batch(lambda: torch.stack(images, 0, out=out_t), seconds)),
+        (
+            "floor: torch.stack(out=preallocated)",
+            time_per_batch(lambda: torch.stack(images, 0, out=out_t), seconds),
+        ),
         ("floor: numpy copy, 1 thread", time_per_batch(numpy_copy, seconds)),
-        ("fast_detection_collate", time_per_batch(lambda: fast_detection_collate(samples), seconds)),
+        (
+            "fast_detection_collate",
+            time_per_batch(lambda: fast_detection_collate(samples), seconds),
+        ),
     ]
-    report(f"same size: batch {batch_size} x 3x640x640 {str(dtype).replace('torch.', '')}, "
-           f"{torch.get_num_threads()} threads", rows, nbytes)
+    report(
+        f"same size: batch {batch_size} x 3x640x640 {str(dtype).replace('torch.', '')}, "
+        f"{torch.get_num_threads()} threads",
+        rows,
+        nbytes,
+    )
     fast, stack_floor, numpy_floor = rows[-1][1], rows[2][1], rows[3][1]
-    print(f"  fast / floor time ratio: {fast / stack_floor:.2f} vs torch.stack(out=), "
-          f"{fast / numpy_floor:.2f} vs numpy copy (target <= 1.5)")
+    print(
+        f"  fast / floor time ratio: {fast / stack_floor:.2f} vs torch.stack(out=), "
+        f"{fast / numpy_floor:.2f} vs numpy copy (target <= 1.5)"
+    )
 
 
 def variable_size_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
@@ -109,11 +130,21 @@ def variable_size_case(batch_size: int, dtype: torch.dtype, seconds: float) -> N
     nbytes = sum(s[0].numel() * s[0].element_size() for s in samples)
     collate = DetectionCollate(size_divisibility=32)
     rows = [
-        ("stock: detectron2-style padding in Python", time_per_batch(lambda: detectron2_style_padding(samples), seconds)),
-        ("DetectionCollate(size_divisibility=32)", time_per_batch(lambda: collate(samples), seconds)),
+        (
+            "stock: detectron2-style padding in Python",
+            time_per_batch(lambda: detectron2_style_padding(samples), seconds),
+        ),
+        (
+            "DetectionCollate(size_divisibility=32)",
+            time_per_batch(lambda: collate(samples), seconds),
+        ),
     ]
-    report(f"variable size 480..800: batch {batch_size} {str(dtype).replace('torch.', '')}, padded to /32",
-           rows, nbytes, stock_key="stock: detectron2-style padding in Python")
+    report(
+        f"variable size 480..800: batch {batch_size} {str(dtype).replace('torch.', '')}, padded to /32",
+        rows,
+        nbytes,
+        stock_key="stock: detectron2-style padding in Python",
+    )
 
 
 class SyntheticDetection(Dataset):
@@ -132,8 +163,14 @@ class SyntheticDetection(Dataset):
 
 def loader_rate(collate_fn, samples, batch_size: int, workers: int, batches: int) -> float:
     ds = SyntheticDetection(samples, batch_size * (batches + 4))
-    loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate_fn,
-                        persistent_workers=workers > 0, prefetch_factor=2 if workers else None)
+    loader = DataLoader(
+        ds,
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=collate_fn,
+        persistent_workers=workers > 0,
+        prefetch_factor=2 if workers else None,
+    )
     it = iter(loader)
     for _ in range(3):  # start-up and warm-up are not timed
         next(it)
@@ -148,15 +185,21 @@ def loader_rate(collate_fn, samples, batch_size: int, workers: int, batches: int
 
 def dataloader_case(batch_size: int, dtype: torch.dtype, workers_list, batches: int) -> None:
     samples = make_samples(batch_size * 2, dtype, [(640, 640)], seed=2)
-    print(f"\nDataLoader end to end: batch {batch_size} x 3x640x640 {str(dtype).replace('torch.', '')}, "
-          f"{batches} batches after warm-up, best of 2 interleaved rounds")
+    print(
+        f"\nDataLoader end to end: batch {batch_size} x 3x640x640 {str(dtype).replace('torch.', '')}, "
+        f"{batches} batches after warm-up, best of 2 interleaved rounds"
+    )
     print(f"  {'num_workers':<12}{'stock batch/s':>15}{'fast batch/s':>14}{'x stock':>9}")
     for workers in workers_list:
         # Two interleaved rounds, best of each: the machine is shared, so drift hits both alike.
         stock = fast = 0.0
         for _ in range(2):
-            stock = max(stock, loader_rate(stock_detection_collate, samples, batch_size, workers, batches))
-            fast = max(fast, loader_rate(fast_detection_collate, samples, batch_size, workers, batches))
+            stock = max(
+                stock, loader_rate(stock_detection_collate, samples, batch_size, workers, batches)
+            )
+            fast = max(
+                fast, loader_rate(fast_detection_collate, samples, batch_size, workers, batches)
+            )
         print(f"  {workers:<12}{stock:>15.1f}{fast:>14.1f}{fast / stock:>9.2f}")
 
 
@@ -176,10 +219,16 @@ def cuda_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
         torch.cuda.synchronize()
         return batch
 
-    rows = [("stock detection_collate + pin + H2D", time_per_batch(stock, seconds)),
-            ("fast_detection_collate (pinned) + H2D", time_per_batch(fast, seconds))]
-    report(f"CUDA: collate + host-to-device, batch {batch_size} {str(dtype).replace('torch.', '')}",
-           rows, nbytes, stock_key="stock detection_collate + pin + H2D")
+    rows = [
+        ("stock detection_collate + pin + H2D", time_per_batch(stock, seconds)),
+        ("fast_detection_collate (pinned) + H2D", time_per_batch(fast, seconds)),
+    ]
+    report(
+        f"CUDA: collate + host-to-device, batch {batch_size} {str(dtype).replace('torch.', '')}",
+        rows,
+        nbytes,
+        stock_key="stock detection_collate + pin + H2D",
+    )
 
 
 def main() -> None:
@@ -188,8 +237,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.6, help="timing budget per method")
     args = parser.parse_args()
     seconds = 0.25 if args.quick else args.seconds
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"CUDA {'yes' if torch.cuda.is_available() else 'no'}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"CUDA {'yes' if torch.cuda.is_available() else 'no'}"
+    )
     sizes = [32] if args.quick else [8, 32, 64]
     for dtype in (torch.uint8, torch.float32):
         for batch_size in sizes:

@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from fastloader import DetectionBatch, fast_detection_collate
 
 

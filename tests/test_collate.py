@@ -6,17 +6,15 @@ import gc
 import math
 import pickle
 
+import fastloader
 import numpy as np
 import pytest
 import torch
+from collate_helpers import SyntheticDetection, collate_reporting_shared
+from fastloader import DetectionBatch, DetectionCollate, fast_detection_collate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, default_collate
-
-import fastloader
-from fastloader import DetectionBatch, DetectionCollate, fast_detection_collate
-
-from collate_helpers import SyntheticDetection, collate_reporting_shared
 
 needs_cuda = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA GPU: pinned-memory path"
@@ -33,7 +31,11 @@ def stock_detection_collate(batch):
 
 
 def as_tensor(value):
-    return torch.from_numpy(np.array(value, order="C", copy=True)) if isinstance(value, np.ndarray) else value
+    return (
+        torch.from_numpy(np.array(value, order="C", copy=True))
+        if isinstance(value, np.ndarray)
+        else value
+    )
 
 
 def reference_images(images, size_divisibility=0, pad_value=0):
@@ -81,11 +83,11 @@ def test_equals_stock_detection_collate(dtype, seed):
         # Mixed inputs: numpy or tensor images, numpy / tensor / float64 / nested-list targets.
         if k % 2:
             image = image.numpy()
-        target = [target, torch.from_numpy(target), target.astype(np.float64), target.tolist()][k % 4]
+        target = [target, torch.from_numpy(target), target.astype(np.float64), target.tolist()][
+            k % 4
+        ]
         batch.append((image, target))
-    stock_images, stock_targets = stock_detection_collate(
-        [(as_tensor(i), t) for i, t in batch]
-    )
+    stock_images, stock_targets = stock_detection_collate([(as_tensor(i), t) for i, t in batch])
     images, targets = fast_detection_collate(batch)
     assert_same(images, stock_images)
     assert isinstance(targets, list) and len(targets) == len(stock_targets)
@@ -115,8 +117,18 @@ def test_same_size_matches_default_collate():
 
 
 # ---------------------------------------------------------------- property tests
-DTYPES = [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16,
-          torch.bfloat16, torch.float32, torch.float64, torch.bool]
+DTYPES = [
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+    torch.bool,
+]
 
 
 @st.composite
@@ -147,11 +159,13 @@ def batches(draw):
         target = rng.random((n, d)).astype(np.float32)
         target = torch.from_numpy(target) if draw(st.booleans()) else target
         samples.append((image, target))
-    settings_ = dict(
-        size_divisibility=draw(st.sampled_from([0, 1, 4, 32])),
-        pad_value=draw(st.sampled_from([0, 1])) if dtype == torch.bool else draw(st.integers(-1 if dtype.is_signed else 0, 100)),
-        channels_last=draw(st.booleans()),
-    )
+    settings_ = {
+        "size_divisibility": draw(st.sampled_from([0, 1, 4, 32])),
+        "pad_value": draw(st.sampled_from([0, 1]))
+        if dtype == torch.bool
+        else draw(st.integers(-1 if dtype.is_signed else 0, 100)),
+        "channels_last": draw(st.booleans()),
+    }
     return samples, settings_
 
 
@@ -159,10 +173,17 @@ def batches(draw):
 @given(batches())
 def test_property_against_reference(case):
     samples, config = case
-    originals = [(torch.tensor(np.array(i)) if isinstance(i, np.ndarray) else i.clone(),
-                  np.array(t) if isinstance(t, np.ndarray) else t.clone()) for i, t in samples]
+    originals = [
+        (
+            torch.tensor(np.array(i)) if isinstance(i, np.ndarray) else i.clone(),
+            np.array(t) if isinstance(t, np.ndarray) else t.clone(),
+        )
+        for i, t in samples
+    ]
     out = DetectionCollate(**config)(samples)
-    expected = reference_images([i for i, _ in samples], config["size_divisibility"], config["pad_value"])
+    expected = reference_images(
+        [i for i, _ in samples], config["size_divisibility"], config["pad_value"]
+    )
     assert_same(out.images, expected)
     if config["channels_last"]:
         assert out.images.is_contiguous(memory_format=torch.channels_last)
@@ -195,7 +216,9 @@ def dict_batches(draw):
     for _ in range(b):
         n = draw(st.integers(0, 5))
         sample = {
-            "image": rng.integers(0, 255, (2, draw(st.integers(1, 9)), draw(st.integers(1, 9)))).astype(np.uint8),
+            "image": rng.integers(
+                0, 255, (2, draw(st.integers(1, 9)), draw(st.integers(1, 9)))
+            ).astype(np.uint8),
             "boxes": rng.random((n, 4)).astype(field_dtypes["boxes"]),
             "labels": rng.integers(0, 2, n).astype(field_dtypes["labels"]),
             "landmarks": (rng.random((n, k, 2)) * 100).astype(field_dtypes["landmarks"]),
@@ -204,7 +227,10 @@ def dict_batches(draw):
             "matrix": rng.random((2, 3)),
         }
         if draw(st.booleans()):  # tensors and numpy mixed within the batch
-            sample = {key: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for key, v in sample.items()}
+            sample = {
+                key: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                for key, v in sample.items()
+            }
         samples.append(sample)
     return samples, draw(st.sampled_from([0, 8])), field_dtypes
 
@@ -248,7 +274,9 @@ def test_padding_values_and_size_divisibility():
 
 def test_channels_last_output():
     images = [torch.randint(0, 255, (3, h, w), dtype=torch.uint8) for h, w in [(5, 7), (6, 3)]]
-    out = DetectionCollate(channels_last=True, pad_value=9)([(i, torch.zeros(0, 4)) for i in images])
+    out = DetectionCollate(channels_last=True, pad_value=9)(
+        [(i, torch.zeros(0, 4)) for i in images]
+    )
     assert out.images.shape == (2, 3, 6, 7)
     assert out.images.is_contiguous(memory_format=torch.channels_last)
     assert out.images.stride() == (6 * 7 * 3, 1, 7 * 3, 3)
@@ -287,21 +315,27 @@ def test_dict_samples_pack_object_fields_and_stack_per_image_fields():
             assert_same(got, s[name])
     assert_same(out["scale"], torch.tensor([s["scale"] for s in samples], dtype=torch.float64))
     assert_same(out["id"], torch.arange(8, dtype=torch.int64))
-    assert_same(out["intrinsics"], torch.stack([torch.from_numpy(s["intrinsics"]) for s in samples]))
+    assert_same(
+        out["intrinsics"], torch.stack([torch.from_numpy(s["intrinsics"]) for s in samples])
+    )
     assert_same(out["image"], reference_images([s["image"] for s in samples], 8))
     assert out.counts.tolist() == [len(s["labels"]) for s in samples]
     assert dict(out)["labels"][1].tolist() == samples[1]["labels"].tolist()
 
 
 def test_dtypes_preserved_in_dict_samples():
-    samples = [{"image": np.zeros((1, 2, 2), np.uint16), "kp": np.ones((n, 3), np.int32)} for n in (1, 2)]
+    samples = [
+        {"image": np.zeros((1, 2, 2), np.uint16), "kp": np.ones((n, 3), np.int32)} for n in (1, 2)
+    ]
     out = fast_detection_collate(samples)
     assert out.images.dtype == torch.uint16 and out.packed("kp").dtype == torch.int32
     out = DetectionCollate(target_dtype=None)([(torch.zeros(1, 2, 2), np.ones((2, 2), np.int16))])
     assert out.packed().dtype == torch.int16
     # Mixed dtypes of one field promote as torch.cat does; `[]` takes the batch's dtype.
-    mixed = [{"image": torch.zeros(1, 2, 2), "labels": lab} for lab in
-             (np.array([1], np.int32), torch.tensor([2, 3]), [])]
+    mixed = [
+        {"image": torch.zeros(1, 2, 2), "labels": lab}
+        for lab in (np.array([1], np.int32), torch.tensor([2, 3]), [])
+    ]
     out = fast_detection_collate(mixed)
     assert_same(out.packed("labels"), torch.tensor([1, 2, 3]))
 
@@ -309,9 +343,13 @@ def test_dtypes_preserved_in_dict_samples():
 def test_multithreaded_large_batch_matches_reference():
     # Big enough (~10 MB) that the kernels split the rows over torch.get_num_threads() threads.
     rng = np.random.default_rng(5)
-    images = [random_image(rng, torch.float32, 3, 300 + 9 * k, 340 - 7 * k, numpy=False) for k in range(8)]
+    images = [
+        random_image(rng, torch.float32, 3, 300 + 9 * k, 340 - 7 * k, numpy=False) for k in range(8)
+    ]
     images[3] = images[3].transpose(1, 2).contiguous().transpose(1, 2)  # non-contiguous source
-    out = DetectionCollate(size_divisibility=32, pad_value=3)([(i, torch.zeros(0, 5)) for i in images])
+    out = DetectionCollate(size_divisibility=32, pad_value=3)(
+        [(i, torch.zeros(0, 5)) for i in images]
+    )
     assert_same(out.images, reference_images(images, 32, 3))
     cl = DetectionCollate(channels_last=True)([(i, torch.zeros(0, 5)) for i in images])
     assert_same(cl.images, reference_images(images))
@@ -338,7 +376,7 @@ def test_grayscale_2d_images():
 # ---------------------------------------------------------------- API and pickling
 def test_batch_api_and_repr():
     out = fast_detection_collate([(torch.zeros(3, 2, 2), torch.ones(1, 4))])
-    images, targets = out
+    images, _targets = out
     assert len(out) == 2 and out[-1][0].shape == (1, 4) and images is out["image"]
     assert "target" in out and out.batch_size == 1 and "DetectionBatch" in repr(out)
     with pytest.raises(IndexError):
@@ -350,8 +388,13 @@ def test_batch_api_and_repr():
 
 
 def test_collate_and_batch_pickle():
-    collate = DetectionCollate(size_divisibility=32, pad_value=1, channels_last=True,
-                               image_fields=("k",), target_dtype=None)
+    collate = DetectionCollate(
+        size_divisibility=32,
+        pad_value=1,
+        channels_last=True,
+        image_fields=("k",),
+        target_dtype=None,
+    )
     again = pickle.loads(pickle.dumps(collate))
     assert repr(again) == repr(collate)
     batch = again([(torch.rand(3, 4, 5), torch.rand(2, 5))])
@@ -412,14 +455,21 @@ def test_pin_memory_without_cuda_falls_back_without_error():
         pytest.skip("CUDA present: covered by the pinned tests")
     out = fast_detection_collate([(torch.zeros(3, 4, 4), torch.rand(1, 5))])
     assert out.pin_memory() is out
-    assert DetectionCollate(memory="pinned")([(torch.zeros(1, 2, 2), [])]).images.is_pinned() is False
+    assert (
+        DetectionCollate(memory="pinned")([(torch.zeros(1, 2, 2), [])]).images.is_pinned() is False
+    )
 
 
 @pytest.mark.parametrize("context", ["fork", "spawn"])
 def test_dataloader_workers_use_shared_memory(context):
     ds = SyntheticDetection(12)
-    loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_reporting_shared,
-                        multiprocessing_context=context)
+    loader = DataLoader(
+        ds,
+        batch_size=4,
+        num_workers=2,
+        collate_fn=collate_reporting_shared,
+        multiprocessing_context=context,
+    )
     seen = 0
     for k, (batch, in_worker, shared) in enumerate(loader):
         assert in_worker
@@ -446,14 +496,18 @@ def test_dataloader_in_main_process_dict_samples():
 
 @needs_cuda
 def test_cuda_main_process_outputs_are_pinned():
-    out = fast_detection_collate([(torch.rand(3, 8, 8), torch.rand(2, 5)), (torch.rand(3, 6, 8), torch.rand(0, 5))])
+    out = fast_detection_collate(
+        [(torch.rand(3, 8, 8), torch.rand(2, 5)), (torch.rand(3, 6, 8), torch.rand(0, 5))]
+    )
     assert out.is_pinned() and out.images.is_pinned() and out.packed().is_pinned()
     assert out.pin_memory() is out
 
 
 @needs_cuda
 def test_cuda_to_device_rebuilds_views():
-    cpu = DetectionCollate(memory="plain")([(torch.rand(3, 8, 8), torch.rand(2, 5)), (torch.rand(3, 6, 8), torch.rand(0, 5))])
+    cpu = DetectionCollate(memory="plain")(
+        [(torch.rand(3, 8, 8), torch.rand(2, 5)), (torch.rand(3, 6, 8), torch.rand(0, 5))]
+    )
     pinned = cpu.pin_memory()
     assert pinned is not cpu and pinned.is_pinned() and torch.equal(pinned.images, cpu.images)
     gpu = pinned.to("cuda", non_blocking=True)
@@ -467,8 +521,13 @@ def test_cuda_to_device_rebuilds_views():
 
 @needs_cuda
 def test_cuda_dataloader_pin_memory_thread():
-    loader = DataLoader(SyntheticDetection(8), batch_size=4, num_workers=2, pin_memory=True,
-                        collate_fn=fast_detection_collate)
+    loader = DataLoader(
+        SyntheticDetection(8),
+        batch_size=4,
+        num_workers=2,
+        pin_memory=True,
+        collate_fn=fast_detection_collate,
+    )
     for batch in loader:
         assert batch.is_pinned() and batch.images.is_pinned()
         assert all(t.is_pinned() for t in batch[1])
@@ -485,21 +544,64 @@ def pair(c=3, h=4, w=4, n=1, d=5, dtype=torch.uint8):
         ([], ValueError, "empty batch"),
         (torch.zeros(2, 3), TypeError, "sequence of samples"),
         ([pair(), pair(c=1)], ValueError, r"sample 1 field 'image' has 1 channels"),
-        ([pair(), (torch.zeros(1, 3, 4, 4), torch.zeros(0, 5))], ValueError, r"sample 1 field 'image'.*3-D"),
+        (
+            [pair(), (torch.zeros(1, 3, 4, 4), torch.zeros(0, 5))],
+            ValueError,
+            r"sample 1 field 'image'.*3-D",
+        ),
         ([(torch.zeros(5), torch.zeros(0, 5))], ValueError, r"sample 0 field 'image'.*\[C, H, W\]"),
         ([pair(), pair(dtype=torch.float32)], TypeError, r"sample 1 field 'image' has dtype"),
-        ([pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), torch.zeros(5))], ValueError, r"sample 1 field 'target'.*2-D"),
-        ([pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), torch.zeros(2, 5, 1))], ValueError, r"sample 1 field 'target'.*2-D"),
-        ([(torch.zeros(3, 4, 4), 3), (torch.zeros(3, 4, 4), 1)], ValueError, r"sample 0 field 'target'.*2-D"),
-        ([pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), torch.tensor(2.0))], ValueError, r"sample 1 field 'target'.*2-D"),
+        (
+            [pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), torch.zeros(5))],
+            ValueError,
+            r"sample 1 field 'target'.*2-D",
+        ),
+        (
+            [pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), torch.zeros(2, 5, 1))],
+            ValueError,
+            r"sample 1 field 'target'.*2-D",
+        ),
+        (
+            [(torch.zeros(3, 4, 4), 3), (torch.zeros(3, 4, 4), 1)],
+            ValueError,
+            r"sample 0 field 'target'.*2-D",
+        ),
+        (
+            [pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), torch.tensor(2.0))],
+            ValueError,
+            r"sample 1 field 'target'.*2-D",
+        ),
         ([pair(), pair(d=4)], ValueError, r"sample 1 field 'target' has per-object shape \[4\]"),
-        ([pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), [["a", "b"]])], TypeError, r"sample 1 field 'target'"),
-        ([pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), np.array([[object()]]))], TypeError, r"sample 1 field 'target'"),
-        ([pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), torch.zeros(1, 5, dtype=torch.complex64))], TypeError, r"sample 1 field 'target'"),
-        ([pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), [[1, 2], [3]])], ValueError, r"sample 1 field 'target'"),
+        (
+            [pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), [["a", "b"]])],
+            TypeError,
+            r"sample 1 field 'target'",
+        ),
+        (
+            [pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), np.array([[object()]]))],
+            TypeError,
+            r"sample 1 field 'target'",
+        ),
+        (
+            [
+                pair(),
+                (torch.zeros(3, 4, 4, dtype=torch.uint8), torch.zeros(1, 5, dtype=torch.complex64)),
+            ],
+            TypeError,
+            r"sample 1 field 'target'",
+        ),
+        (
+            [pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), [[1, 2], [3]])],
+            ValueError,
+            r"sample 1 field 'target'",
+        ),
         ([pair(), ("not an image", torch.zeros(0, 5))], TypeError, r"sample 1 field 'image'"),
         ([pair(), (None, torch.zeros(0, 5))], TypeError, r"sample 1 field 'image'"),
-        ([pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), None)], TypeError, r"sample 1 field 'target'"),
+        (
+            [pair(), (torch.zeros(3, 4, 4, dtype=torch.uint8), None)],
+            TypeError,
+            r"sample 1 field 'target'",
+        ),
         ([pair(), (1, 2, 3)], TypeError, r"sample 1 should be an \(image, target\) pair"),
         ([pair(), {"image": torch.zeros(3, 4, 4)}], TypeError, r"sample 1 is a dict"),
     ],
@@ -510,7 +612,11 @@ def test_bad_tuple_batches_raise(batch, error, pattern):
 
 
 def dict_sample(n=2, **extra):
-    sample = {"image": torch.zeros(3, 4, 4), "boxes": torch.zeros(n, 4), "labels": torch.zeros(n, dtype=torch.int64)}
+    sample = {
+        "image": torch.zeros(3, 4, 4),
+        "boxes": torch.zeros(n, 4),
+        "labels": torch.zeros(n, dtype=torch.int64),
+    }
     sample.update(extra)
     return sample
 
@@ -518,14 +624,49 @@ def dict_sample(n=2, **extra):
 @pytest.mark.parametrize(
     "batch, error, pattern",
     [
-        ([dict_sample(), {"image": torch.zeros(3, 4, 4), "boxes": torch.zeros(1, 4)}], ValueError, r"sample 1 is missing field 'labels'"),
-        ([dict_sample(), dict_sample(extra=torch.zeros(2))], ValueError, r"sample 1 has field 'extra'"),
-        ([dict_sample(), {"image": torch.zeros(3, 4, 4), "boxes": torch.zeros(3, 4), "labels": torch.zeros(2)}], ValueError, r"sample 1 field 'labels' has 2 objects but field 'boxes' has 3"),
+        (
+            [dict_sample(), {"image": torch.zeros(3, 4, 4), "boxes": torch.zeros(1, 4)}],
+            ValueError,
+            r"sample 1 is missing field 'labels'",
+        ),
+        (
+            [dict_sample(), dict_sample(extra=torch.zeros(2))],
+            ValueError,
+            r"sample 1 has field 'extra'",
+        ),
+        (
+            [
+                dict_sample(),
+                {
+                    "image": torch.zeros(3, 4, 4),
+                    "boxes": torch.zeros(3, 4),
+                    "labels": torch.zeros(2),
+                },
+            ],
+            ValueError,
+            r"sample 1 field 'labels' has 2 objects but field 'boxes' has 3",
+        ),
         ([{"boxes": torch.zeros(1, 4)}], ValueError, r"no image field 'image'"),
-        ([dict_sample(name="a"), dict_sample(name=torch.zeros(2))], TypeError, r"sample 1 field 'name'"),
-        ([dict_sample(s=1.0), dict_sample(s=torch.zeros(2))], ValueError, r"sample 1 field 's' has shape \[2\]"),
-        ([dict_sample(), dict_sample(boxes=np.array([["x"] * 4] * 2))], TypeError, r"sample 1 field 'boxes'"),
-        ([dict_sample(), dict_sample(labels=torch.tensor(3))], ValueError, r"sample 1 field 'labels'.*0-d"),
+        (
+            [dict_sample(name="a"), dict_sample(name=torch.zeros(2))],
+            TypeError,
+            r"sample 1 field 'name'",
+        ),
+        (
+            [dict_sample(s=1.0), dict_sample(s=torch.zeros(2))],
+            ValueError,
+            r"sample 1 field 's' has shape \[2\]",
+        ),
+        (
+            [dict_sample(), dict_sample(boxes=np.array([["x"] * 4] * 2))],
+            TypeError,
+            r"sample 1 field 'boxes'",
+        ),
+        (
+            [dict_sample(), dict_sample(labels=torch.tensor(3))],
+            ValueError,
+            r"sample 1 field 'labels'.*0-d",
+        ),
     ],
 )
 def test_bad_dict_batches_raise(batch, error, pattern):
@@ -538,23 +679,25 @@ def test_pad_value_that_the_dtype_cannot_hold():
         DetectionCollate(pad_value=300)([pair()])
     with pytest.raises(ValueError, match="pad_value=0.5"):
         DetectionCollate(pad_value=0.5)([pair()])
-    out = DetectionCollate(pad_value=math.nan)([(torch.zeros(1, 1, 1), []), (torch.zeros(1, 2, 2), [])])
+    out = DetectionCollate(pad_value=math.nan)(
+        [(torch.zeros(1, 1, 1), []), (torch.zeros(1, 2, 2), [])]
+    )
     assert math.isnan(out.images[0, 0, 1, 1].item())
 
 
 @pytest.mark.parametrize(
     "kwargs, error, pattern",
     [
-        (dict(size_divisibility=-1), ValueError, "size_divisibility"),
-        (dict(size_divisibility=2.0), ValueError, "size_divisibility"),
-        (dict(pad_value="0"), TypeError, "pad_value"),
-        (dict(pad_value=1j), TypeError, "pad_value"),
-        (dict(channels_last=1), ValueError, "channels_last"),
-        (dict(image_key=""), TypeError, "image_key"),
-        (dict(image_fields="scale"), TypeError, "image_fields"),
-        (dict(image_fields=("image",)), ValueError, "image_fields"),
-        (dict(target_dtype=torch.complex64), TypeError, "target_dtype"),
-        (dict(memory="gpu"), ValueError, "memory"),
+        ({"size_divisibility": -1}, ValueError, "size_divisibility"),
+        ({"size_divisibility": 2.0}, ValueError, "size_divisibility"),
+        ({"pad_value": "0"}, TypeError, "pad_value"),
+        ({"pad_value": 1j}, TypeError, "pad_value"),
+        ({"channels_last": 1}, ValueError, "channels_last"),
+        ({"image_key": ""}, TypeError, "image_key"),
+        ({"image_fields": "scale"}, TypeError, "image_fields"),
+        ({"image_fields": ("image",)}, ValueError, "image_fields"),
+        ({"target_dtype": torch.complex64}, TypeError, "target_dtype"),
+        ({"memory": "gpu"}, ValueError, "memory"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, error, pattern):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Mapping
-from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -19,10 +19,10 @@ from ._threads import native_threads
 __all__ = [
     "DetectionBatch",
     "DetectionCollate",
-    "fast_detection_collate",
     "buffer_pool_stats",
-    "set_buffer_pool_limit",
     "clear_buffer_pool",
+    "fast_detection_collate",
+    "set_buffer_pool_limit",
 ]
 
 _NUMPY_TO_TORCH = {
@@ -54,12 +54,12 @@ class _Source(NamedTuple):
 
     keep: Any
     dtype: torch.dtype
-    shape: Tuple[int, ...]
-    strides: Tuple[int, ...]  # bytes
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]  # bytes
     address: int
     empty_list: bool  # `[]`: zero objects whose trailing shape and dtype follow the other samples
 
-    def view(self) -> Tuple[int, Tuple[int, ...], Tuple[int, ...]]:
+    def view(self) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
         return self.address, self.shape, self.strides
 
 
@@ -69,7 +69,9 @@ def _from_tensor(value: torch.Tensor, index: int, name: str, empty_list: bool = 
             f"sample {index} field {name!r}: expected a CPU tensor, but got one on {value.device}"
         )
     if value.layout != torch.strided:
-        raise TypeError(f"sample {index} field {name!r}: expected a dense tensor, got {value.layout}")
+        raise TypeError(
+            f"sample {index} field {name!r}: expected a dense tensor, got {value.layout}"
+        )
     if value.dtype not in _REAL_DTYPES:
         raise TypeError(
             f"sample {index} field {name!r}: expected a real numeric dtype, but got {value.dtype}"
@@ -101,7 +103,7 @@ def _from_array(value: np.ndarray, index: int, name: str) -> _Source:
     )
 
 
-def _source(value: Any, index: int, name: str) -> Optional[_Source]:
+def _source(value: Any, index: int, name: str) -> _Source | None:
     """The value as a strided source; None for strings (kept as a list)."""
     if isinstance(value, torch.Tensor):
         return _from_tensor(value, index, name)
@@ -117,7 +119,9 @@ def _source(value: Any, index: int, name: str) -> Optional[_Source]:
         try:
             return _from_array(np.array(int(value), dtype=np.int64), index, name)
         except OverflowError:
-            raise ValueError(f"sample {index} field {name!r}: {value} does not fit in int64") from None
+            raise ValueError(
+                f"sample {index} field {name!r}: {value} does not fit in int64"
+            ) from None
     if isinstance(value, numbers.Real):  # float64, as default_collate makes Python floats
         return _from_array(np.array(float(value), dtype=np.float64), index, name)
     if isinstance(value, (list, tuple)):
@@ -151,18 +155,20 @@ def _converted(source: _Source, dtype: torch.dtype, index: int, name: str) -> _S
     return _from_tensor(tensor.to(dtype), index, name, source.empty_list)
 
 
-def _fill_bytes(pad_value: Union[int, float, bool], dtype: torch.dtype) -> bytes:
+def _fill_bytes(pad_value: float | bool, dtype: torch.dtype) -> bytes:
     """pad_value as one element of dtype, refusing values the dtype cannot hold."""
     # repr in the key: -0.0 == 0 and True == 1 hash alike but are different fills.
     return _fill_bytes_cached(pad_value, repr(pad_value), dtype)
 
 
 @functools.lru_cache(maxsize=64)
-def _fill_bytes_cached(pad_value: Union[int, float, bool], _key: str, dtype: torch.dtype) -> bytes:
+def _fill_bytes_cached(pad_value: float | bool, _key: str, dtype: torch.dtype) -> bytes:
     try:
         element = torch.full((1,), pad_value, dtype=dtype)
     except (RuntimeError, OverflowError, TypeError) as exc:
-        raise ValueError(f"pad_value={pad_value!r} cannot be converted to the image dtype {dtype}: {exc}") from None
+        raise ValueError(
+            f"pad_value={pad_value!r} cannot be converted to the image dtype {dtype}: {exc}"
+        ) from None
     back = element.item()
     if dtype.is_floating_point:
         exact = math.isnan(pad_value) or not math.isinf(back) or math.isinf(pad_value)
@@ -209,7 +215,7 @@ def _element_size(dtype: torch.dtype) -> int:
     return dtype.itemsize
 
 
-def _shape(shape: Sequence[int]) -> List[int]:
+def _shape(shape: Sequence[int]) -> list[int]:
     return [int(s) for s in shape]
 
 
@@ -222,11 +228,11 @@ class DetectionBatch:
 
     def __init__(
         self,
-        fields: Dict[str, Any],
-        kinds: Dict[str, str],
+        fields: dict[str, Any],
+        kinds: dict[str, str],
         index: torch.Tensor,
-        counts: List[int],
-        sizes: List[Tuple[int, int]],
+        counts: list[int],
+        sizes: list[tuple[int, int]],
         image_key: str,
         tuple_samples: bool,
     ) -> None:
@@ -237,7 +243,7 @@ class DetectionBatch:
         self._sizes = sizes
         self._image_key = image_key
         self._tuple_samples = tuple_samples
-        self._views: Dict[str, list] = {}
+        self._views: dict[str, list] = {}
 
     # ---- the batch as a whole -------------------------------------------------------------
     @property
@@ -276,17 +282,17 @@ class DetectionBatch:
         return self._index[4 * self.batch_size + 1 :]
 
     @property
-    def object_fields(self) -> Tuple[str, ...]:
+    def object_fields(self) -> tuple[str, ...]:
         """Names of the per-object (ragged, packed) fields."""
         return tuple(k for k, kind in self._kinds.items() if kind == _OBJECT)
 
-    def keys(self) -> List[str]:
+    def keys(self) -> list[str]:
         return list(self._fields)
 
-    def values(self) -> List[Any]:
+    def values(self) -> list[Any]:
         return [self[k] for k in self._fields]
 
-    def items(self) -> List[Tuple[str, Any]]:
+    def items(self) -> list[tuple[str, Any]]:
         return [(k, self[k]) for k in self._fields]
 
     def __len__(self) -> int:
@@ -300,14 +306,16 @@ class DetectionBatch:
     def __contains__(self, name: object) -> bool:
         return name in self._fields
 
-    def __getitem__(self, key: Union[int, str]) -> Any:
+    def __getitem__(self, key: int | str) -> Any:
         """``batch[0]``/``batch[1]`` by position, ``batch["boxes"]`` by name.
 
         Per-object fields give the list of per-image views; the image and per-image fields give
         the stacked tensor; string fields give the list of strings.
         """
         if isinstance(key, bool) or not isinstance(key, (int, str)):
-            raise TypeError(f"DetectionBatch indices are field positions or names, not {type(key).__name__}")
+            raise TypeError(
+                f"DetectionBatch indices are field positions or names, not {type(key).__name__}"
+            )
         if isinstance(key, int):
             names = list(self._fields)
             if not -len(names) <= key < len(names):
@@ -324,7 +332,9 @@ class DetectionBatch:
         try:
             return self._kinds[name]
         except KeyError:
-            raise KeyError(f"no field {name!r} in this batch; fields: {list(self._fields)}") from None
+            raise KeyError(
+                f"no field {name!r} in this batch; fields: {list(self._fields)}"
+            ) from None
 
     def _object_field(self, name: str) -> torch.Tensor:
         if self._kind(name) != _OBJECT:
@@ -338,7 +348,7 @@ class DetectionBatch:
         """[sum N_i, ...]: every image's objects back to back (use with batch_index / offsets)."""
         return self._object_field(name)
 
-    def per_image(self, name: str = "target") -> List[Any]:
+    def per_image(self, name: str = "target") -> list[Any]:
         """B per-image views: [N_i, ...] of a per-object field, the unpadded [C, H_i, W_i] of the
         images, or row i of a per-image field."""
         cached = self._views.get(name)
@@ -356,7 +366,9 @@ class DetectionBatch:
             self._views[name] = cached
         return list(cached)
 
-    def padded(self, name: str = "target", fill: Union[int, float, bool] = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    def padded(
+        self, name: str = "target", fill: float | bool = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """([B, max N, ...] with ``fill`` past each image's objects, bool mask [B, max N])."""
         packed = self._object_field(name)
         batch = self.batch_size
@@ -368,37 +380,42 @@ class DetectionBatch:
         return out, mask
 
     # ---- memory and devices ---------------------------------------------------------------
-    def tensors(self) -> Dict[str, torch.Tensor]:
+    def tensors(self) -> dict[str, torch.Tensor]:
         """The batch's own tensors (one per field plus the int64 index block), by name."""
         out = {k: v for k, v in self._fields.items() if isinstance(v, torch.Tensor)}
         out["__index__"] = self._index
         return out
 
-    def _map(self, move: Any) -> "DetectionBatch":
+    def _map(self, move: Any) -> DetectionBatch:
         fields = {k: move(v) if isinstance(v, torch.Tensor) else v for k, v in self._fields.items()}
         return DetectionBatch(
-            fields, dict(self._kinds), move(self._index), self._counts, self._sizes,
-            self._image_key, self._tuple_samples,
+            fields,
+            dict(self._kinds),
+            move(self._index),
+            self._counts,
+            self._sizes,
+            self._image_key,
+            self._tuple_samples,
         )
 
     def is_pinned(self) -> bool:
         return all(t.is_pinned() for t in self.tensors().values())
 
-    def pin_memory(self, device: Any = None) -> "DetectionBatch":
+    def pin_memory(self, device: Any = None) -> DetectionBatch:
         """Pins each field with one copy and rebuilds the views; self when already pinned (or
         when there is no CUDA to pin for)."""
         if not torch.cuda.is_available() or self.is_pinned():
             return self
         return self._map(lambda t: t if t.is_pinned() else t.pin_memory())
 
-    def to(self, device: Union[str, torch.device, int], non_blocking: bool = False) -> "DetectionBatch":
+    def to(self, device: str | torch.device | int, non_blocking: bool = False) -> DetectionBatch:
         """Moves each field with one copy; per-image views are rebuilt on the device."""
         return self._map(lambda t: t.to(device, non_blocking=non_blocking))
 
-    def cuda(self, device: Any = None, non_blocking: bool = False) -> "DetectionBatch":
+    def cuda(self, device: Any = None, non_blocking: bool = False) -> DetectionBatch:
         return self._map(lambda t: t.cuda(device, non_blocking=non_blocking))
 
-    def cpu(self) -> "DetectionBatch":
+    def cpu(self) -> DetectionBatch:
         return self._map(lambda t: t.cpu())
 
     @property
@@ -410,8 +427,15 @@ class DetectionBatch:
         # per-image views are rebuilt on the other side.
         return (
             DetectionBatch,
-            (self._fields, self._kinds, self._index, self._counts, self._sizes, self._image_key,
-             self._tuple_samples),
+            (
+                self._fields,
+                self._kinds,
+                self._index,
+                self._counts,
+                self._sizes,
+                self._image_key,
+                self._tuple_samples,
+            ),
         )
 
     def __repr__(self) -> str:
@@ -444,12 +468,12 @@ class DetectionCollate:
     def __init__(
         self,
         size_divisibility: int = 0,
-        pad_value: Union[int, float, bool] = 0,
+        pad_value: float | bool = 0,
         channels_last: bool = False,
         image_key: str = "image",
         image_fields: Iterable[str] = (),
         *,
-        target_dtype: Optional[torch.dtype] = torch.float32,
+        target_dtype: torch.dtype | None = torch.float32,
         memory: str = "auto",
     ) -> None:
         self.size_divisibility = non_negative_int(size_divisibility, "size_divisibility")
@@ -475,7 +499,9 @@ class DetectionCollate:
             raise ValueError(f"image_fields should not contain the image_key {image_key!r}")
         self.image_fields = fields
         if target_dtype is not None and target_dtype not in _REAL_DTYPES:
-            raise TypeError(f"target_dtype should be a real torch.dtype or None, but got {target_dtype!r}")
+            raise TypeError(
+                f"target_dtype should be a real torch.dtype or None, but got {target_dtype!r}"
+            )
         self.target_dtype = target_dtype
         if memory not in _MEMORY_KINDS:
             raise ValueError(f"memory should be one of {_MEMORY_KINDS}, but got memory={memory!r}")
@@ -490,7 +516,7 @@ class DetectionCollate:
         )
 
     # ---- sample structure -----------------------------------------------------------------
-    def _as_dicts(self, batch: Any) -> Tuple[List[Mapping], bool]:
+    def _as_dicts(self, batch: Any) -> tuple[list[Mapping], bool]:
         if isinstance(batch, (str, bytes)) or not isinstance(batch, Sequence):
             raise TypeError(
                 f"batch should be a sequence of samples, but got {type(batch).__name__}"
@@ -498,7 +524,7 @@ class DetectionCollate:
         if len(batch) == 0:
             raise ValueError("batch should contain at least one sample, but got an empty batch")
         tuple_samples = not isinstance(batch[0], Mapping)
-        samples: List[Mapping] = []
+        samples: list[Mapping] = []
         for i, sample in enumerate(batch):
             if isinstance(sample, Mapping):
                 if tuple_samples:
@@ -527,7 +553,9 @@ class DetectionCollate:
             if sample.keys() != known:
                 missing = [k for k in names if k not in sample]
                 if missing:
-                    raise ValueError(f"sample {i} is missing field {missing[0]!r}, which sample 0 has")
+                    raise ValueError(
+                        f"sample {i} is missing field {missing[0]!r}, which sample 0 has"
+                    )
                 extra = [k for k in sample if k not in known]
                 raise ValueError(f"sample {i} has field {extra[0]!r}, which sample 0 does not have")
         return samples, tuple_samples
@@ -539,23 +567,27 @@ class DetectionCollate:
         threads = native_threads()
         names = list(samples[0].keys())
 
-        fields: Dict[str, Any] = {}
-        kinds: Dict[str, str] = {}
-        object_sources: Dict[str, List[_Source]] = {}
-        image_sources: List[_Source] = []
+        fields: dict[str, Any] = {}
+        kinds: dict[str, str] = {}
+        object_sources: dict[str, list[_Source]] = {}
+        image_sources: list[_Source] = []
         for name in names:
             values = [s[name] for s in samples]
             sources = [_source(v, i, name) for i, v in enumerate(values)]
             if name == self.image_key:
                 if any(s is None for s in sources):
                     i = next(i for i, s in enumerate(sources) if s is None)
-                    raise TypeError(f"sample {i} field {name!r}: expected an image array, got a str")
+                    raise TypeError(
+                        f"sample {i} field {name!r}: expected an image array, got a str"
+                    )
                 kinds[name] = _IMAGE
                 image_sources = sources
                 continue
             if sources[0] is None or any(s is None for s in sources):
                 if not all(s is None for s in sources):
-                    i = next(i for i, s in enumerate(sources) if (s is None) != (sources[0] is None))
+                    i = next(
+                        i for i, s in enumerate(sources) if (s is None) != (sources[0] is None)
+                    )
                     raise TypeError(
                         f"sample {i} field {name!r}: mixes strings and numbers across the batch"
                     )
@@ -588,12 +620,14 @@ class DetectionCollate:
         index = self._index(counts, sizes, memory)
         return DetectionBatch(ordered, kinds, index, counts, sizes, self.image_key, tuple_samples)
 
-    def _counts(self, object_sources: Dict[str, List[_Source]], tuple_samples: bool, batch: int) -> List[int]:
+    def _counts(
+        self, object_sources: dict[str, list[_Source]], tuple_samples: bool, batch: int
+    ) -> list[int]:
         counts = [0] * batch
         if not object_sources:
             return counts
         for i in range(batch):
-            first: Optional[str] = None
+            first: str | None = None
             for name, sources in object_sources.items():
                 source = sources[i]
                 if len(source.shape) == 0:
@@ -612,7 +646,9 @@ class DetectionCollate:
                     )
         return counts
 
-    def _pack(self, name: str, sources: List[_Source], tuple_samples: bool, memory: str, threads: int) -> torch.Tensor:
+    def _pack(
+        self, name: str, sources: list[_Source], tuple_samples: bool, memory: str, threads: int
+    ) -> torch.Tensor:
         is_target = tuple_samples and name == "target"
         reference = next((s for s in sources if not s.empty_list), sources[0])
         trailing = reference.shape[1:]
@@ -630,10 +666,12 @@ class DetectionCollate:
             for other in dtypes:
                 dtype = torch.promote_types(dtype, other)
         ref_index = sources.index(reference)
-        fixed: List[_Source] = []
+        fixed: list[_Source] = []
         for i, source in enumerate(sources):
             if source.empty_list:
-                fixed.append(source._replace(shape=(0, *trailing), strides=(0,) * (1 + len(trailing))))
+                fixed.append(
+                    source._replace(shape=(0, *trailing), strides=(0,) * (1 + len(trailing)))
+                )
                 continue
             if source.shape[1:] != trailing:
                 if is_target and len(source.shape) != 2:
@@ -653,7 +691,7 @@ class DetectionCollate:
         _C.pack_arrays([s.view() for s in fixed], element, raw.data_ptr(), numel * element, threads)
         return _typed(raw, dtype, (total, *trailing))
 
-    def _stack(self, name: str, sources: List[_Source], memory: str, threads: int) -> torch.Tensor:
+    def _stack(self, name: str, sources: list[_Source], memory: str, threads: int) -> torch.Tensor:
         shape = sources[0].shape
         for i, source in enumerate(sources):
             if source.shape != shape:
@@ -664,14 +702,18 @@ class DetectionCollate:
         dtype = sources[0].dtype
         for other in {s.dtype for s in sources}:
             dtype = torch.promote_types(dtype, other)
-        fixed = [s if s.dtype == dtype else _converted(s, dtype, i, name) for i, s in enumerate(sources)]
+        fixed = [
+            s if s.dtype == dtype else _converted(s, dtype, i, name) for i, s in enumerate(sources)
+        ]
         element = _element_size(dtype)
         nbytes = len(fixed) * math.prod(shape) * element
         raw = _allocate(nbytes, memory)
         _C.pack_arrays([s.view() for s in fixed], element, raw.data_ptr(), nbytes, threads)
         return _typed(raw, dtype, (len(fixed), *shape))
 
-    def _pad_images(self, sources: List[_Source], memory: str, threads: int) -> Tuple[torch.Tensor, List[Tuple[int, int]]]:
+    def _pad_images(
+        self, sources: list[_Source], memory: str, threads: int
+    ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         name = self.image_key
         first = sources[0]
         rank, dtype = len(first.shape), first.dtype
@@ -687,7 +729,7 @@ class DetectionCollate:
             )
         channels = first.shape[0] if rank == 3 else 1
         views = []
-        sizes: List[Tuple[int, int]] = []
+        sizes: list[tuple[int, int]] = []
         for i, source in enumerate(sources):
             if len(source.shape) != rank:
                 raise ValueError(
@@ -718,7 +760,17 @@ class DetectionCollate:
         batch = len(sources)
         nbytes = batch * channels * height * width * len(fill)
         raw = _allocate(nbytes, memory)
-        _C.pad_images(views, channels, height, width, fill, self.channels_last, raw.data_ptr(), nbytes, threads)
+        _C.pad_images(
+            views,
+            channels,
+            height,
+            width,
+            fill,
+            self.channels_last,
+            raw.data_ptr(),
+            nbytes,
+            threads,
+        )
         if self.channels_last:
             # torch's own channels_last strides (a permuted view differs when H or W is 0).
             strides = (height * width * channels, 1, width * channels, channels)
@@ -730,7 +782,7 @@ class DetectionCollate:
         return images, sizes
 
     @staticmethod
-    def _index(counts: List[int], sizes: List[Tuple[int, int]], memory: str) -> torch.Tensor:
+    def _index(counts: list[int], sizes: list[tuple[int, int]], memory: str) -> torch.Tensor:
         batch, total = len(counts), sum(counts)
         length = 4 * batch + 1 + total
         index = _typed(_allocate(length * 8, memory), torch.int64, (length,))
@@ -740,8 +792,10 @@ class DetectionCollate:
         offsets = host[batch : 2 * batch + 1]
         batch_index = host[4 * batch + 1 :]
         _C.write_object_index(
-            counts, offsets.__array_interface__["data"][0],
-            batch_index.__array_interface__["data"][0], total,
+            counts,
+            offsets.__array_interface__["data"][0],
+            batch_index.__array_interface__["data"][0],
+            total,
         )
         return index
 
@@ -750,7 +804,7 @@ fast_detection_collate = DetectionCollate()
 """A ready :class:`DetectionCollate` with the default settings: ``collate_fn=fast_detection_collate``."""
 
 
-def buffer_pool_stats() -> Dict[str, int]:
+def buffer_pool_stats() -> dict[str, int]:
     """Bytes and blocks the recycling output pool holds (cached / live) and its hit counts."""
     return dict(_C.buffer_pool_stats())
 
