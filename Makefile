@@ -22,6 +22,7 @@ test: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(PY) bench/bench_sampler.py
+	$(PY) bench/bench_collate.py
 
 # Proves the wheel installs and imports in a fresh venv with no compiler or build step.
 wheel-check: $(PY)

@@ -6,4 +6,6 @@
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastloader native kernels (no libtorch: buffers in, buffers out)";
   fastloader::bindings::register_sampler(m);
+  fastloader::bindings::register_collate(m);
+  fastloader::bindings::register_buffer_pool(m);
 }

@@ -1,6 +1,23 @@
 """fastloader: native samplers and collate functions for torch.utils.data.DataLoader."""
 
+from .collate import (
+    DetectionBatch,
+    DetectionCollate,
+    buffer_pool_stats,
+    clear_buffer_pool,
+    fast_detection_collate,
+    set_buffer_pool_limit,
+)
 from .sampler import FastWeightedBatchSampler, FastWeightedSampler
 
-__all__ = ["FastWeightedSampler", "FastWeightedBatchSampler"]
+__all__ = [
+    "FastWeightedSampler",
+    "FastWeightedBatchSampler",
+    "DetectionCollate",
+    "DetectionBatch",
+    "fast_detection_collate",
+    "buffer_pool_stats",
+    "set_buffer_pool_limit",
+    "clear_buffer_pool",
+]
 __version__ = "0.1.0"

@@ -1,0 +1,257 @@
+"""Benchmark: fast_detection_collate against the stock detection_collate, default_collate and a raw-copy floor.
+
+Every figure comes from this one run on this machine: per-batch time (median), image GB/s, and the
+ratio against the stock function. Usage: python bench/bench_collate.py [--quick] [--seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from fastloader import DetectionCollate, fast_detection_collate
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+
+def stock_detection_collate(batch):
+    """What detection code has written for years (ssd.pytorch and descendants)."""
+    imgs, targets = [], []
+    for sample in batch:
+        imgs.append(sample[0])
+        targets.append(torch.FloatTensor(sample[1]))
+    return torch.stack(imgs, 0), targets
+
+
+def detectron2_style_padding(batch, size_divisibility=32, pad_value=0):
+    """detectron2 ImageList.from_tensors on the CPU: new_full of the padded batch, a copy_ per image."""
+    images = [s[0] for s in batch]
+    h = max(i.shape[-2] for i in images)
+    w = max(i.shape[-1] for i in images)
+    h, w = (
+        -(-h // size_divisibility) * size_divisibility,
+        -(-w // size_divisibility) * size_divisibility,
+    )
+    out = images[0].new_full((len(images), images[0].shape[0], h, w), pad_value)
+    for k, image in enumerate(images):
+        out[k, :, : image.shape[-2], : image.shape[-1]].copy_(image)
+    return out, [torch.FloatTensor(s[1]) for s in batch]
+
+
+def make_samples(count: int, dtype: torch.dtype, sizes: list[tuple], seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    samples = []
+    for k in range(count):
+        h, w = sizes[k % len(sizes)]
+        image = torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
+        image = image.to(dtype) / 255 if dtype.is_floating_point else image
+        boxes = torch.rand(int(torch.randint(0, 50, (1,), generator=g)), 5, generator=g)
+        samples.append((image, boxes))
+    return samples
+
+
+def time_per_batch(fn: Callable[[], object], seconds: float, min_reps: int = 3) -> float:
+    """Median seconds per call; each result is dropped before the next call, as a training loop does."""
+    fn()
+    fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_reps or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+        del result
+        if len(times) >= 200:
+            break
+    return statistics.median(times)
+
+
+def report(
+    title: str, rows: list[tuple], nbytes: int, stock_key: str = "stock detection_collate"
+) -> None:
+    base = dict(rows)[stock_key]
+    print(f"\n{title}  ({nbytes / 1e6:.0f} MB of images per batch)")
+    print(f"  {'method':<44}{'ms/batch':>10}{'GB/s':>8}{'x stock':>9}")
+    for name, seconds in rows:
+        print(
+            f"  {name:<44}{seconds * 1e3:>10.2f}{nbytes / seconds / 1e9:>8.2f}{base / seconds:>9.2f}"
+        )
+
+
+def same_size_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
+    samples = make_samples(batch_size, dtype, [(640, 640)])
+    images = [s[0] for s in samples]
+    arrays = [i.numpy() for i in images]
+    nbytes = sum(i.numel() * i.element_size() for i in images)
+    out_t = torch.empty(batch_size, *images[0].shape, dtype=dtype)
+    out_t.fill_(0)  # pages faulted once: the floor copies into an already-used buffer
+    out_np = out_t.numpy()
+
+    def numpy_copy():
+        for k, a in enumerate(arrays):
+            np.copyto(out_np[k], a)
+
+    rows = [
+        (
+            "stock detection_collate",
+            time_per_batch(lambda: stock_detection_collate(samples), seconds),
+        ),
+        ("default_collate (images only)", time_per_batch(lambda: default_collate(images), seconds)),
+        (
+            "floor: torch.stack(out=preallocated)",
+            time_per_batch(lambda: torch.stack(images, 0, out=out_t), seconds),
+        ),
+        ("floor: numpy copy, 1 thread", time_per_batch(numpy_copy, seconds)),
+        (
+            "fast_detection_collate",
+            time_per_batch(lambda: fast_detection_collate(samples), seconds),
+        ),
+    ]
+    report(
+        f"same size: batch {batch_size} x 3x640x640 {str(dtype).replace('torch.', '')}, "
+        f"{torch.get_num_threads()} threads",
+        rows,
+        nbytes,
+    )
+    fast, stack_floor, numpy_floor = rows[-1][1], rows[2][1], rows[3][1]
+    print(
+        f"  fast / floor time ratio: {fast / stack_floor:.2f} vs torch.stack(out=), "
+        f"{fast / numpy_floor:.2f} vs numpy copy (target <= 1.5)"
+    )
+
+
+def variable_size_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
+    rng = np.random.default_rng(1)
+    sizes = [tuple(int(v) for v in rng.integers(480, 801, 2)) for _ in range(batch_size)]
+    samples = make_samples(batch_size, dtype, sizes, seed=1)
+    nbytes = sum(s[0].numel() * s[0].element_size() for s in samples)
+    collate = DetectionCollate(size_divisibility=32)
+    rows = [
+        (
+            "stock: detectron2-style padding in Python",
+            time_per_batch(lambda: detectron2_style_padding(samples), seconds),
+        ),
+        (
+            "DetectionCollate(size_divisibility=32)",
+            time_per_batch(lambda: collate(samples), seconds),
+        ),
+    ]
+    report(
+        f"variable size 480..800: batch {batch_size} {str(dtype).replace('torch.', '')}, padded to /32",
+        rows,
+        nbytes,
+        stock_key="stock: detectron2-style padding in Python",
+    )
+
+
+class SyntheticDetection(Dataset):
+    """Pre-generated samples: __getitem__ costs nothing, so the loader measures collate + hand-off."""
+
+    def __init__(self, samples, length):
+        self.samples = samples
+        self.length = length
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, index):
+        return self.samples[index % len(self.samples)]
+
+
+def loader_rate(collate_fn, samples, batch_size: int, workers: int, batches: int) -> float:
+    ds = SyntheticDetection(samples, batch_size * (batches + 4))
+    loader = DataLoader(
+        ds,
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=collate_fn,
+        persistent_workers=workers > 0,
+        prefetch_factor=2 if workers else None,
+    )
+    it = iter(loader)
+    for _ in range(3):  # start-up and warm-up are not timed
+        next(it)
+    start = time.perf_counter()
+    for _ in range(batches):
+        batch = next(it)
+        del batch
+    rate = batches / (time.perf_counter() - start)
+    del it, loader
+    return rate
+
+
+def dataloader_case(batch_size: int, dtype: torch.dtype, workers_list, batches: int) -> None:
+    samples = make_samples(batch_size * 2, dtype, [(640, 640)], seed=2)
+    print(
+        f"\nDataLoader end to end: batch {batch_size} x 3x640x640 {str(dtype).replace('torch.', '')}, "
+        f"{batches} batches after warm-up, best of 2 interleaved rounds"
+    )
+    print(f"  {'num_workers':<12}{'stock batch/s':>15}{'fast batch/s':>14}{'x stock':>9}")
+    for workers in workers_list:
+        # Two interleaved rounds, best of each: the machine is shared, so drift hits both alike.
+        stock = fast = 0.0
+        for _ in range(2):
+            stock = max(
+                stock, loader_rate(stock_detection_collate, samples, batch_size, workers, batches)
+            )
+            fast = max(
+                fast, loader_rate(fast_detection_collate, samples, batch_size, workers, batches)
+            )
+        print(f"  {workers:<12}{stock:>15.1f}{fast:>14.1f}{fast / stock:>9.2f}")
+
+
+def cuda_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
+    samples = make_samples(batch_size, dtype, [(640, 640)], seed=3)
+    nbytes = sum(s[0].numel() * s[0].element_size() for s in samples)
+
+    def stock():
+        images, targets = stock_detection_collate(samples)
+        images = images.pin_memory().cuda(non_blocking=True)
+        targets = [t.pin_memory().cuda(non_blocking=True) for t in targets]
+        torch.cuda.synchronize()
+        return images, targets
+
+    def fast():
+        batch = fast_detection_collate(samples).to("cuda", non_blocking=True)
+        torch.cuda.synchronize()
+        return batch
+
+    rows = [
+        ("stock detection_collate + pin + H2D", time_per_batch(stock, seconds)),
+        ("fast_detection_collate (pinned) + H2D", time_per_batch(fast, seconds)),
+    ]
+    report(
+        f"CUDA: collate + host-to-device, batch {batch_size} {str(dtype).replace('torch.', '')}",
+        rows,
+        nbytes,
+        stock_key="stock detection_collate + pin + H2D",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="batch 32 only, shorter timings")
+    parser.add_argument("--seconds", type=float, default=0.6, help="timing budget per method")
+    args = parser.parse_args()
+    seconds = 0.25 if args.quick else args.seconds
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"CUDA {'yes' if torch.cuda.is_available() else 'no'}"
+    )
+    sizes = [32] if args.quick else [8, 32, 64]
+    for dtype in (torch.uint8, torch.float32):
+        for batch_size in sizes:
+            same_size_case(batch_size, dtype, seconds)
+    for dtype in (torch.uint8, torch.float32):
+        variable_size_case(32, dtype, seconds)
+    dataloader_case(32, torch.uint8, [0, 1, 2], 15 if args.quick else 30)
+    if torch.cuda.is_available():
+        for dtype in (torch.uint8, torch.float32):
+            cuda_case(32, dtype, seconds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+// Copy kernels of the detection collate: padded image batches and ragged fields packed into one buffer.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace fastloader {
+
+// A read-only strided array: the address of element 0, its shape, and byte strides (any sign, as
+// numpy allows). The caller keeps the memory alive for the duration of a kernel call.
+struct StridedView {
+  const unsigned char* data = nullptr;
+  std::vector<int64_t> shape;
+  std::vector<int64_t> strides;  // in bytes
+
+  int64_t numel() const noexcept;
+};
+
+// Where a padded image batch goes: `out` holds batch * channels * height * width elements of
+// element_size bytes, laid out [B, C, H, W] or, when channels_last, [B, H, W, C].
+struct ImageBatchSpec {
+  int64_t channels = 0;
+  int64_t height = 0;
+  int64_t width = 0;
+  int64_t element_size = 1;
+  bool channels_last = false;
+};
+
+// Copies image b ([C, H_b, W_b] with H_b <= H, W_b <= W) into slot b of `out` and writes the
+// element_size-byte pattern `fill` into the padding (right and bottom), in one pass. Work is split
+// by output rows over at most `threads` threads. Throws std::invalid_argument on a shape mismatch.
+void pad_images(const std::vector<StridedView>& images, const ImageBatchSpec& spec,
+                const unsigned char* fill, unsigned char* out, int64_t out_bytes, int threads);
+
+// Copies every source's elements in C order, back to back, into `out` (out_bytes long): packing
+// ragged per-object fields ([N_i, ...] -> [sum N_i, ...]) and stacking fixed-shape ones alike.
+void pack_arrays(const std::vector<StridedView>& sources, int64_t element_size, unsigned char* out,
+                 int64_t out_bytes, int threads);
+
+// Fills the int64 index block of a batch from per-image object counts: offsets [B+1] (exclusive
+// prefix sums) and batch_index [sum counts] (the image each object belongs to).
+void write_object_index(const std::vector<int64_t>& counts, int64_t* offsets, int64_t* batch_index,
+                        int64_t batch_index_len);
+
+}  // namespace fastloader
