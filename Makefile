@@ -21,7 +21,7 @@ test: $(INSTALLED)
 	$(PY) -m pytest -q tests
 
 bench: $(INSTALLED)
-	$(PY) bench/bench_sampler.py
+	$(PY) -m fastloader.bench
 
 # Proves the wheel installs and imports in a fresh venv with no compiler or build step.
 wheel-check: $(PY)

@@ -77,7 +77,7 @@ def test_every_candidate_measured_and_the_fastest_picked():
     assert report.best == 2
     assert report.row(2).batches_per_s > 1.3 * report.row(0).batches_per_s
     for row in report.rows:
-        assert row.batches >= 2 and row.seconds >= SECONDS
+        assert row.batches >= 3 and row.seconds >= SECONDS
         assert row.batches_per_s == pytest.approx(row.batches / row.seconds)
         assert row.samples_per_s == pytest.approx(4 * row.batches_per_s)
         assert row.peak_main_rss_bytes > 10 * 2**20
@@ -170,7 +170,7 @@ def test_synthetic_detection_dict_samples_with_a_list_collate(tmp_path):
     dataset = SyntheticDetection(tmp_path / "d", 16, min_size=16, max_size=24, sample_format="dict")
     report = tune_num_workers(dataset, 4, collate_fn=list, candidates=[0], seconds=SECONDS,
                               pin_memory=False)
-    assert report.rows[0].batches >= 2
+    assert report.rows[0].batches >= 3
 
 
 def test_pin_memory_defaults_to_cuda_availability():

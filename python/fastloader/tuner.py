@@ -23,6 +23,7 @@ __all__ = ["tune_num_workers", "TuneReport", "WorkerMeasurement", "SampleLoadErr
 
 _SAMPLE_PERIOD_S = 0.02
 _SHUTDOWN_GRACE_S = 5.0
+_MIN_BATCHES = 3  # fewer inter-arrival times make too noisy a rate
 _FAILURE = re.compile(r"fastloader: dataset\[(-?\d+)\] raised (.*)")
 
 
@@ -204,7 +205,8 @@ class WorkerMeasurement:
 
     Attributes:
         num_workers: the setting.
-        batches, seconds: batches fetched in the timed window after warm-up, and its wall time.
+        batches, seconds: batches fetched in the timed window after warm-up (at least
+            ``seconds`` long and at least 3 batches), and its wall time.
         batches_per_s, samples_per_s: throughput in that window.
         startup_s: from creating the iterator (starting workers) to the first batch.
         cpu_percent: CPU time of the main process (all threads) plus the workers during the
@@ -257,6 +259,16 @@ class TuneReport:
     pin_memory: bool
     seconds: float
     cpu_count: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[WorkerMeasurement], *, batch_size: int, pin_memory: bool,
+                  seconds: float) -> "TuneReport":
+        """A report over measured rows (e.g. gathered from several runs); ``best`` is the fastest."""
+        if not rows:
+            raise ValueError("rows should not be empty")
+        best = max(rows, key=lambda row: row.batches_per_s).num_workers
+        return cls(rows=list(rows), best=best, batch_size=batch_size, pin_memory=pin_memory,
+                   seconds=seconds)
 
     @property
     def best_row(self) -> WorkerMeasurement:
@@ -374,7 +386,7 @@ def _measure(loader: DataLoader, num_workers: int, batch_size: int, seconds: flo
                 next(iterator)
                 batches += 1
                 elapsed = time.perf_counter() - window_start
-                if elapsed >= seconds and batches >= 2:
+                if elapsed >= seconds and batches >= _MIN_BATCHES:
                     break
             cpu_after = [_cpu_seconds(pid) for pid in [me, *worker_pids]]
         finally:
@@ -414,7 +426,8 @@ def tune_num_workers(
     """Measures a DataLoader over ``dataset`` at each ``num_workers`` in ``candidates``.
 
     For each setting: starts the loader (workers included), takes ``1 + num_workers *
-    prefetch_factor`` warm-up batches, then fetches batches for ``seconds`` of wall time while a
+    prefetch_factor`` warm-up batches, then fetches batches for ``seconds`` of wall time (and at
+    least 3 batches) while a
     thread samples the resident memory of the main process and the workers and /dev/shm usage.
     The sampler is cycled, so a small dataset is never exhausted mid-measurement. Workers are shut
     down and joined after every setting, also when anything raises.
@@ -491,9 +504,7 @@ def tune_num_workers(
             raise error from exc
         if progress is not None:
             progress(num_workers)
-    best = max(rows, key=lambda row: row.batches_per_s).num_workers
-    return TuneReport(rows=rows, best=best, batch_size=batch_size, pin_memory=pin_memory,
-                      seconds=seconds)
+    return TuneReport.from_rows(rows, batch_size=batch_size, pin_memory=pin_memory, seconds=seconds)
 
 
 def _sample_error(exc: Exception, num_workers: int) -> SampleLoadError | None:
