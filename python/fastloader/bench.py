@@ -331,6 +331,7 @@ def _plot(path: Path, dataset: SyntheticDetection, shares: dict[str, Any] | None
         positions = np.arange(dataset.num_classes)
         axes[0].bar(positions - 0.2, shares["uniform"], width=0.4, label="one epoch, unweighted")
         axes[0].bar(positions + 0.2, shares["fast"], width=0.4, label="FastWeightedSampler")
+        axes[0].set_xticks(positions)
         axes[0].set_xlabel("class")
         axes[0].set_ylabel("% of drawn images containing the class")
         axes[0].set_title("Class balance of one epoch")
@@ -339,6 +340,8 @@ def _plot(path: Path, dataset: SyntheticDetection, shares: dict[str, Any] | None
         for report, label in ((stock, "stock"), (fast, "fastloader")):
             workers = [row.num_workers for row in report.rows]
             axes[1].plot(workers, [row.batches_per_s for row in report.rows], marker="o", label=label)
+        axes[1].set_xticks([row.num_workers for row in stock.rows])
+        axes[1].set_ylim(bottom=0)
         axes[1].set_xlabel("num_workers")
         axes[1].set_ylabel("batches/s")
         axes[1].set_title("DataLoader throughput")
