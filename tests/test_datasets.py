@@ -1,4 +1,4 @@
-"""SyntheticDetection and VOCDetection: determinism, XML round trips, label-only reads, bad input."""
+"""SyntheticDetection and VOCDetection: determinism, XML round trips, label-only reads, bad input"""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ SMALL = dict(min_size=12, max_size=24)
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def test_same_seed_writes_identical_files_and_other_seed_differs(tmp_path):
@@ -29,7 +31,9 @@ def test_same_seed_writes_identical_files_and_other_seed_differs(tmp_path):
     files_a, files_b, files_c = (_tree_bytes(d.root) for d in (a, b, c))
     assert len(files_a) == 12 * 2 + 2  # images, annotations, classes.txt, marker
     assert files_a == files_b
-    differing = [name for name in files_a if name.startswith("images") and files_a[name] != files_c[name]]
+    differing = [
+        name for name in files_a if name.startswith("images") and files_a[name] != files_c[name]
+    ]
     assert len(differing) == 12
 
 
@@ -75,12 +79,15 @@ def test_written_annotations_read_back_exactly(tmp_path):
         assert target.dtype == torch.float32 and target.shape == (len(labels), 15)
         assert torch.equal(target[:, 0:4], torch.from_numpy(boxes.astype(np.float32)))
         assert target[:, 4].tolist() == [float(label) for label in labels]
-        assert torch.equal(target[:, 5:15],
-                           torch.from_numpy(landmarks.reshape(-1, 10).astype(np.float32)))
+        assert torch.equal(
+            target[:, 5:15], torch.from_numpy(landmarks.reshape(-1, 10).astype(np.float32))
+        )
         sample = dicts[index]
         assert sorted(sample) == ["boxes", "image", "labels", "landmarks"]
         assert sample["labels"].dtype == torch.int64 and sample["labels"].tolist() == labels
-        assert sample["boxes"].dtype == torch.float32 and torch.equal(sample["boxes"], target[:, 0:4])
+        assert sample["boxes"].dtype == torch.float32 and torch.equal(
+            sample["boxes"], target[:, 0:4]
+        )
         assert sample["landmarks"].shape == (len(labels), 5, 2)
         assert torch.equal(sample["landmarks"].reshape(-1, 10), target[:, 5:15])
         assert torch.equal(sample["image"], got_image)
@@ -105,7 +112,9 @@ def test_generated_content_has_the_promised_shape(tmp_path):
         heights.add(annotation["height"])
         widths.add(annotation["width"])
         assert (boxes[:, 0] < boxes[:, 2]).all() and (boxes[:, 1] < boxes[:, 3]).all()
-        assert (boxes[:, 2] <= annotation["width"]).all() and (boxes[:, 3] <= annotation["height"]).all()
+        assert (boxes[:, 2] <= annotation["width"]).all() and (
+            boxes[:, 3] <= annotation["height"]
+        ).all()
         assert (landmarks[..., 0] >= boxes[:, None, 0]).all()
         assert (landmarks[..., 0] <= boxes[:, None, 2]).all()
         assert (landmarks[..., 1] >= boxes[:, None, 1]).all()
@@ -130,10 +139,12 @@ def test_hand_written_voc_folder(tmp_path):
         "<ymax>3.25</ymax></bndbox></object>"
         "<object><name>cat</name><bndbox><xmin>0</xmin><ymin>0</ymin><xmax>2</xmax><ymax>2</ymax>"
         "</bndbox><landmarks><x1>1</x1><y1>1</y1><x2>2</x2><y2>1</y2><x3>1.5</x3><y3>1.5</y3>"
-        "<x4>1</x4><y4>2</y4><x5>2</x5><y5>2</y5></landmarks></object></annotation>")
+        "<x4>1</x4><y4>2</y4><x5>2</x5><y5>2</y5></landmarks></object></annotation>"
+    )
     (tmp_path / "Annotations" / "b.xml").write_text(
         "<annotation><filename>b.npy</filename><size><width>5</width><height>4</height></size>"
-        "</annotation>")
+        "</annotation>"
+    )
     ds = VOCDetection(tmp_path)
     assert ds.classes == ["cat", "dog"] and len(ds) == 2
     got, target = ds[0]
@@ -145,8 +156,9 @@ def test_hand_written_voc_folder(tmp_path):
     as_dict = VOCDetection(tmp_path, classes=["dog", "cat"], sample_format="dict")[1]
     assert as_dict["boxes"].shape == (0, 4) and as_dict["labels"].shape == (0,)
     assert as_dict["landmarks"].shape == (0, 5, 2)
-    assert [labels.tolist() for labels in VOCDetection(tmp_path, classes=["dog", "cat"]).labels()] \
-        == [[0, 1], []]
+    assert [
+        labels.tolist() for labels in VOCDetection(tmp_path, classes=["dog", "cat"]).labels()
+    ] == [[0, 1], []]
     with pytest.raises(ValueError, match="'cat' is not in classes"):
         VOCDetection(tmp_path, classes=["dog"])[0]
     np.save(tmp_path / "images" / "b.npy", image[:, :3])
@@ -210,11 +222,17 @@ def _encode_png(pixels: np.ndarray, filters: list[int]) -> bytes:
             out.append(int(raw[y, x] - predictor) & 0xFF)
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(out)))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(out)))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_png_reader_undoes_every_filter(tmp_path):

@@ -1,4 +1,4 @@
-"""tune_num_workers: a row per candidate, the fastest picked, no worker left behind, clear errors."""
+"""tune_num_workers: a row per candidate, the fastest picked, no worker left behind, errors"""
 
 from __future__ import annotations
 
@@ -89,8 +89,9 @@ def test_every_candidate_measured_and_the_fastest_picked():
 
 
 def test_report_renders_text_markdown_and_dict():
-    report = tune_num_workers(Sleepy(delay=0.0), 8, candidates=[1, 0], seconds=SECONDS,
-                              pin_memory=False)
+    report = tune_num_workers(
+        Sleepy(delay=0.0), 8, candidates=[1, 0], seconds=SECONDS, pin_memory=False
+    )
     text = report.table().splitlines()
     assert text[0].split()[:2] == ["workers", "batches/s"]
     body = [line.split() for line in text[2:4]]
@@ -110,8 +111,9 @@ def test_report_renders_text_markdown_and_dict():
 def test_failing_sample_is_named_and_no_worker_survives(num_workers, dataset_class):
     before = _children()
     with pytest.raises(SampleLoadError) as caught:
-        tune_num_workers(dataset_class(bad=13), 4, candidates=[num_workers], seconds=SECONDS,
-                         pin_memory=False)
+        tune_num_workers(
+            dataset_class(bad=13), 4, candidates=[num_workers], seconds=SECONDS, pin_memory=False
+        )
     _assert_no_new_children(before)
     error = caught.value
     assert error.index == 13 and error.num_workers == num_workers
@@ -126,11 +128,23 @@ def test_other_errors_pass_through_and_still_stop_workers():
 
     before = _children()
     with pytest.raises(ZeroDivisionError, match="collate bug"):
-        tune_num_workers(Sleepy(delay=0.0), 4, collate_fn=broken_collate, candidates=[0],
-                         seconds=SECONDS, pin_memory=False)
+        tune_num_workers(
+            Sleepy(delay=0.0),
+            4,
+            collate_fn=broken_collate,
+            candidates=[0],
+            seconds=SECONDS,
+            pin_memory=False,
+        )
     with pytest.raises(Exception, match="collate bug") as caught:
-        tune_num_workers(Sleepy(delay=0.0), 4, collate_fn=broken_collate, candidates=[2],
-                         seconds=SECONDS, pin_memory=False)
+        tune_num_workers(
+            Sleepy(delay=0.0),
+            4,
+            collate_fn=broken_collate,
+            candidates=[2],
+            seconds=SECONDS,
+            pin_memory=False,
+        )
     assert not isinstance(caught.value, SampleLoadError)
     _assert_no_new_children(before)
 
@@ -138,11 +152,23 @@ def test_other_errors_pass_through_and_still_stop_workers():
 def test_samplers_are_cycled_past_the_end_of_an_epoch():
     dataset = Sleepy(size=10, delay=0.0)
     weights = [1.0] * 5 + [0.0] * 5
-    report = tune_num_workers(dataset, 5, sampler=FastWeightedSampler(weights, 10, seed=0),
-                              candidates=[0], seconds=SECONDS, pin_memory=False)
+    report = tune_num_workers(
+        dataset,
+        5,
+        sampler=FastWeightedSampler(weights, 10, seed=0),
+        candidates=[0],
+        seconds=SECONDS,
+        pin_memory=False,
+    )
     assert report.rows[0].batches > 2  # an epoch is 2 batches: the window ran past it
-    batches = tune_num_workers(dataset, 5, batch_sampler=FastWeightedBatchSampler(weights, 10, 5, seed=0),
-                               candidates=[0], seconds=SECONDS, pin_memory=False)
+    batches = tune_num_workers(
+        dataset,
+        5,
+        batch_sampler=FastWeightedBatchSampler(weights, 10, 5, seed=0),
+        candidates=[0],
+        seconds=SECONDS,
+        pin_memory=False,
+    )
     assert batches.rows[0].batches > 2
 
 
@@ -150,16 +176,23 @@ def test_zero_weight_samples_are_never_loaded():
     # Failing at index 7, but the sampler never draws it: the run must succeed.
     weights = [1.0] * 50
     weights[7] = 0.0
-    report = tune_num_workers(Failing(bad=7), 4, sampler=FastWeightedSampler(weights, 50, seed=1),
-                              candidates=[0], seconds=SECONDS, pin_memory=False)
+    report = tune_num_workers(
+        Failing(bad=7),
+        4,
+        sampler=FastWeightedSampler(weights, 50, seed=1),
+        candidates=[0],
+        seconds=SECONDS,
+        pin_memory=False,
+    )
     assert report.rows[0].batches > 0
 
 
 def test_proc_fallback_without_psutil(monkeypatch):
     monkeypatch.setattr(tuner_module, "psutil", None)
     before = _children()
-    report = tune_num_workers(Sleepy(delay=0.001), 4, candidates=[0, 1], seconds=SECONDS,
-                              pin_memory=False)
+    report = tune_num_workers(
+        Sleepy(delay=0.001), 4, candidates=[0, 1], seconds=SECONDS, pin_memory=False
+    )
     _assert_no_new_children(before)
     assert report.row(0).peak_main_rss_bytes > 10 * 2**20
     assert report.row(1).peak_worker_rss_bytes > 10 * 2**20
@@ -168,8 +201,9 @@ def test_proc_fallback_without_psutil(monkeypatch):
 
 def test_synthetic_detection_dict_samples_with_a_list_collate(tmp_path):
     dataset = SyntheticDetection(tmp_path / "d", 16, min_size=16, max_size=24, sample_format="dict")
-    report = tune_num_workers(dataset, 4, collate_fn=list, candidates=[0], seconds=SECONDS,
-                              pin_memory=False)
+    report = tune_num_workers(
+        dataset, 4, collate_fn=list, candidates=[0], seconds=SECONDS, pin_memory=False
+    )
     assert report.rows[0].batches >= 3
 
 
@@ -202,8 +236,9 @@ class Stream(IterableDataset):
     ],
 )
 def test_bad_arguments(kwargs, error, match):
-    arguments = dict(dataset=Sleepy(delay=0.0), batch_size=2, candidates=[0], seconds=0.1,
-                     pin_memory=False)
+    arguments = dict(
+        dataset=Sleepy(delay=0.0), batch_size=2, candidates=[0], seconds=0.1, pin_memory=False
+    )
     arguments.update(kwargs)
     dataset = arguments.pop("dataset")
     batch_size = arguments.pop("batch_size")

@@ -1,4 +1,4 @@
-"""`python -m fastloader.bench`: stock PyTorch vs fastloader on a synthetic imbalanced detection set.
+"""`python -m fastloader.bench`: stock PyTorch vs fastloader on a synthetic imbalanced detection set
 
 Sections: sampler (draw time and class balance), collate (when fast_detection_collate is in this
 build) and end to end (DataLoader batches/s per num_workers, via tune_num_workers). Prints aligned
@@ -44,7 +44,9 @@ def detection_collate(batch: Sequence[Any]) -> tuple[torch.Tensor, list[torch.Te
     return torch.stack(imgs, 0), targets
 
 
-def pad_like_detectron2(images: Sequence[torch.Tensor], size_divisibility: int = 32) -> torch.Tensor:
+def pad_like_detectron2(
+    images: Sequence[torch.Tensor], size_divisibility: int = 32
+) -> torch.Tensor:
     """detectron2 ImageList-style padding in Python: one new_full, then a copy_ per image."""
     height = max(image.shape[1] for image in images)
     width = max(image.shape[2] for image in images)
@@ -108,8 +110,10 @@ def _seconds(function: Callable[[], Any], repeats: int) -> float:
 
 def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(line[i])) for line in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(cell).rjust(width) for cell, width in zip(line, widths))
-             for line in [header, *rows]]
+    lines = [
+        "  ".join(str(cell).rjust(width) for cell, width in zip(line, widths))
+        for line in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
@@ -158,45 +162,92 @@ class _Section:
 # Sections
 
 
-def sampler_section(dataset: SyntheticDetection, big_n: int, repeats: int, per_index_at_big_n: bool,
-                    progress: _Progress) -> tuple[_Section, dict[str, Any]]:
+def _sampler_rows(weights: torch.Tensor, runs: int, per_index: bool, batch: int = 32) -> list:
+    n = len(weights)
+    stock_build = _seconds(lambda: WeightedRandomSampler(weights, n), runs)
+    fast_build = _seconds(lambda: FastWeightedSampler(weights, n, seed=0), runs)
+    rows = [
+        [
+            f"{n:,}",
+            "build the sampler",
+            _ms(stock_build),
+            _ms(fast_build),
+            _ratio(stock_build, fast_build),
+        ]
+    ]
+    # Built once, outside the clock: what follows is the per-epoch cost.
+    stock_sampler = WeightedRandomSampler(weights, n)
+    stock_batches = BatchSampler(stock_sampler, batch, False)
+    fast_sampler = FastWeightedSampler(weights, n, seed=0)
+    fast_batches = FastWeightedBatchSampler(weights, n, batch, seed=0)
+    cases = [
+        # WeightedRandomSampler.__iter__ computes exactly this tensor, then yields from it.
+        (
+            "epoch as a tensor",
+            lambda: torch.multinomial(stock_sampler.weights, n, True),
+            fast_sampler.indices,
+        ),
+        (f"epoch of batches ({batch})", lambda: list(stock_batches), lambda: list(fast_batches)),
+    ]
+    if per_index:
+        cases.insert(
+            1, ("epoch via iter()", lambda: list(stock_sampler), lambda: list(fast_sampler))
+        )
+    for name, stock, fast in cases:
+        stock_s = _seconds(stock, runs)
+        fast_s = _seconds(fast, runs)
+        rows.append([f"{n:,}", name, _ms(stock_s), _ms(fast_s), _ratio(stock_s, fast_s)])
+    return rows
+
+
+def sampler_section(
+    dataset: SyntheticDetection,
+    big_n: int,
+    repeats: int,
+    per_index_at_big_n: bool,
+    progress: _Progress,
+) -> tuple[_Section, dict[str, Any]]:
     section = _Section("Sampler: WeightedRandomSampler vs FastWeightedSampler")
     weights = dataset.image_class_weights()
     rows = []
     for n in (len(dataset), big_n):
         tiled = torch.from_numpy(np.resize(weights, n))  # a dataset of n images, same class mix
-        batch = 32
-        cases = [
-            ("epoch as a tensor", lambda: torch.multinomial(tiled, n, True),
-             lambda: FastWeightedSampler(tiled, n, seed=0).indices()),
-            (f"epoch of batches ({batch})",
-             lambda: list(BatchSampler(WeightedRandomSampler(tiled, n), batch, False)),
-             lambda: list(FastWeightedBatchSampler(tiled, n, batch, seed=0))),
-        ]
-        if n == len(dataset) or per_index_at_big_n:
-            cases.insert(1, ("epoch via iter()", lambda: list(WeightedRandomSampler(tiled, n)),
-                             lambda: list(FastWeightedSampler(tiled, n, seed=0))))
-        for name, stock, fast in cases:
-            stock_s = _seconds(stock, repeats if n < big_n else 1)
-            fast_s = _seconds(fast, repeats if n < big_n else 1)
-            rows.append([f"{n:,}", name, _ms(stock_s), _ms(fast_s), _ratio(stock_s, fast_s)])
+        per_index = n == len(dataset) or per_index_at_big_n
+        rows += _sampler_rows(tiled, repeats if n < big_n else 1, per_index)
         progress.step(f"sampler n={n:,}")
     section.table(["n", "draw", "stock ms", "fastloader ms", "speed-up"], rows)
-    section.note("Time for one epoch of n weighted draws with replacement (best of "
-                 f"{repeats} at the dataset's n, one run at n={big_n:,}); 'epoch of batches' is "
-                 "what a DataLoader consumes. WeightedRandomSampler refuses n > 2**24.")
+    section.note(
+        "Building each sampler, then one epoch of n weighted draws with replacement from "
+        f"the built sampler (best of {repeats} at the dataset's n, one run at "
+        f"n={big_n:,}); 'epoch of batches' is what a DataLoader consumes. "
+        "WeightedRandomSampler refuses n > 2**24."
+    )
 
     n = len(dataset)
     uniform = torch.randperm(n, generator=torch.Generator().manual_seed(0))
-    stock = torch.tensor(list(WeightedRandomSampler(torch.from_numpy(weights), n,
-                                                    generator=torch.Generator().manual_seed(0))))
+    stock = torch.tensor(
+        list(
+            WeightedRandomSampler(
+                torch.from_numpy(weights), n, generator=torch.Generator().manual_seed(0)
+            )
+        )
+    )
     fast = FastWeightedSampler(weights, n, seed=0).indices()
-    shares = {name: dataset.class_histogram(indices) / n * 100
-              for name, indices in (("uniform", uniform), ("stock", stock), ("fast", fast))}
+    shares = {
+        name: dataset.class_histogram(indices) / n * 100
+        for name, indices in (("uniform", uniform), ("stock", stock), ("fast", fast))
+    }
     dataset_share = dataset.class_histogram() / n * 100
-    hist_rows = [[dataset.classes[k], f"{dataset_share[k]:.1f}", f"{shares['uniform'][k]:.1f}",
-                  f"{shares['stock'][k]:.1f}", f"{shares['fast'][k]:.1f}"]
-                 for k in range(dataset.num_classes)]
+    hist_rows = [
+        [
+            dataset.classes[k],
+            f"{dataset_share[k]:.1f}",
+            f"{shares['uniform'][k]:.1f}",
+            f"{shares['stock'][k]:.1f}",
+            f"{shares['fast'][k]:.1f}",
+        ]
+        for k in range(dataset.num_classes)
+    ]
 
     present = dataset_share > 0  # classes the dataset has at all
 
@@ -204,12 +255,29 @@ def sampler_section(dataset: SyntheticDetection, big_n: int, repeats: int, per_i
         share = share[present]
         return f"{share.max() / share.min():.1f}" if share.min() > 0 else "inf"
 
-    hist_rows.append(["commonest/rarest", spread(dataset_share), spread(shares["uniform"]),
-                      spread(shares["stock"]), spread(shares["fast"])])
-    section.table(["class", "images %", "one epoch, unweighted %",
-                   "WeightedRandomSampler %", "FastWeightedSampler %"], hist_rows)
-    section.note(f"Share of the {n} images drawn in one epoch that contain each class; weights "
-                 "from dataset.image_class_weights() (read from the XML only).")
+    hist_rows.append(
+        [
+            "commonest/rarest",
+            spread(dataset_share),
+            spread(shares["uniform"]),
+            spread(shares["stock"]),
+            spread(shares["fast"]),
+        ]
+    )
+    section.table(
+        [
+            "class",
+            "images %",
+            "one epoch, unweighted %",
+            "WeightedRandomSampler %",
+            "FastWeightedSampler %",
+        ],
+        hist_rows,
+    )
+    section.note(
+        f"Share of the {n} images drawn in one epoch that contain each class; weights "
+        "from dataset.image_class_weights() (read from the XML only)."
+    )
     progress.step("class histogram")
     return section, {"dataset_share": dataset_share, **shares}
 
@@ -227,41 +295,74 @@ def collate_section(repeats: int, batch_size: int, progress: _Progress) -> _Sect
     def target() -> torch.Tensor:
         return torch.from_numpy(rng.random((int(rng.integers(0, 51)), 15), dtype=np.float32))
 
-    same = [(torch.from_numpy(rng.integers(0, 256, (3, 640, 640), dtype=np.uint8)), target())
-            for _ in range(batch_size)]
-    variable = [(torch.from_numpy(rng.integers(0, 256, (3, int(rng.integers(480, 801)),
-                                                       int(rng.integers(480, 801))), dtype=np.uint8)),
-                 target()) for _ in range(batch_size)]
+    same = [
+        (torch.from_numpy(rng.integers(0, 256, (3, 640, 640), dtype=np.uint8)), target())
+        for _ in range(batch_size)
+    ]
+    variable = [
+        (
+            torch.from_numpy(
+                rng.integers(
+                    0,
+                    256,
+                    (3, int(rng.integers(480, 801)), int(rng.integers(480, 801))),
+                    dtype=np.uint8,
+                )
+            ),
+            target(),
+        )
+        for _ in range(batch_size)
+    ]
     padded_collate = DetectionCollate(size_divisibility=32)
 
     def stock_variable() -> Any:
-        return pad_like_detectron2([image for image, _ in variable], 32), \
-            [torch.FloatTensor(t) for _, t in variable]
+        return pad_like_detectron2([image for image, _ in variable], 32), [
+            torch.FloatTensor(t) for _, t in variable
+        ]
 
     rows = []
     for name, stock, fast, batch in (
-        (f"same size, {batch_size} x 3x640x640 uint8", lambda: detection_collate(same),
-         lambda: fast_detection_collate(same), same),
-        (f"variable size 480..800, {batch_size} x uint8, pad to /32", stock_variable,
-         lambda: padded_collate(variable), variable),
+        (
+            f"same size, {batch_size} x 3x640x640 uint8",
+            lambda: detection_collate(same),
+            lambda: fast_detection_collate(same),
+            same,
+        ),
+        (
+            f"variable size 480..800, {batch_size} x uint8, pad to /32",
+            stock_variable,
+            lambda: padded_collate(variable),
+            variable,
+        ),
     ):
         stock_s, fast_s = _seconds(stock, repeats), _seconds(fast, repeats)
         gigabytes = sum(image.numel() * image.element_size() for image, _ in batch) / 1e9
-        rows.append([name, _ms(stock_s), _ms(fast_s), f"{gigabytes / fast_s:.1f}",
-                     _ratio(stock_s, fast_s)])
+        rows.append(
+            [name, _ms(stock_s), _ms(fast_s), f"{gigabytes / fast_s:.1f}", _ratio(stock_s, fast_s)]
+        )
         progress.step("collate")
     section.table(["batch", "stock ms", "fastloader ms", "fastloader GB/s", "speed-up"], rows)
-    section.note(f"Main process, best of {repeats}; stock variable-size = detectron2-style "
-                 "padding in Python (new_full, then copy_ per image).")
+    section.note(
+        f"Main process, best of {repeats}; stock variable-size = detectron2-style "
+        "padding in Python (new_full, then copy_ per image)."
+    )
     return section
 
 
-def end_to_end_section(dataset: SyntheticDetection, batch_size: int, candidates: list[int],
-                       seconds: float, rounds: int, progress: _Progress) -> tuple[_Section, TuneReport, TuneReport]:
+def end_to_end_section(
+    dataset: SyntheticDetection,
+    batch_size: int,
+    candidates: list[int],
+    seconds: float,
+    rounds: int,
+    progress: _Progress,
+) -> tuple[_Section, TuneReport, TuneReport]:
     pin = torch.cuda.is_available()
     weights = dataset.image_class_weights()
     n = len(dataset)
-    fast_collate = fast_detection_collate if fast_detection_collate is not None else detection_collate
+    fast_collate = (
+        fast_detection_collate if fast_detection_collate is not None else detection_collate
+    )
     section = _Section("End to end: DataLoader batches/s by num_workers")
 
     def step(label: str) -> Callable[[int], None]:
@@ -269,9 +370,15 @@ def end_to_end_section(dataset: SyntheticDetection, batch_size: int, candidates:
 
     # A discarded run first: the very first loader of a process is measurably slower (lazy
     # initialisation, cold caches), which would otherwise count against whichever runs first.
-    tune_num_workers(dataset, batch_size, sampler=WeightedRandomSampler(weights, n),
-                     collate_fn=detection_collate, pin_memory=pin, candidates=[0],
-                     seconds=min(seconds, 0.5))
+    tune_num_workers(
+        dataset,
+        batch_size,
+        sampler=WeightedRandomSampler(weights, n),
+        collate_fn=detection_collate,
+        pin_memory=pin,
+        candidates=[0],
+        seconds=min(seconds, 0.5),
+    )
     stock_rows: dict[int, Any] = {}
     fast_rows: dict[int, Any] = {}
     # One setting at a time, stock then fastloader, so drift in a shared machine's load hits
@@ -279,16 +386,27 @@ def end_to_end_section(dataset: SyntheticDetection, batch_size: int, candidates:
     for _ in range(rounds):
         for workers in candidates:
             row = tune_num_workers(
-                dataset, batch_size, sampler=WeightedRandomSampler(weights, n),
-                collate_fn=detection_collate, pin_memory=pin, candidates=[workers],
-                seconds=seconds, progress=step("stock")).rows[0]
+                dataset,
+                batch_size,
+                sampler=WeightedRandomSampler(weights, n),
+                collate_fn=detection_collate,
+                pin_memory=pin,
+                candidates=[workers],
+                seconds=seconds,
+                progress=step("stock"),
+            ).rows[0]
             if workers not in stock_rows or row.batches_per_s > stock_rows[workers].batches_per_s:
                 stock_rows[workers] = row
             row = tune_num_workers(
-                dataset, batch_size,
+                dataset,
+                batch_size,
                 batch_sampler=FastWeightedBatchSampler(weights, n, batch_size, seed=0),
-                collate_fn=fast_collate, pin_memory=pin, candidates=[workers], seconds=seconds,
-                progress=step("fastloader")).rows[0]
+                collate_fn=fast_collate,
+                pin_memory=pin,
+                candidates=[workers],
+                seconds=seconds,
+                progress=step("fastloader"),
+            ).rows[0]
             if workers not in fast_rows or row.batches_per_s > fast_rows[workers].batches_per_s:
                 fast_rows[workers] = row
     stock_rows = [stock_rows[workers] for workers in candidates]
@@ -298,27 +416,57 @@ def end_to_end_section(dataset: SyntheticDetection, batch_size: int, candidates:
     rows = []
     for workers in candidates:
         s, f = stock.row(workers), fast.row(workers)
-        rows.append([str(workers), f"{s.batches_per_s:.1f}", f"{f.batches_per_s:.1f}",
-                     _ratio(f.batches_per_s, s.batches_per_s),
-                     f"{s.cpu_percent:.0f}", f"{f.cpu_percent:.0f}",
-                     f"{s.peak_rss_bytes / 2**20:.0f}", f"{f.peak_rss_bytes / 2**20:.0f}"])
-    section.table(["num_workers", "stock batches/s", "fastloader batches/s", "fastloader/stock",
-                   "stock CPU %", "fastloader CPU %", "stock RSS MiB", "fastloader RSS MiB"], rows)
-    what = ("FastWeightedBatchSampler + fast_detection_collate" if fast_detection_collate is not None
-            else "FastWeightedBatchSampler + the stock detection_collate (fast_detection_collate "
-                 "is not in this build)")
-    section.note(f"Stock: WeightedRandomSampler + detection_collate. fastloader: {what}. "
-                 f"batch_size={batch_size}, pin_memory={pin}, best of {rounds} rounds of {seconds:g} s "
-                 f"per setting after warm-up, settings interleaved. tune_num_workers picks num_workers={fast.best} for fastloader "
-                 f"({fast.best_row.batches_per_s:.1f} batches/s) and {stock.best} for stock.")
+        rows.append(
+            [
+                str(workers),
+                f"{s.batches_per_s:.1f}",
+                f"{f.batches_per_s:.1f}",
+                _ratio(f.batches_per_s, s.batches_per_s),
+                f"{s.cpu_percent:.0f}",
+                f"{f.cpu_percent:.0f}",
+                f"{s.peak_rss_bytes / 2**20:.0f}",
+                f"{f.peak_rss_bytes / 2**20:.0f}",
+            ]
+        )
+    section.table(
+        [
+            "num_workers",
+            "stock batches/s",
+            "fastloader batches/s",
+            "fastloader/stock",
+            "stock CPU %",
+            "fastloader CPU %",
+            "stock RSS MiB",
+            "fastloader RSS MiB",
+        ],
+        rows,
+    )
+    what = (
+        "FastWeightedBatchSampler + fast_detection_collate"
+        if fast_detection_collate is not None
+        else "FastWeightedBatchSampler + the stock detection_collate (fast_detection_collate "
+        "is not in this build)"
+    )
+    section.note(
+        f"Stock: WeightedRandomSampler + detection_collate. fastloader: {what}. "
+        f"batch_size={batch_size}, pin_memory={pin}, best of {rounds} rounds of {seconds:g} s "
+        f"per setting after warm-up, settings interleaved. tune_num_workers picks "
+        f"num_workers={fast.best} for fastloader "
+        f"({fast.best_row.batches_per_s:.1f} batches/s) and {stock.best} for stock."
+    )
     for label, report in (("fastloader", fast), ("stock", stock)):
         title = f"tune_num_workers report, {label}:"
         section.note(f"{title}\n{report.table()}", f"{title}\n\n{report.to_markdown()}")
     return section, stock, fast
 
 
-def _plot(path: Path, dataset: SyntheticDetection, shares: dict[str, Any] | None,
-          stock: TuneReport | None, fast: TuneReport | None) -> str:
+def _plot(
+    path: Path,
+    dataset: SyntheticDetection,
+    shares: dict[str, Any] | None,
+    stock: TuneReport | None,
+    fast: TuneReport | None,
+) -> str:
     try:
         import matplotlib
 
@@ -339,7 +487,9 @@ def _plot(path: Path, dataset: SyntheticDetection, shares: dict[str, Any] | None
     if stock is not None and fast is not None:
         for report, label in ((stock, "stock"), (fast, "fastloader")):
             workers = [row.num_workers for row in report.rows]
-            axes[1].plot(workers, [row.batches_per_s for row in report.rows], marker="o", label=label)
+            axes[1].plot(
+                workers, [row.batches_per_s for row in report.rows], marker="o", label=label
+            )
         axes[1].set_xticks([row.num_workers for row in stock.rows])
         axes[1].set_ylim(bottom=0)
         axes[1].set_xlabel("num_workers")
@@ -356,24 +506,45 @@ def _plot(path: Path, dataset: SyntheticDetection, shares: dict[str, Any] | None
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m fastloader.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m fastloader.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="smaller settings: under a minute")
-    parser.add_argument("--out", type=Path, default=Path("bench/results"),
-                        help="folder for latest.md and latest.png (default: bench/results)")
-    parser.add_argument("--root", type=Path, default=None,
-                        help="dataset folder (default: a cache under the temp directory)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench/results"),
+        help="folder for latest.md and latest.png (default: bench/results)",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="dataset folder (default: a cache under the temp directory)",
+    )
     parser.add_argument("--num-images", type=int, default=None)
     parser.add_argument("--image-size", type=int, default=None, help="height and width")
     parser.add_argument("--image-format", choices=("png", "npy"), default="png")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=None, help="timed window per setting")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="end-to-end rounds, best kept (default 3, --quick 2)")
-    parser.add_argument("--candidates", type=int, nargs="+", default=None,
-                        help="num_workers values (default: 0 .. cpu count)")
-    parser.add_argument("--sampler-n", type=int, default=10_000_000,
-                        help="the large n of the sampler section")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="end-to-end rounds, best kept (default 3, --quick 2)",
+    )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        nargs="+",
+        default=None,
+        help="num_workers values (default: 0 .. cpu count)",
+    )
+    parser.add_argument(
+        "--sampler-n", type=int, default=10_000_000, help="the large n of the sampler section"
+    )
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -387,27 +558,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     rounds = args.rounds or (2 if args.quick else 3)
     repeats = 2 if args.quick else 5
     candidates = args.candidates or list(range((os.cpu_count() or 1) + 1))
-    steps = 2 + 1 + 2 + 2 * rounds * len(candidates) + 1  # dataset, sampler x3, collate x2, tuner, write
+    steps = (
+        2 + 1 + 2 + 2 * rounds * len(candidates) + 1
+    )  # dataset, sampler x3, collate x2, tuner, write
     progress = _Progress(steps, enabled=not args.no_progress)
     try:
-        dataset = SyntheticDetection(args.root, num_images, min_size=size, max_size=size,
-                                     image_format=args.image_format, seed=0,
-                                     progress=not args.no_progress)
+        dataset = SyntheticDetection(
+            args.root,
+            num_images,
+            min_size=size,
+            max_size=size,
+            image_format=args.image_format,
+            seed=0,
+            progress=not args.no_progress,
+        )
         progress.step("dataset")
         for image in sorted((dataset.root / "images").iterdir()):
             image.read_bytes()  # into the page cache, so the first setting measured is not slower
-        progress.write(f"dataset: {dataset.root} ({len(dataset)} images {size}x{size} "
-                       f"{args.image_format}, {'written now' if dataset.generated else 'cached'})")
+        progress.write(
+            f"dataset: {dataset.root} ({len(dataset)} images {size}x{size} "
+            f"{args.image_format}, {'written now' if dataset.generated else 'cached'})"
+        )
         sections = []
-        sampler, shares = sampler_section(dataset, args.sampler_n, repeats,
-                                          per_index_at_big_n=not args.quick, progress=progress)
+        sampler, shares = sampler_section(
+            dataset, args.sampler_n, repeats, per_index_at_big_n=not args.quick, progress=progress
+        )
         sections.append(sampler)
         progress.write(sampler.text())
         collate = collate_section(repeats, args.batch_size, progress)
         sections.append(collate)
         progress.write(collate.text())
-        end_to_end, stock, fast = end_to_end_section(dataset, args.batch_size, candidates, seconds,
-                                                     rounds, progress)
+        end_to_end, stock, fast = end_to_end_section(
+            dataset, args.batch_size, candidates, seconds, rounds, progress
+        )
         sections.append(end_to_end)
         progress.write(end_to_end.text())
 
@@ -415,13 +598,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         plot_message = _plot(args.out / "latest.png", dataset, shares, stock, fast)
         given = list(sys.argv[1:] if argv is None else argv)
         command = " ".join(["python -m fastloader.bench", *given])
+        cuda = "available" if torch.cuda.is_available() else "not available"
         header = [
             "# fastloader bench",
             "",
             f"Measured on this machine by `{command}` on "
             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC: "
             f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-            f"torch {torch.__version__} (CUDA {'available' if torch.cuda.is_available() else 'not available'}), "
+            f"torch {torch.__version__} (CUDA {cuda}), "
             f"fastloader {__version__}. Dataset: {len(dataset)} synthetic {size}x{size} "
             f"{args.image_format} images, {dataset.num_classes} imbalanced classes, 0-50 boxes "
             "with 5 landmarks each.",
@@ -430,7 +614,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elapsed = time.perf_counter() - started
         footer = [f"{plot_message}. Total bench time {elapsed:.0f} s.", ""]
         (args.out / "latest.md").write_text(
-            "\n".join(header) + "\n" + "\n".join(s.markdown() for s in sections) + "\n".join(footer))
+            "\n".join(header) + "\n" + "\n".join(s.markdown() for s in sections) + "\n".join(footer)
+        )
         progress.step("write")
     finally:
         progress.close()

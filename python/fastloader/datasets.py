@@ -1,4 +1,4 @@
-"""VOC-style detection data: an XML-annotated Dataset and a cached synthetic, class-imbalanced one."""
+"""VOC-style detection data: an XML-annotated Dataset and a cached synthetic, imbalanced one"""
 
 from __future__ import annotations
 
@@ -57,8 +57,15 @@ _MARKER = "synthetic.json"
 class _Annotation:
     __slots__ = ("filename", "width", "height", "names", "boxes", "landmarks")
 
-    def __init__(self, filename: str, width: int, height: int, names: list[str],
-                 boxes: np.ndarray, landmarks: np.ndarray) -> None:
+    def __init__(
+        self,
+        filename: str,
+        width: int,
+        height: int,
+        names: list[str],
+        boxes: np.ndarray,
+        landmarks: np.ndarray,
+    ) -> None:
         self.filename = filename
         self.width = width
         self.height = height
@@ -126,16 +133,21 @@ _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def write_png(path: PathLike, image: np.ndarray | torch.Tensor, compress_level: int = 6) -> None:
     """Writes a uint8 ``[3, H, W]`` (or ``[H, W, 3]`` with ``H, W > 3``) image as an RGB PNG."""
     array = image.numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     if array.dtype != np.uint8 or array.ndim != 3:
-        raise ValueError(f"image should be a uint8 [3, H, W] array, but got {array.dtype} "
-                         f"{tuple(array.shape)}")
+        raise ValueError(
+            f"image should be a uint8 [3, H, W] array, but got {array.dtype} {tuple(array.shape)}"
+        )
     if array.shape[0] == 3:
         array = array.transpose(1, 2, 0)
     if array.shape[2] != 3:
@@ -178,7 +190,11 @@ def _unfilter(raw: np.ndarray, height: int, stride: int, bpp: int) -> np.ndarray
                 else:
                     upper_left = above[x - bpp] if x >= bpp else 0
                     estimate = left + up - upper_left
-                    pa, pb, pc = abs(estimate - left), abs(estimate - up), abs(estimate - upper_left)
+                    pa, pb, pc = (
+                        abs(estimate - left),
+                        abs(estimate - up),
+                        abs(estimate - upper_left),
+                    )
                     predictor = left if pa <= pb and pa <= pc else (up if pb <= pc else upper_left)
                     values[x] = (values[x] + predictor) & 0xFF
             line[:] = values
@@ -212,16 +228,19 @@ def read_png(path: PathLike) -> np.ndarray:
         raise ValueError(f"{path}: truncated PNG (no IHDR or IDAT chunk)")
     width, height, depth, color, _, _, interlace = header
     if depth != 8 or color not in _PNG_CHANNELS or interlace != 0:
-        raise ValueError(f"{path}: only 8-bit non-interlaced grey/RGB/RGBA PNGs are supported, "
-                         f"got bit depth {depth}, colour type {color}, interlace {interlace}")
+        raise ValueError(
+            f"{path}: only 8-bit non-interlaced grey/RGB/RGBA PNGs are supported, "
+            f"got bit depth {depth}, colour type {color}, interlace {interlace}"
+        )
     channels = _PNG_CHANNELS[color]
     try:
         raw = np.frombuffer(zlib.decompress(b"".join(compressed)), dtype=np.uint8)
     except zlib.error as exc:
         raise ValueError(f"{path}: corrupt PNG data: {exc}") from None
     if raw.size != height * (width * channels + 1):
-        raise ValueError(f"{path}: PNG data has {raw.size} bytes, expected "
-                         f"{height * (width * channels + 1)}")
+        raise ValueError(
+            f"{path}: PNG data has {raw.size} bytes, expected {height * (width * channels + 1)}"
+        )
     pixels = _unfilter(raw, height, width * channels, channels).reshape(height, width, channels)
     if channels <= 2:
         pixels = np.repeat(pixels[:, :, :1], 3, axis=2)
@@ -241,12 +260,15 @@ def _load_image(path: Path) -> np.ndarray:
         try:
             from PIL import Image  # type: ignore[import-not-found]
         except ImportError:
-            raise ValueError(f"{path}: only .npy and .png images can be read without Pillow") from None
+            raise ValueError(
+                f"{path}: only .npy and .png images can be read without Pillow"
+            ) from None
         with Image.open(path) as opened:
             array = np.asarray(opened.convert("RGB")).transpose(2, 0, 1)
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[0] != 3:
-        raise ValueError(f"{path}: expected a uint8 [3, H, W] image, but got {array.dtype} "
-                         f"{tuple(array.shape)}")
+        raise ValueError(
+            f"{path}: expected a uint8 [3, H, W] image, but got {array.dtype} {tuple(array.shape)}"
+        )
     return np.ascontiguousarray(array)
 
 
@@ -254,8 +276,11 @@ def _load_image(path: Path) -> np.ndarray:
 # Label statistics: work on labels only, so no image is ever decoded for them.
 
 
-def class_histogram(labels: Sequence[np.ndarray], num_classes: int,
-                    indices: Sequence[int] | np.ndarray | torch.Tensor | None = None) -> np.ndarray:
+def class_histogram(
+    labels: Sequence[np.ndarray],
+    num_classes: int,
+    indices: Sequence[int] | np.ndarray | torch.Tensor | None = None,
+) -> np.ndarray:
     """How many of the images ``indices`` (all images when None; repeats count) contain each
     class: an int64 array ``[num_classes]``."""
     num_classes = positive_int(num_classes, "num_classes")
@@ -264,8 +289,9 @@ def class_histogram(labels: Sequence[np.ndarray], num_classes: int,
         presence[image, np.asarray(image_labels, dtype=np.int64)] = 1
     if indices is None:
         return presence.sum(axis=0)
-    chosen = np.asarray(indices.numpy() if isinstance(indices, torch.Tensor) else indices,
-                        dtype=np.int64)
+    chosen = np.asarray(
+        indices.numpy() if isinstance(indices, torch.Tensor) else indices, dtype=np.int64
+    )
     counts = np.bincount(chosen, minlength=len(labels))
     return counts @ presence
 
@@ -331,16 +357,22 @@ class VOCDetection(Dataset):
     ) -> None:
         self.root = Path(root)
         if sample_format not in _SAMPLE_FORMATS:
-            raise ValueError(f"sample_format should be one of {_SAMPLE_FORMATS}, "
-                             f"but got sample_format={sample_format!r}")
+            raise ValueError(
+                f"sample_format should be one of {_SAMPLE_FORMATS}, "
+                f"but got sample_format={sample_format!r}"
+            )
         if transform is not None and not callable(transform):
-            raise TypeError(f"transform should be callable or None, but got {type(transform).__name__}")
+            raise TypeError(
+                f"transform should be callable or None, but got {type(transform).__name__}"
+            )
         self.sample_format = sample_format
         self.transform = transform
         annotations = self.root / annotation_dir
         if not annotations.is_dir():
-            raise ValueError(f"root should contain an {annotation_dir!r} folder, but {annotations} "
-                             "is not a directory")
+            raise ValueError(
+                f"root should contain an {annotation_dir!r} folder, but {annotations} "
+                "is not a directory"
+            )
         self.annotation_files = sorted(annotations.glob("*.xml"))
         if not self.annotation_files:
             raise ValueError(f"no .xml annotation files in {annotations}")
@@ -351,7 +383,9 @@ class VOCDetection(Dataset):
             if listed.is_file():
                 classes = [line.strip() for line in listed.read_text().splitlines() if line.strip()]
             else:
-                classes = sorted({name for path in self.annotation_files for name in _parse_names(path)})
+                classes = sorted(
+                    {name for path in self.annotation_files for name in _parse_names(path)}
+                )
         if isinstance(classes, str) or not all(isinstance(name, str) for name in classes):
             raise TypeError("classes should be a sequence of class-name strings")
         self.classes = list(classes)
@@ -368,7 +402,11 @@ class VOCDetection(Dataset):
 
     def _index(self, index: Any) -> int:
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            if isinstance(index, torch.Tensor) and index.numel() == 1 and not index.is_floating_point():
+            if (
+                isinstance(index, torch.Tensor)
+                and index.numel() == 1
+                and not index.is_floating_point()
+            ):
                 index = int(index.item())
             else:
                 raise TypeError(f"index should be an int, but got {type(index).__name__}")
@@ -404,8 +442,10 @@ class VOCDetection(Dataset):
         labels = self._class_indices(parsed.names, path)
         image = _load_image(self.image_root / parsed.filename)
         if image.shape[1:] != (parsed.height, parsed.width):
-            raise ValueError(f"{path}: <size> says {parsed.height}x{parsed.width} but the image is "
-                             f"{image.shape[1]}x{image.shape[2]}")
+            raise ValueError(
+                f"{path}: <size> says {parsed.height}x{parsed.width} but the image is "
+                f"{image.shape[1]}x{image.shape[2]}"
+            )
         image_tensor = torch.from_numpy(image)
         if self.sample_format == "dict":
             sample: Any = {
@@ -418,7 +458,9 @@ class VOCDetection(Dataset):
             target = np.empty((len(labels), _TARGET_WIDTH), dtype=np.float32)
             target[:, TARGET_COLUMNS["boxes"]] = parsed.boxes
             target[:, TARGET_COLUMNS["label"]] = labels
-            target[:, TARGET_COLUMNS["landmarks"]] = parsed.landmarks.reshape(len(labels), 2 * NUM_LANDMARKS)
+            target[:, TARGET_COLUMNS["landmarks"]] = parsed.landmarks.reshape(
+                len(labels), 2 * NUM_LANDMARKS
+            )
             sample = (image_tensor, torch.from_numpy(target))
         return self.transform(sample) if self.transform is not None else sample
 
@@ -428,12 +470,14 @@ class VOCDetection(Dataset):
         Reads the XML files only, never an image; parsed once and cached.
         """
         if self._labels is None:
-            self._labels = [self._class_indices(_parse_names(path), path)
-                            for path in self.annotation_files]
+            self._labels = [
+                self._class_indices(_parse_names(path), path) for path in self.annotation_files
+            ]
         return [labels.copy() for labels in self._labels]
 
-    def class_histogram(self, indices: Sequence[int] | np.ndarray | torch.Tensor | None = None
-                        ) -> np.ndarray:
+    def class_histogram(
+        self, indices: Sequence[int] | np.ndarray | torch.Tensor | None = None
+    ) -> np.ndarray:
         """Images containing each class among ``indices`` (all images when None)."""
         return class_histogram(self.labels(), self.num_classes, indices)
 
@@ -448,8 +492,10 @@ class VOCDetection(Dataset):
         return state
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(root={str(self.root)!r}, images={len(self)}, "
-                f"classes={self.num_classes}, sample_format={self.sample_format!r})")
+        return (
+            f"{type(self).__name__}(root={str(self.root)!r}, images={len(self)}, "
+            f"classes={self.num_classes}, sample_format={self.sample_format!r})"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -473,8 +519,9 @@ def _class_probabilities(num_classes: int) -> np.ndarray:
     return raw / raw.sum()
 
 
-def _synthesize(seed: int, index: int, params: dict[str, Any]) -> tuple[np.ndarray, list[int],
-                                                                       np.ndarray, np.ndarray]:
+def _synthesize(
+    seed: int, index: int, params: dict[str, Any]
+) -> tuple[np.ndarray, list[int], np.ndarray, np.ndarray]:
     """Image ``index`` of the dataset: a pure function of (seed, index, params)."""
     rng = np.random.default_rng([seed, index])
     height = int(rng.integers(params["min_size"], params["max_size"] + 1))
@@ -483,8 +530,9 @@ def _synthesize(seed: int, index: int, params: dict[str, Any]) -> tuple[np.ndarr
     num_classes = params["num_classes"]
     if count:
         present_draws = 1 + int(rng.binomial(2, 0.25))
-        present = np.unique(rng.choice(num_classes, size=present_draws,
-                                       p=_class_probabilities(num_classes)))
+        present = np.unique(
+            rng.choice(num_classes, size=present_draws, p=_class_probabilities(num_classes))
+        )
         labels = rng.choice(present, size=count).astype(np.int64)
     else:
         labels = np.empty(0, dtype=np.int64)
@@ -507,8 +555,9 @@ def _synthesize(seed: int, index: int, params: dict[str, Any]) -> tuple[np.ndarr
     image = np.empty((3, height, width), dtype=np.uint8)
     for channel in range(3):
         image[channel] = (base[channel] + ramp_y + ramp_x).astype(np.uint8)
-    palette = np.random.default_rng([seed, 1 << 32]).integers(0, 233, size=(num_classes, 3),
-                                                              dtype=np.uint8)
+    palette = np.random.default_rng([seed, 1 << 32]).integers(
+        0, 233, size=(num_classes, 3), dtype=np.uint8
+    )
     for (x1, y1, x2, y2), label in zip(boxes.astype(int), labels):
         image[:, y1:y2, x1:x2] = palette[label][:, None, None]
     image += rng.integers(0, 23, size=(3, height, width), dtype=np.uint8)
@@ -519,8 +568,9 @@ def _format_number(value: float) -> str:
     return repr(float(value))
 
 
-def _annotation_xml(filename: str, image: np.ndarray, names: list[str], boxes: np.ndarray,
-                    landmarks: np.ndarray) -> bytes:
+def _annotation_xml(
+    filename: str, image: np.ndarray, names: list[str], boxes: np.ndarray, landmarks: np.ndarray
+) -> bytes:
     et = _stdlib_etree
     root = et.Element("annotation")
     et.SubElement(root, "folder").text = "images"
@@ -568,7 +618,8 @@ def _write_synthetic(folder: Path, params: dict[str, Any], progress: bool) -> No
             write_png(folder / "images" / filename, image)
         names = [class_names[label] for label in labels]
         (folder / "Annotations" / f"{stem}.xml").write_bytes(
-            _annotation_xml(filename, image, names, boxes, landmarks))
+            _annotation_xml(filename, image, names, boxes, landmarks)
+        )
     # Written last: its presence means the folder is complete.
     (folder / _MARKER).write_text(json.dumps(params, sort_keys=True))
 
@@ -633,13 +684,16 @@ class SyntheticDetection(VOCDetection):
         progress: bool = False,
     ) -> None:
         if image_format not in _IMAGE_FORMATS:
-            raise ValueError(f"image_format should be one of {_IMAGE_FORMATS}, "
-                             f"but got image_format={image_format!r}")
+            raise ValueError(
+                f"image_format should be one of {_IMAGE_FORMATS}, "
+                f"but got image_format={image_format!r}"
+            )
         min_size = positive_int(min_size, "min_size")
         max_size = positive_int(max_size, "max_size")
         if max_size < min_size:
-            raise ValueError(f"max_size should be >= min_size, but got min_size={min_size}, "
-                             f"max_size={max_size}")
+            raise ValueError(
+                f"max_size should be >= min_size, but got min_size={min_size}, max_size={max_size}"
+            )
         if seed is None:
             raise TypeError("seed should be an int: the dataset is a cache keyed by it")
         self.params = {
@@ -654,8 +708,12 @@ class SyntheticDetection(VOCDetection):
         }
         folder = Path(root) if root is not None else default_cache_root(self.params)
         self.generated = self._ensure(folder, progress)
-        super().__init__(folder, classes=[f"class_{k:02d}" for k in range(num_classes)],
-                         sample_format=sample_format, transform=transform)
+        super().__init__(
+            folder,
+            classes=[f"class_{k:02d}" for k in range(num_classes)],
+            sample_format=sample_format,
+            transform=transform,
+        )
 
     def _ensure(self, folder: Path, progress: bool) -> bool:
         """Makes ``folder`` hold this dataset; True when it had to be written."""
@@ -665,8 +723,10 @@ class SyntheticDetection(VOCDetection):
             if not folder.is_dir():
                 raise ValueError(f"root should be a folder, but {folder} is a file")
             if _read_marker(folder) is None and any(folder.iterdir()):
-                raise ValueError(f"root {folder} is a non-empty folder not written by "
-                                 "SyntheticDetection; pass a new or empty folder")
+                raise ValueError(
+                    f"root {folder} is a non-empty folder not written by "
+                    "SyntheticDetection; pass a new or empty folder"
+                )
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:

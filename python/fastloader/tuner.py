@@ -1,4 +1,4 @@
-"""tune_num_workers: measures DataLoader throughput, CPU and memory per num_workers on this machine."""
+"""tune_num_workers: DataLoader throughput, CPU and memory per num_workers, on this machine"""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ class SampleLoadError(RuntimeError):
 
 class _SampleFailed(Exception):
     """Raised inside the loader with the index in its text: DataLoader re-raises worker errors as
-    ``type(exc)(formatted_traceback)``, so only the message survives the trip to the main process."""
+    ``type(exc)(formatted_traceback)``, so only the message survives the trip to the main
+    process."""
 
     def __init__(self, message: str, index: int | None = None) -> None:
         super().__init__(message)
@@ -169,7 +170,9 @@ class _MemoryWatch:
         self.shm_baseline = _shm_used_bytes()
         self.peak_shm = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fastloader-tuner-watch", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="fastloader-tuner-watch", daemon=True
+        )
 
     def __enter__(self) -> "_MemoryWatch":
         self._thread.start()
@@ -261,14 +264,21 @@ class TuneReport:
     cpu_count: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     @classmethod
-    def from_rows(cls, rows: Sequence[WorkerMeasurement], *, batch_size: int, pin_memory: bool,
-                  seconds: float) -> "TuneReport":
-        """A report over measured rows (e.g. gathered from several runs); ``best`` is the fastest."""
+    def from_rows(
+        cls, rows: Sequence[WorkerMeasurement], *, batch_size: int, pin_memory: bool, seconds: float
+    ) -> "TuneReport":
+        """A report over measured rows (e.g. gathered from several runs); ``best`` is the
+        fastest."""
         if not rows:
             raise ValueError("rows should not be empty")
         best = max(rows, key=lambda row: row.batches_per_s).num_workers
-        return cls(rows=list(rows), best=best, batch_size=batch_size, pin_memory=pin_memory,
-                   seconds=seconds)
+        return cls(
+            rows=list(rows),
+            best=best,
+            batch_size=batch_size,
+            pin_memory=pin_memory,
+            seconds=seconds,
+        )
 
     @property
     def best_row(self) -> WorkerMeasurement:
@@ -296,12 +306,16 @@ class TuneReport:
         """The report as aligned text; ``*`` marks the best setting."""
         header, body = self._grid()
         widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-        lines = ["  ".join(cell.rjust(width) for cell, width in zip(line, widths))
-                 for line in [header, *body]]
+        lines = [
+            "  ".join(cell.rjust(width) for cell, width in zip(line, widths))
+            for line in [header, *body]
+        ]
         lines.insert(1, "  ".join("-" * width for width in widths))
-        lines.append(f"best: num_workers={self.best} ({self.best_row.batches_per_s:.1f} batches/s; "
-                     f"batch_size={self.batch_size}, pin_memory={self.pin_memory}, "
-                     f"{self.seconds:g} s per setting, {self.cpu_count} CPUs)")
+        lines.append(
+            f"best: num_workers={self.best} ({self.best_row.batches_per_s:.1f} batches/s; "
+            f"batch_size={self.batch_size}, pin_memory={self.pin_memory}, "
+            f"{self.seconds:g} s per setting, {self.cpu_count} CPUs)"
+        )
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
@@ -309,15 +323,22 @@ class TuneReport:
         lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
         lines.append("")
-        lines.append(f"Best: `num_workers={self.best}` (batch_size={self.batch_size}, "
-                     f"pin_memory={self.pin_memory}, {self.seconds:g} s per setting, "
-                     f"{self.cpu_count} CPUs).")
+        lines.append(
+            f"Best: `num_workers={self.best}` (batch_size={self.batch_size}, "
+            f"pin_memory={self.pin_memory}, {self.seconds:g} s per setting, "
+            f"{self.cpu_count} CPUs)."
+        )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "batch_size": self.batch_size, "pin_memory": self.pin_memory,
-                "seconds": self.seconds, "cpu_count": self.cpu_count,
-                "rows": [asdict(row) for row in self.rows]}
+        return {
+            "best": self.best,
+            "batch_size": self.batch_size,
+            "pin_memory": self.pin_memory,
+            "seconds": self.seconds,
+            "cpu_count": self.cpu_count,
+            "rows": [asdict(row) for row in self.rows],
+        }
 
     def __str__(self) -> str:
         return self.table()
@@ -331,8 +352,9 @@ def _candidates(candidates: Sequence[int] | None) -> list[int]:
     if candidates is None:
         return list(range((os.cpu_count() or 1) + 1))
     if isinstance(candidates, (str, bytes)) or not hasattr(candidates, "__iter__"):
-        raise TypeError(f"candidates should be a sequence of ints or None, but got "
-                        f"{type(candidates).__name__}")
+        raise TypeError(
+            f"candidates should be a sequence of ints or None, but got {type(candidates).__name__}"
+        )
     chosen: list[int] = []
     for value in candidates:
         value = non_negative_int(value, "candidates[i]")
@@ -359,8 +381,9 @@ def _shutdown(iterator: Any, worker_pids: list[int]) -> None:
                 pass
 
 
-def _measure(loader: DataLoader, num_workers: int, batch_size: int, seconds: float,
-             warmup_batches: int) -> WorkerMeasurement:
+def _measure(
+    loader: DataLoader, num_workers: int, batch_size: int, seconds: float, warmup_batches: int
+) -> WorkerMeasurement:
     me = os.getpid()
     iterator = None
     worker_pids: list[int] = []
@@ -393,8 +416,11 @@ def _measure(loader: DataLoader, num_workers: int, batch_size: int, seconds: flo
             if iterator is not None:
                 _shutdown(iterator, worker_pids)
             del iterator
-    used = sum(after - before for before, after in zip(cpu_before, cpu_after)
-               if before is not None and after is not None)
+    used = sum(
+        after - before
+        for before, after in zip(cpu_before, cpu_after)
+        if before is not None and after is not None
+    )
     return WorkerMeasurement(
         num_workers=num_workers,
         batches=batches,
@@ -455,35 +481,56 @@ def tune_num_workers(
             and the original error is chained.
     """
     if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__getitem__"):
-        raise TypeError("dataset should be a map-style dataset (with __getitem__ and __len__), but "
-                        f"got {type(dataset).__name__}")
+        raise TypeError(
+            "dataset should be a map-style dataset (with __getitem__ and __len__), but "
+            f"got {type(dataset).__name__}"
+        )
     batch_size = positive_int(batch_size, "batch_size")
     if sampler is not None and batch_sampler is not None:
         raise ValueError("sampler and batch_sampler are mutually exclusive; pass one")
     if collate_fn is not None and not callable(collate_fn):
-        raise TypeError(f"collate_fn should be callable or None, but got {type(collate_fn).__name__}")
-    pin_memory = torch.cuda.is_available() if pin_memory is None else boolean(pin_memory, "pin_memory")
+        raise TypeError(
+            f"collate_fn should be callable or None, but got {type(collate_fn).__name__}"
+        )
+    pin_memory = (
+        torch.cuda.is_available() if pin_memory is None else boolean(pin_memory, "pin_memory")
+    )
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
         raise ValueError(f"seconds should be a positive number, but got seconds={seconds!r}")
     seconds = float(seconds)
     chosen = _candidates(candidates)
     extra = dict(loader_kwargs or {})
-    clashing = {"batch_size", "sampler", "batch_sampler", "collate_fn", "pin_memory", "num_workers",
-                "shuffle", "dataset", "persistent_workers", "drop_last"} & set(extra)
+    clashing = {
+        "batch_size",
+        "sampler",
+        "batch_sampler",
+        "collate_fn",
+        "pin_memory",
+        "num_workers",
+        "shuffle",
+        "dataset",
+        "persistent_workers",
+        "drop_last",
+    } & set(extra)
     if clashing:
-        raise ValueError(f"loader_kwargs should not set {sorted(clashing)}: they are arguments of "
-                         "tune_num_workers or chosen by it")
+        raise ValueError(
+            f"loader_kwargs should not set {sorted(clashing)}: they are arguments of "
+            "tune_num_workers or chosen by it"
+        )
     if sampler is None and batch_sampler is None:
         if len(dataset) == 0:
             raise ValueError("dataset should not be empty")
         sampler = SequentialSampler(range(len(dataset)))
 
-    wrapped_class = _IndexReportingBatched if getattr(dataset, "__getitems__", None) else _IndexReporting
+    wrapped_class = (
+        _IndexReportingBatched if getattr(dataset, "__getitems__", None) else _IndexReporting
+    )
     wrapped = wrapped_class(dataset)
     rows = []
     for num_workers in chosen:
-        loader_args: dict[str, Any] = dict(collate_fn=collate_fn, pin_memory=pin_memory,
-                                           num_workers=num_workers)
+        loader_args: dict[str, Any] = dict(
+            collate_fn=collate_fn, pin_memory=pin_memory, num_workers=num_workers
+        )
         if batch_sampler is not None:
             loader_args["batch_sampler"] = _Endless(batch_sampler)
         else:
@@ -524,4 +571,6 @@ def _sample_error(exc: Exception, num_workers: int) -> SampleLoadError | None:
         index, what = int(found[-1][0]), found[-1][1].strip()
     return SampleLoadError(
         f"dataset[{index}] raised while measuring num_workers={num_workers}: {what}",
-        index=index, num_workers=num_workers)
+        index=index,
+        num_workers=num_workers,
+    )
