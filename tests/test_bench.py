@@ -69,3 +69,47 @@ def test_quick_bench_writes_every_section(tmp_path):
         assert "matplotlib is not installed" in done.stdout
     else:
         assert (out / "latest.png").stat().st_size > 1000
+
+
+def test_collate_section_measures_when_the_collate_is_present(monkeypatch):
+    # Stand-ins with the issue-3 API, so this section's code runs before the real collate lands.
+    from fastloader import bench
+
+    calls = []
+
+    class PaddingCollate:
+        def __init__(self, size_divisibility=0):
+            self.size_divisibility = size_divisibility
+
+        def __call__(self, batch):
+            calls.append(("padded", len(batch)))
+            return bench.pad_like_detectron2([image for image, _ in batch], self.size_divisibility)
+
+    def stacking_collate(batch):
+        calls.append(("stacked", len(batch)))
+        return bench.detection_collate(batch)
+
+    monkeypatch.setattr(bench, "fast_detection_collate", stacking_collate)
+    monkeypatch.setattr(bench, "DetectionCollate", PaddingCollate)
+    section = bench.collate_section(repeats=1, batch_size=2, progress=bench._Progress(2, False))
+    markdown = section.markdown()
+    assert "skipped" not in markdown
+    rows = [
+        line
+        for line in markdown.splitlines()
+        if line.startswith("| same size") or line.startswith("| variable size")
+    ]
+    assert len(rows) == 2 and all(row.rstrip(" |").endswith("x") for row in rows)
+    assert ("stacked", 2) in calls and ("padded", 2) in calls
+
+
+def test_detectron2_style_padding_reference():
+    import torch
+
+    from fastloader.bench import pad_like_detectron2
+
+    images = [torch.ones(3, 5, 7, dtype=torch.uint8), torch.full((3, 9, 4), 2, dtype=torch.uint8)]
+    padded = pad_like_detectron2(images, 8)
+    assert padded.shape == (2, 3, 16, 8) and padded.dtype == torch.uint8
+    assert padded[0, :, :5, :7].eq(1).all() and padded[0, :, 5:].eq(0).all()
+    assert padded[1, :, :9, :4].eq(2).all() and padded[1, :, :, 4:].eq(0).all()
