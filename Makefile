@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.fastloader-installed
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc python -type f 2>/dev/null)
 
-.PHONY: test bench wheel-check cpp-test dev clean
+.PHONY: test bench bench-sampler bench-collate wheel-check cpp-test dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,13 @@ test: $(INSTALLED)
 	$(PY) -m pytest -q tests
 
 bench: $(INSTALLED)
-	$(PY) bench/bench_sampler.py
+	$(PY) -m fastloader.bench
+
+# The detailed per-feature benchmarks behind the README's tables.
+bench-sampler: $(INSTALLED)
+	$(PY) bench/bench_sampler.py --markdown bench/results/sampler.md
+
+bench-collate: $(INSTALLED)
 	$(PY) bench/bench_collate.py
 
 # Proves the wheel installs and imports in a fresh venv with no compiler or build step.

@@ -8,7 +8,9 @@ from .collate import (
     fast_detection_collate,
     set_buffer_pool_limit,
 )
+from .datasets import SyntheticDetection, VOCDetection
 from .sampler import FastWeightedBatchSampler, FastWeightedSampler
+from .tuner import SampleLoadError, TuneReport, WorkerMeasurement, tune_num_workers
 
 __all__ = [
     "FastWeightedSampler",
@@ -19,5 +21,11 @@ __all__ = [
     "buffer_pool_stats",
     "set_buffer_pool_limit",
     "clear_buffer_pool",
+    "SyntheticDetection",
+    "VOCDetection",
+    "tune_num_workers",
+    "TuneReport",
+    "WorkerMeasurement",
+    "SampleLoadError",
 ]
 __version__ = "0.1.0"
