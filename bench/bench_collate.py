@@ -14,31 +14,15 @@ from typing import Callable
 import numpy as np
 import torch
 from fastloader import DetectionCollate, fast_detection_collate
+from fastloader.bench import detection_collate as stock_detection_collate
+from fastloader.bench import pad_like_detectron2
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 
-def stock_detection_collate(batch):
-    """What detection code has written for years (ssd.pytorch and descendants)."""
-    imgs, targets = [], []
-    for sample in batch:
-        imgs.append(sample[0])
-        targets.append(torch.FloatTensor(sample[1]))
-    return torch.stack(imgs, 0), targets
-
-
-def detectron2_style_padding(batch, size_divisibility=32, pad_value=0):
-    """detectron2 ImageList.from_tensors on the CPU: new_full of the padded batch, a copy_ per image."""
-    images = [s[0] for s in batch]
-    h = max(i.shape[-2] for i in images)
-    w = max(i.shape[-1] for i in images)
-    h, w = (
-        -(-h // size_divisibility) * size_divisibility,
-        -(-w // size_divisibility) * size_divisibility,
-    )
-    out = images[0].new_full((len(images), images[0].shape[0], h, w), pad_value)
-    for k, image in enumerate(images):
-        out[k, :, : image.shape[-2], : image.shape[-1]].copy_(image)
-    return out, [torch.FloatTensor(s[1]) for s in batch]
+def detectron2_style_padding(batch, size_divisibility=32):
+    """detectron2 ImageList.from_tensors on the CPU, plus the targets as the stock collate makes them."""
+    images = pad_like_detectron2([s[0] for s in batch], size_divisibility)
+    return images, [torch.FloatTensor(s[1]) for s in batch]
 
 
 def make_samples(count: int, dtype: torch.dtype, sizes: list[tuple], seed: int = 0):

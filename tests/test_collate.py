@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from collate_helpers import SyntheticDetection, collate_reporting_shared
+from fastloader.bench import detection_collate as stock_detection_collate
 from fastloader import DetectionBatch, DetectionCollate, fast_detection_collate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,15 +20,6 @@ from torch.utils.data import DataLoader, default_collate
 needs_cuda = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA GPU: pinned-memory path"
 )
-
-
-def stock_detection_collate(batch):
-    """The function detection code has used for years (ssd.pytorch and descendants)."""
-    imgs, targets = [], []
-    for sample in batch:
-        imgs.append(sample[0])
-        targets.append(torch.FloatTensor(sample[1]))
-    return torch.stack(imgs, 0), targets
 
 
 def as_tensor(value):

@@ -137,6 +137,13 @@ struct KeyedIndex {
 };
 static_assert(sizeof(KeyedIndex) == 2 * sizeof(int64_t), "pairs must fit two int64 slots");
 
+// The right shift that maps (key - low) for keys in [low, high] onto at most 2^bucket_bits buckets.
+int bucket_shift(uint64_t low, uint64_t high, int bucket_bits) {
+  int span = 0;
+  while (span < 64 && ((high - low) >> span) != 0) ++span;
+  return std::max(0, span - bucket_bits);
+}
+
 void insertion_sort(KeyedIndex* first, KeyedIndex* last) {
   for (KeyedIndex* next = first + 1; next < last; ++next) {
     const KeyedIndex item = *next;
@@ -162,9 +169,7 @@ void sort_bucket(KeyedIndex* first, KeyedIndex* last, std::vector<KeyedIndex>& s
   }
   int bits = 1;
   while ((int64_t{1} << (bits + 2)) < m && bits < 20) ++bits;
-  int span = 0;
-  while (span < 64 && ((high - low) >> span) != 0) ++span;
-  const int shift = std::max(0, span - bits);
+  const int shift = bucket_shift(low, high, bits);
   const size_t subs = static_cast<size_t>(((high - low) >> shift) + 1);
   counts.assign(subs + 1, 0);
   for (const KeyedIndex* item = first; item < last; ++item) ++counts[((item->key - low) >> shift) + 1];
@@ -229,9 +234,7 @@ void sample_without_replacement(const double* weights, int64_t n, int64_t k, uin
   // each bucket is then sorted in cache by sort_bucket.
   int bucket_bits = 1;
   while ((int64_t{1} << (bucket_bits + 8)) < positive && bucket_bits < 12) ++bucket_bits;
-  int span_bits = 0;
-  while (span_bits < 64 && ((high - low) >> span_bits) != 0) ++span_bits;
-  const int shift = std::max(0, span_bits - bucket_bits);
+  const int shift = bucket_shift(low, high, bucket_bits);
   const size_t buckets = static_cast<size_t>(((high - low) >> shift) + 1);
   const auto bucket_of = [&](uint64_t key) {
     return key <= low ? size_t{0} : std::min(buckets - 1, static_cast<size_t>((key - low) >> shift));

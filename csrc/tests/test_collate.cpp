@@ -7,28 +7,13 @@
 
 #include "core/buffer_pool.hpp"
 #include "core/collate.hpp"
+#include "tests/checks.hpp"
 
 namespace {
 
-int failures = 0;
-
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "FAILED: %s\n", what);
-    ++failures;
-  }
-}
-
-template <typename Exception, typename Body>
-void check_throws(Body&& body, const char* what) {
-  try {
-    body();
-  } catch (const Exception&) {
-    return;
-  } catch (...) {
-  }
-  check(false, what);
-}
+using fastloader_tests::check;
+using fastloader_tests::check_throws;
+using fastloader_tests::failures;
 
 using fastloader::ImageBatchSpec;
 using fastloader::StridedView;

@@ -8,28 +8,13 @@
 #include <vector>
 
 #include "core/weighted_sampling.hpp"
+#include "tests/checks.hpp"
 
 namespace {
 
-int failures = 0;
-
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "FAILED: %s\n", what);
-    ++failures;
-  }
-}
-
-template <typename Exception, typename Body>
-void check_throws(Body&& body, const char* what) {
-  try {
-    body();
-  } catch (const Exception&) {
-    return;
-  } catch (...) {
-  }
-  check(false, what);
-}
+using fastloader_tests::check;
+using fastloader_tests::check_throws;
+using fastloader_tests::failures;
 
 void zero_weights_are_never_drawn() {
   const std::vector<double> w{0.0, 1e-300, 0.0, 3.0, 0.0, 1e300, 0.0};

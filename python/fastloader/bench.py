@@ -25,14 +25,7 @@ from .datasets import SyntheticDetection
 from .sampler import FastWeightedBatchSampler, FastWeightedSampler
 from .tuner import TuneReport, tune_num_workers
 
-try:  # issue 3: the native collate; the bench runs without it and says so
-    from . import DetectionCollate, fast_detection_collate  # type: ignore[attr-defined]
-
-    _COLLATE_ERROR: str | None = None
-except ImportError as _exc:  # pragma: no cover - depends on the build
-    fast_detection_collate = None
-    DetectionCollate = None
-    _COLLATE_ERROR = f"{type(_exc).__name__}: {_exc}"
+from .collate import DetectionCollate, fast_detection_collate
 
 
 def detection_collate(batch: Sequence[Any]) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -284,12 +277,6 @@ def sampler_section(
 
 def collate_section(repeats: int, batch_size: int, progress: _Progress) -> _Section:
     section = _Section("Collate: detection_collate vs fast_detection_collate")
-    if fast_detection_collate is None or DetectionCollate is None:
-        message = f"skipped: fast_detection_collate is not in this build ({_COLLATE_ERROR})"
-        section.note(message)
-        progress.write(f"collate section {message}")
-        progress.step("collate skipped")
-        return section
     rng = np.random.default_rng(0)
 
     def target() -> torch.Tensor:
