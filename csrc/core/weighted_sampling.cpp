@@ -11,6 +11,7 @@
 #include "core/huge_pages.hpp"
 #include "core/parallel.hpp"
 #include "core/philox.hpp"
+#include "core/portable_log.hpp"
 
 namespace fastloader {
 namespace {
@@ -201,8 +202,9 @@ void sample_without_replacement(const double* weights, int64_t n, int64_t k, uin
   if (k == 0) return;
   const Philox4x32 rng(derive_key(seed, kExpKeyPurpose));
 
-  // Keys E_i / w_i with weights scaled to max 1 cost one log and one division, and cannot
-  // overflow unless two weights differ by more than ~1e306; then log(E_i) - log(w_i) is used.
+  // Keys E_i / w_i with weights scaled to max 1 cannot overflow unless two weights differ by more
+  // than ~1e300; then log(E_i) - log(w_i) is used. E_i = -log(U_i) through portable_log, so keys
+  // are bit-identical on every platform.
   const double largest = *std::max_element(weights, weights + n);
   double smallest = largest;
   for (int64_t i = 0; i < n; ++i)
@@ -217,8 +219,8 @@ void sample_without_replacement(const double* weights, int64_t n, int64_t k, uin
       const double w = weights[i];
       if (w == 0.0) continue;
       const double exponential =
-          -std::log(open_closed_unit((i & 1) ? high64(bits) : low64(bits)));
-      visit(i, ordered_bits(log_keys ? std::log(exponential) - std::log(w)
+          -portable_log(open_closed_unit((i & 1) ? high64(bits) : low64(bits)));
+      visit(i, ordered_bits(log_keys ? portable_log(exponential) - portable_log(w)
                                      : exponential / (w / largest)));
     }
   };
@@ -227,8 +229,8 @@ void sample_without_replacement(const double* weights, int64_t n, int64_t k, uin
   // (E < 2^-30, about one item in 1e9) everything shares bucket 0. The key bits of a double grow
   // with its exponent, so buckets are roughly logarithmic in the key; a skewed distribution only
   // makes them larger (slower), never the result different.
-  const uint64_t low = ordered_bits(log_keys ? -21.0 - std::log(largest) : 0x1p-30);
-  const uint64_t high = ordered_bits(log_keys ? std::log(36.8) - std::log(smallest)
+  const uint64_t low = ordered_bits(log_keys ? -21.0 - portable_log(largest) : 0x1p-30);
+  const uint64_t high = ordered_bits(log_keys ? portable_log(36.8) - portable_log(smallest)
                                               : 36.8 / (smallest / largest));
   // Few enough buckets that their counters stay in cache and the scatter has few write streams;
   // each bucket is then sorted in cache by sort_bucket.

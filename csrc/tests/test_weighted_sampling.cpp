@@ -1,5 +1,6 @@
 // C++ unit tests of the sampling core, without Python: run by ctest (also under ASan/UBSan).
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
@@ -7,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "core/portable_log.hpp"
 #include "core/weighted_sampling.hpp"
 #include "tests/checks.hpp"
 
@@ -66,6 +68,28 @@ void partial_draw_is_a_prefix_of_the_full_draw() {
         "k smallest keys are the first k of the full order");
 }
 
+void portable_log_is_within_two_ulp_of_libm() {
+  double worst = 0.0;
+  // Powers, values next to 1 (where cancellation bites) and subnormals.
+  for (int e = -1074; e <= 1023; e += 7)
+    for (double f : {1.0, 1.25, 1.4142135623730951, 1.5, 1.9999999999999998}) {
+      const double x = std::ldexp(f, e);
+      if (x == 0.0 || !std::isfinite(x)) continue;
+      const double exact = std::log(x);
+      const double ulp = std::fabs(std::nextafter(exact, INFINITY) - exact);
+      if (exact != 0.0) worst = std::max(worst, std::fabs(fastloader::portable_log(x) - exact) / ulp);
+    }
+  for (double x : {1.0 - 0x1p-53, 1.0 + 0x1p-52, 1.0 - 1e-9, 1.0 + 1e-9}) {
+    const double exact = std::log(x);
+    const double ulp = std::fabs(std::nextafter(exact, INFINITY) - exact);
+    worst = std::max(worst, std::fabs(fastloader::portable_log(x) - exact) / ulp);
+  }
+  check(worst <= 2.0, "portable_log within 2 ulp of libm");
+  check(fastloader::portable_log(1.0) == 0.0, "portable_log(1) == 0");
+  check(std::isinf(fastloader::portable_log(0.0)) && fastloader::portable_log(0.0) < 0,
+        "portable_log(0) == -inf");
+}
+
 void bad_weights_throw() {
   const std::vector<double> negative{1.0, -1.0}, zeros{0.0, 0.0};
   check_throws<std::invalid_argument>([&] { fastloader::AliasTable(negative.data(), 2); },
@@ -86,6 +110,7 @@ int main() {
   chunked_and_threaded_draws_agree();
   without_replacement_is_a_permutation_of_positive_indices();
   partial_draw_is_a_prefix_of_the_full_draw();
+  portable_log_is_within_two_ulp_of_libm();
   bad_weights_throw();
   std::printf("%s\n", failures == 0 ? "all C++ checks passed" : "C++ checks FAILED");
   return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
