@@ -20,7 +20,9 @@ from torch.utils.data import DataLoader
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHM = "/dev/shm"
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"
+)
 needs_dev_shm = pytest.mark.skipif(not os.path.isdir(SHM), reason="needs /dev/shm")
 
 
@@ -196,6 +198,30 @@ def test_cpu_path_never_touches_cuda():
     for batch in DataLoader(ds, batch_size=4, collate_fn=collate, pin_memory=True):
         assert batch._lease is not None and not batch.is_pinned()
     assert not torch.cuda.is_initialized()
+    collate.close_ring()
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_abandoned_epoch_slots_come_back(persistent):
+    ds = SyntheticDetection(40)
+    collate = DetectionCollate(shared_ring=True, ring_slots=8)
+    loader = DataLoader(
+        ds, batch_size=2, num_workers=2, collate_fn=collate, persistent_workers=persistent
+    )
+    for k, batch in enumerate(loader):
+        if k == 1:
+            break  # batches already written by the workers are never received
+    del batch
+    for k, batch in enumerate(loader):  # the next epoch still finds slots, and right contents
+        assert_batches_equal(batch, expected(ds, 2, k))
+        assert batch._lease is not None
+    del batch, loader  # non-persistent workers exit; persistent ones drained the queue on reset
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while collate.ring.stats()["slots_in_use"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stats = collate.ring.stats()
+    assert stats["slots_in_use"] == 0 and stats["fallbacks"] == 0
     collate.close_ring()
 
 

@@ -1,5 +1,5 @@
-"""Shared-memory batch ring: reusable slots that DataLoader workers collate into and the main process
-views zero-copy, freed when the last tensor viewing a slot is freed."""
+"""Shared-memory batch ring: reusable slots that DataLoader workers collate into and the main
+process views zero-copy, freed when the last tensor viewing a slot is freed."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ _GRANULE = 2 << 20  # slot sizes are multiples of a huge page, with 1/8 headroom
 
 # Header: int64 [slots + 1, 8] in its own file. One row per slot, then one row of counters.
 _STATE, _PID, _GEN, _CAPACITY, _TICKET = range(5)
-_FREE, _WORKER, _MAIN = 0, 1, 2  # slot states: free | written/sent by pid | viewed by the main process
+# Slot states: free | being written or sent by a worker (pid) | viewed by the main process.
+_FREE, _WORKER, _MAIN = 0, 1, 2
 _WAITS, _FALLBACKS, _GROWS, _BATCHES, _NEXT_TICKET, _CLOSED = range(6)
 _COLUMNS = 8
 
@@ -304,26 +305,26 @@ class SharedRing:
             if header[slot, _TICKET] == ticket and header[slot, _STATE] != _FREE:
                 header[slot, _STATE], header[slot, _PID] = _FREE, 0
 
-    def _claim(self, slot: int, ticket: int) -> None:
+    def _claim(self, handle: _RingHandle) -> np.ndarray:
+        """Marks the handle's slot as the main process's and maps it here (under the lock: the
+        pin-memory thread and the main thread may both touch the mappings)."""
+        slot = handle.slot
         with self._locked() as header:
-            if header[slot, _TICKET] != ticket or header[slot, _STATE] != _WORKER:
+            if header[slot, _TICKET] != handle.ticket or header[slot, _STATE] != _WORKER:
                 raise RuntimeError(
                     f"shared ring slot {slot} was reclaimed before its batch was received (its "
                     f"worker died); the batch is lost"
                 )
+            memory = self._map(slot, handle.generation, handle.capacity)
             header[slot, _STATE], header[slot, _PID] = _MAIN, os.getpid()
+            return memory
 
     def open(self, handle: _RingHandle) -> Any:
         """The handle's batch as a DetectionBatch of zero-copy views of its slot (main process)."""
         from .collate import DetectionBatch
 
-        self._claim(handle.slot, handle.ticket)
+        memory = self._claim(handle)
         lease = _SlotLease(self, handle.slot, handle.ticket)
-        try:
-            memory = self._map(handle.slot, handle.generation, handle.capacity)
-        except BaseException:
-            self._release(handle.slot, handle.ticket)
-            raise
         whole = torch.from_numpy(np.asarray(_SlotView(lease, memory)))  # views keep the lease
 
         def view(t: _RingTensor) -> torch.Tensor:
