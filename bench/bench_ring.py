@@ -136,7 +136,11 @@ def main() -> None:
     for workers in (1, 2):
         best = {"stock": 0.0, "fast": 0.0, "ring": 0.0}
         for _ in range(args.rounds):  # interleaved: drift on the shared machine hits all alike
-            for name, collate in (("stock", stock_detection_collate), ("fast", fast), ("ring", ring)):
+            for name, collate in (
+                ("stock", stock_detection_collate),
+                ("fast", fast),
+                ("ring", ring),
+            ):
                 best[name] = max(best[name], loader_rate(dataset, collate, workers, args.batches))
         print(
             f"  {workers:<12}{best['stock']:>9.1f}{best['fast']:>9.1f}{best['ring']:>9.1f}"
@@ -153,7 +157,10 @@ def main() -> None:
         ("stock detection_collate", stock_detection_collate),
     ):
         collate_s, floor_s = in_worker_times(dataset, collate, args.batches)
-        print(f"  {label:<34}{collate_s * 1e3:>8.2f}{floor_s * 1e3:>10.2f}{collate_s / floor_s:>9.2f}")
+        print(
+            f"  {label:<34}{collate_s * 1e3:>8.2f}{floor_s * 1e3:>10.2f}"
+            f"{collate_s / floor_s:>9.2f}"
+        )
     ring.close_ring()
 
 

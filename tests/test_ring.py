@@ -290,7 +290,7 @@ def test_sigkilled_worker_raises_and_its_slot_and_files_are_reclaimed():
     assert ring_files() == before
 
 
-# ---- pinned path ----------------------------------------------------------------------------------
+# ---- pinned path ---------------------------------------------------------------------------
 @needs_cuda
 def test_batches_arrive_pinned_and_copy_correctly():
     ds = SyntheticDetection(12)

@@ -696,7 +696,15 @@ class DetectionCollate:
         if self._ring is not None:
             # Every field in one slot of the shared ring; None when no slot came free in time.
             batch = self._ring.collate_into(
-                plans, index_plan, fields, kinds, counts, sizes, self.image_key, tuple_samples, names
+                plans,
+                index_plan,
+                fields,
+                kinds,
+                counts,
+                sizes,
+                self.image_key,
+                tuple_samples,
+                names,
             )
             if batch is not None:
                 return batch
