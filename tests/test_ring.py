@@ -181,8 +181,12 @@ def test_bad_configuration():
 def test_closed_ring_is_a_clear_error_for_a_worker_and_falls_back_in_main():
     collate = DetectionCollate(shared_ring=True)
     ring = collate.ring
+    attached = SharedRing._attach(ring.name, ring.slots, ring.timeout, -1)  # a worker's view
+    assert attached.stats()["slots"] == ring.slots  # maps the header before the close
     collate.close_ring()
     assert collate.ring is None and not ring.files()
+    with pytest.raises(RuntimeError, match="was closed"):
+        attached.acquire(64, wait=True)  # the closed mark in the header, not a wait
     worker_view = SharedRing._attach(ring.name, ring.slots, ring.timeout, -1)  # as a spawned worker
     with pytest.raises(RuntimeError, match="was closed"):
         worker_view.acquire(64, wait=False)

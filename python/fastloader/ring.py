@@ -10,6 +10,7 @@ import glob
 import mmap
 import os
 import secrets
+import sys
 import tempfile
 import threading
 import time
@@ -50,13 +51,26 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _remove_files(name: str, owner_pid: int) -> None:
-    """Unlinks every file of the ring (header, slots of every generation, half-made ones)."""
+def _remove_files(name: str, owner_pid: int, slots: int) -> None:
+    """Marks the ring closed and unlinks every file of it (header, slots of every generation,
+    half-made ones), under the header lock so that no worker creates a slot file afterwards."""
     if os.getpid() != owner_pid:  # a forked child inherits the finaliser: only the owner cleans
         return
-    for path in glob.glob(os.path.join(_SHM_DIR, glob.escape(name) + "*")):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+    try:
+        fd = os.open(os.path.join(_SHM_DIR, f"{name}-header"), os.O_RDWR)
+    except FileNotFoundError:
+        fd = -1
+    try:
+        if fd >= 0:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            closed = (1).to_bytes(8, sys.byteorder, signed=True)
+            os.pwrite(fd, closed, (slots * _COLUMNS + _CLOSED) * 8)
+        for path in glob.glob(os.path.join(_SHM_DIR, glob.escape(name) + "*")):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    finally:
+        if fd >= 0:
+            os.close(fd)  # drops the lock
 
 
 class _Grant(NamedTuple):
@@ -140,7 +154,9 @@ class SharedRing:
             os.ftruncate(fd, (slots + 1) * _COLUMNS * 8)
         finally:
             os.close(fd)
-        self._finalizer = weakref.finalize(self, _remove_files, self.name, self.owner_pid)
+        self._finalizer = weakref.finalize(
+            self, _remove_files, self.name, self.owner_pid, self.slots
+        )
         _OWNED[self.name] = self
 
     # ---- pickling: the ring travels as its name ---------------------------------------------
@@ -416,7 +432,8 @@ class SharedRing:
         """Slots (configured, mapped, in use), bytes of slot memory, and counters: batches written
         into slots, waits for a free slot, fallbacks to fresh shared memory, slot growths."""
         with self._locked() as header:
-            self._reclaim(header)
+            if not header[self.slots, _CLOSED]:
+                self._reclaim(header)
             rows = header[: self.slots]
             counters = header[self.slots]
             return {
@@ -443,10 +460,6 @@ class SharedRing:
         memory lives until their last view is freed."""
         if os.getpid() != self.owner_pid or self._finalizer is None:
             return
-        if self._pid == os.getpid():
-            with contextlib.suppress(OSError, ValueError):
-                with self._locked() as header:
-                    header[self.slots, _CLOSED] = 1
         self._finalizer()
         _OWNED.pop(self.name, None)
 
