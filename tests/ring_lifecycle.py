@@ -28,7 +28,8 @@ def main(case: str, context: str) -> None:
         if case == "abandon" and k == 2:
             break
         if case == "interrupt" and k == 2:
-            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would: KeyboardInterrupt, uncaught
+            # As Ctrl-C does: SIGINT to the whole process group, workers included.
+            os.killpg(os.getpgid(0), signal.SIGINT)
     assert collate.ring.files(), "the ring should have files while in use"
     print("done", flush=True)
 

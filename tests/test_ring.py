@@ -243,16 +243,20 @@ def test_files_removed_when_the_collate_is_freed():
 
 
 @needs_dev_shm
-@pytest.mark.parametrize("case", ["normal", "abandon", "interrupt"])
-def test_no_files_left_after_the_process_ends(case):
+@pytest.mark.parametrize(
+    "case,context",
+    [("normal", "fork"), ("abandon", "fork"), ("interrupt", "fork"), ("interrupt", "spawn")],
+)
+def test_no_files_left_after_the_process_ends(case, context):
     before = ring_files()
     env = dict(os.environ, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""))
     run = subprocess.run(
-        [sys.executable, os.path.join(HERE, "ring_lifecycle.py"), case, "fork"],
+        [sys.executable, os.path.join(HERE, "ring_lifecycle.py"), case, context],
         capture_output=True,
         text=True,
         timeout=120,
         env=env,
+        start_new_session=True,  # its own process group: the Ctrl-C case signals only it
     )
     name = run.stdout.split()[0]
     assert name.startswith(RING_FILE_PREFIX)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import glob
 import mmap
 import os
@@ -15,6 +14,11 @@ import tempfile
 import threading
 import time
 import weakref
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; shared_ring=True raises, everything else works
+    fcntl = None  # type: ignore[assignment]
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -143,6 +147,8 @@ class SharedRing:
     """
 
     def __init__(self, slots: int = 16, timeout: float = 2.0) -> None:
+        if fcntl is None:
+            raise RuntimeError("shared_ring=True needs a POSIX system (fcntl.flock, mmap files)")
         self.slots = slots
         self.timeout = timeout
         self.owner_pid = os.getpid()
