@@ -298,6 +298,43 @@ def test_sigkilled_worker_raises_and_its_slot_and_files_are_reclaimed():
     assert ring_files() == before
 
 
+def test_pinned_bookkeeping_without_a_gpu(monkeypatch):
+    """The CUDA path's order of events, with cudart replaced by a recorder: slots are registered
+    once per generation, unregistered before a regrown one is mapped and at close, and a slot goes
+    back to the pool only after the copy event that reads it has completed."""
+    calls = []
+    pin = staticmethod(lambda m: calls.append("pin") or True)
+    monkeypatch.setattr(SharedRing, "_pin_memory", pin)
+    monkeypatch.setattr(SharedRing, "_unpin", staticmethod(lambda m: calls.append("unpin")))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: calls.append("synchronize"))
+    collate = DetectionCollate(shared_ring=True, ring_slots=1)
+    ring = collate.ring
+    ring._local()
+    ring._pin = True  # as on a CUDA machine, main process
+
+    class Event:
+        def synchronize(self):
+            calls.append("event")
+
+    small = [(torch.zeros(3, 8, 8, dtype=torch.uint8), torch.ones(1, 5))]
+    batch = collate(small)
+    assert calls == ["pin"]
+    batch._lease.events.append(Event())  # what DetectionBatch.to("cuda") records
+    del batch
+    gc.collect()
+    assert calls == ["pin", "event"] and ring.stats()["slots_in_use"] == 0
+    again = collate(small)  # same generation: no second registration
+    del again
+    gc.collect()
+    big = [(torch.zeros(3, 1200, 1200, dtype=torch.uint8), torch.ones(1, 5))]
+    grown = collate(big)
+    assert calls == ["pin", "event", "unpin", "pin"]
+    del grown
+    gc.collect()
+    collate.close_ring()
+    assert calls[-2:] == ["synchronize", "unpin"]
+
+
 # ---- pinned path ---------------------------------------------------------------------------
 @needs_cuda
 def test_batches_arrive_pinned_and_copy_correctly():

@@ -466,6 +466,14 @@ class SharedRing:
         memory lives until their last view is freed."""
         if os.getpid() != self.owner_pid or self._finalizer is None:
             return
+        if self._pid == os.getpid() and self._pin:
+            pinned = [memory for _, memory, is_pinned in self._maps.values() if is_pinned]
+            with contextlib.suppress(RuntimeError):  # CUDA already torn down at exit
+                if pinned:
+                    torch.cuda.synchronize()  # no copy may still read a slot being unregistered
+                for memory in pinned:
+                    self._unpin(memory)
+            self._maps.clear()
         self._finalizer()
         _OWNED.pop(self.name, None)
 
