@@ -122,6 +122,29 @@ def test_held_batches_are_never_overwritten():
     collate.close_ring()
 
 
+def test_workers_wait_for_slots_the_loop_frees():
+    ds = SyntheticDetection(48)
+    # Slots for 2 workers * prefetch_factor 2 in flight plus the 2 batches the loop keeps: every
+    # batch the DataLoader waits for can get a slot (with fewer, a later batch could take the
+    # last slot and the one the loop needs next would wait until ring_timeout).
+    collate = DetectionCollate(shared_ring=True, ring_slots=6, ring_timeout=10.0)
+    loader = DataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate, prefetch_factor=2)
+    window = []
+    for k, batch in enumerate(loader):
+        window.append((k, batch))  # briefly three held: the worker given the next index waits
+        time.sleep(0.02)  # a slow training step
+        if len(window) > 2:
+            old, oldest = window.pop(0)
+            assert_batches_equal(oldest, expected(ds, 2, old))  # not overwritten while held
+            del oldest
+    for old, oldest in window:
+        assert_batches_equal(oldest, expected(ds, 2, old))
+    stats = collate.ring.stats()
+    assert stats["waits"] > 0 and stats["fallbacks"] == 0 and stats["batches"] == 24
+    del window, oldest, batch
+    collate.close_ring()
+
+
 def test_a_view_keeps_the_slot():
     ds = SyntheticDetection(8)
     collate = DetectionCollate(shared_ring=True, ring_slots=1)
