@@ -145,6 +145,22 @@ def test_workers_wait_for_slots_the_loop_frees():
     collate.close_ring()
 
 
+def test_two_dataloaders_share_one_ring_at_once():
+    """Supported, not an error: slots are claimed under the ring's lock by whichever process."""
+    first, second = SyntheticDetection(12), SyntheticDetection(12, as_dict=True)
+    collate = DetectionCollate(shared_ring=True, ring_slots=8)
+    loaders = [
+        DataLoader(ds, batch_size=3, num_workers=1, collate_fn=collate) for ds in (first, second)
+    ]
+    for k, (a, b) in enumerate(zip(*loaders)):
+        assert a._lease is not None and b._lease is not None
+        assert_batches_equal(a, expected(first, 3, k))
+        assert_batches_equal(b, expected(second, 3, k))
+    assert collate.ring.stats()["fallbacks"] == 0
+    del a, b, loaders
+    collate.close_ring()
+
+
 def test_a_view_keeps_the_slot():
     ds = SyntheticDetection(8)
     collate = DetectionCollate(shared_ring=True, ring_slots=1)
