@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.fastloader-installed
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc python -type f 2>/dev/null)
 
-.PHONY: test bench bench-sampler bench-collate wheel-check cpp-test dev clean
+.PHONY: test bench bench-sampler bench-collate bench-ring wheel-check cpp-test dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench-sampler: $(INSTALLED)
 
 bench-collate: $(INSTALLED)
 	$(PY) bench/bench_collate.py
+
+bench-ring: $(INSTALLED)
+	$(PY) bench/bench_ring.py
 
 # Proves the wheel installs and imports in a fresh venv with no compiler or build step.
 wheel-check: $(PY)

@@ -9,6 +9,7 @@ from .collate import (
     set_buffer_pool_limit,
 )
 from .datasets import SyntheticDetection, VOCDetection
+from .ring import SharedRing
 from .sampler import FastWeightedBatchSampler, FastWeightedSampler
 from .tuner import SampleLoadError, TuneReport, WorkerMeasurement, tune_num_workers
 
@@ -21,6 +22,7 @@ __all__ = [
     "buffer_pool_stats",
     "set_buffer_pool_limit",
     "clear_buffer_pool",
+    "SharedRing",
     "SyntheticDetection",
     "VOCDetection",
     "tune_num_workers",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -13,7 +13,8 @@ import torch
 from torch.utils.data import get_worker_info
 
 from . import _C
-from ._checks import boolean, non_negative_int
+from ._checks import boolean, non_negative_int, positive_int
+from .ring import SharedRing
 from ._threads import native_threads
 
 __all__ = [
@@ -207,6 +208,14 @@ def _resolve_memory(memory: str) -> str:
     return memory
 
 
+class _Planned(NamedTuple):
+    """One output field, validated and sized but not yet allocated: write(raw) fills raw (a 1-D
+    uint8 tensor of nbytes) with the kernel and returns the typed field tensor."""
+
+    nbytes: int
+    write: Callable[[torch.Tensor], torch.Tensor]
+
+
 def _typed(raw: torch.Tensor, dtype: torch.dtype, shape: Sequence[int]) -> torch.Tensor:
     return raw.view(dtype).view(tuple(shape))
 
@@ -244,6 +253,8 @@ class DetectionBatch:
         self._image_key = image_key
         self._tuple_samples = tuple_samples
         self._views: dict[str, list] = {}
+        self._lease: Any = None  # a shared-ring slot this batch views (main process)
+        self._ring_handle: Any = None  # set in a worker: the batch travels as its slot's handle
 
     # ---- the batch as a whole -------------------------------------------------------------
     @property
@@ -388,7 +399,7 @@ class DetectionBatch:
 
     def _map(self, move: Any) -> DetectionBatch:
         fields = {k: move(v) if isinstance(v, torch.Tensor) else v for k, v in self._fields.items()}
-        return DetectionBatch(
+        moved = DetectionBatch(
             fields,
             dict(self._kinds),
             move(self._index),
@@ -397,6 +408,15 @@ class DetectionBatch:
             self._image_key,
             self._tuple_samples,
         )
+        if self._lease is not None:
+            if moved.device.type == "cuda":
+                # The copies may still be reading the slot: it is reused only after this event.
+                event = torch.cuda.Event()
+                event.record()
+                self._lease.events.append(event)
+            elif moved._index.data_ptr() == self._index.data_ptr():
+                moved._lease = self._lease
+        return moved
 
     def is_pinned(self) -> bool:
         return all(t.is_pinned() for t in self.tensors().values())
@@ -423,6 +443,8 @@ class DetectionBatch:
         return self._index.device
 
     def __reduce__(self) -> Any:
+        if self._ring_handle is not None:  # written into a shared-ring slot by a worker
+            return (_open_ring_handle, (self._ring_handle,))
         # Only the field tensors travel (through shared memory between DataLoader processes);
         # per-image views are rebuilt on the other side.
         return (
@@ -449,6 +471,10 @@ class DetectionBatch:
         return f"DetectionBatch({', '.join(parts)})"
 
 
+def _open_ring_handle(handle: Any) -> DetectionBatch:
+    return handle.ring.open(handle)
+
+
 class DetectionCollate:
     """A ``collate_fn`` for detection: padded images and ragged annotations in one buffer per field.
 
@@ -463,6 +489,16 @@ class DetectionCollate:
             ``detection_collate`` (``torch.FloatTensor``); None keeps each target's own dtype.
         memory: "auto" (shared memory in a DataLoader worker, pinned with CUDA, else the recycling
             pool), or force "pooled", "pinned", "shared" or "plain".
+        shared_ring: collate every batch into a slot of a pool of reusable shared-memory slots
+            created now, in this (the main) process: workers write a batch into a free slot and
+            send only a small handle; the main process views the slot zero-copy (page-locked
+            where CUDA is available, so ``pin_memory()`` is a no-op) and the slot is reused once
+            the last tensor viewing it is freed. See :attr:`ring` for its statistics.
+        ring_slots: most slots in the ring (each is created on first use, sized from the batch
+            and grown for a bigger one); cover ``num_workers * prefetch_factor`` plus the batches
+            the training loop holds.
+        ring_timeout: seconds a worker waits for a free slot before it falls back to fresh shared
+            memory (counted in ``ring.stats()["fallbacks"]``).
     """
 
     def __init__(
@@ -475,6 +511,9 @@ class DetectionCollate:
         *,
         target_dtype: torch.dtype | None = torch.float32,
         memory: str = "auto",
+        shared_ring: bool = False,
+        ring_slots: int = 16,
+        ring_timeout: float = 2.0,
     ) -> None:
         self.size_divisibility = non_negative_int(size_divisibility, "size_divisibility")
         if not isinstance(pad_value, numbers.Real):
@@ -506,13 +545,50 @@ class DetectionCollate:
         if memory not in _MEMORY_KINDS:
             raise ValueError(f"memory should be one of {_MEMORY_KINDS}, but got memory={memory!r}")
         self.memory = memory
+        self.shared_ring = boolean(shared_ring, "shared_ring")
+        slots = positive_int(ring_slots, "ring_slots")
+        if (
+            isinstance(ring_timeout, bool)
+            or not isinstance(ring_timeout, numbers.Real)
+            or not ring_timeout >= 0
+        ):
+            raise ValueError(
+                f"ring_timeout should be a non-negative number of seconds, but got "
+                f"ring_timeout={ring_timeout!r}"
+            )
+        if shared_ring and memory not in ("auto", "shared", "pinned"):
+            raise ValueError(
+                f"shared_ring=True puts batches in shared (and, with CUDA, pinned) memory; it "
+                f"cannot be combined with memory={memory!r} (use memory='auto')"
+            )
+        if shared_ring and get_worker_info() is not None:
+            raise RuntimeError(
+                "DetectionCollate(shared_ring=True) must be created in the main process, before "
+                "the DataLoader starts its workers, not inside a worker"
+            )
+        self._ring: SharedRing | None = (
+            SharedRing(slots, float(ring_timeout)) if shared_ring else None
+        )
+
+    @property
+    def ring(self) -> SharedRing | None:
+        """The shared-memory ring (``shared_ring=True``), e.g. ``collate.ring.stats()``."""
+        return self._ring
+
+    def close_ring(self) -> None:
+        """Unlinks the ring's files now (they are also removed when this collate is freed and at
+        exit); batches still held stay valid. Later calls fall back to fresh memory."""
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(size_divisibility={self.size_divisibility}, "
             f"pad_value={self.pad_value!r}, channels_last={self.channels_last}, "
             f"image_key={self.image_key!r}, image_fields={self.image_fields!r}, "
-            f"target_dtype={self.target_dtype}, memory={self.memory!r})"
+            f"target_dtype={self.target_dtype}, memory={self.memory!r}, "
+            f"shared_ring={self.shared_ring})"
         )
 
     # ---- sample structure -----------------------------------------------------------------
@@ -568,6 +644,7 @@ class DetectionCollate:
         names = list(samples[0].keys())
 
         fields: dict[str, Any] = {}
+        plans: dict[str, _Planned] = {}  # validated and sized; allocated once all are known
         kinds: dict[str, str] = {}
         object_sources: dict[str, list[_Source]] = {}
         image_sources: list[_Source] = []
@@ -605,19 +682,37 @@ class DetectionCollate:
                 object_sources[name] = sources
             elif name in self.image_fields or len(sources[0].shape) == 0:
                 kinds[name] = _PER_IMAGE
-                fields[name] = self._stack(name, sources, memory, threads)
+                plans[name] = self._stack(name, sources, threads)
             else:
                 kinds[name] = _OBJECT
                 object_sources[name] = sources
 
         counts = self._counts(object_sources, tuple_samples, len(samples))
         for name, sources in object_sources.items():
-            fields[name] = self._pack(name, sources, tuple_samples, memory, threads)
+            plans[name] = self._pack(name, sources, tuple_samples, threads)
 
-        images, sizes = self._pad_images(image_sources, memory, threads)
-        fields[self.image_key] = images
+        plans[self.image_key], sizes = self._pad_images(image_sources, threads)
+        index_plan = self._index(counts, sizes)
+        if self._ring is not None:
+            # Every field in one slot of the shared ring; None when no slot came free in time.
+            batch = self._ring.collate_into(
+                plans,
+                index_plan,
+                fields,
+                kinds,
+                counts,
+                sizes,
+                self.image_key,
+                tuple_samples,
+                names,
+            )
+            if batch is not None:
+                return batch
+            memory = "shared" if get_worker_info() is not None else memory
+        for name, plan in plans.items():
+            fields[name] = plan.write(_allocate(plan.nbytes, memory))
         ordered = {name: fields[name] for name in names}
-        index = self._index(counts, sizes, memory)
+        index = index_plan.write(_allocate(index_plan.nbytes, memory))
         return DetectionBatch(ordered, kinds, index, counts, sizes, self.image_key, tuple_samples)
 
     def _counts(
@@ -647,8 +742,8 @@ class DetectionCollate:
         return counts
 
     def _pack(
-        self, name: str, sources: list[_Source], tuple_samples: bool, memory: str, threads: int
-    ) -> torch.Tensor:
+        self, name: str, sources: list[_Source], tuple_samples: bool, threads: int
+    ) -> _Planned:
         is_target = tuple_samples and name == "target"
         reference = next((s for s in sources if not s.empty_list), sources[0])
         trailing = reference.shape[1:]
@@ -687,11 +782,15 @@ class DetectionCollate:
         total = sum(s.shape[0] for s in fixed)
         element = _element_size(dtype)
         numel = total * math.prod(trailing)
-        raw = _allocate(numel * element, memory)
-        _C.pack_arrays([s.view() for s in fixed], element, raw.data_ptr(), numel * element, threads)
-        return _typed(raw, dtype, (total, *trailing))
+        nbytes = numel * element
 
-    def _stack(self, name: str, sources: list[_Source], memory: str, threads: int) -> torch.Tensor:
+        def write(raw: torch.Tensor) -> torch.Tensor:
+            _C.pack_arrays([s.view() for s in fixed], element, raw.data_ptr(), nbytes, threads)
+            return _typed(raw, dtype, (total, *trailing))
+
+        return _Planned(nbytes, write)
+
+    def _stack(self, name: str, sources: list[_Source], threads: int) -> _Planned:
         shape = sources[0].shape
         for i, source in enumerate(sources):
             if source.shape != shape:
@@ -707,13 +806,16 @@ class DetectionCollate:
         ]
         element = _element_size(dtype)
         nbytes = len(fixed) * math.prod(shape) * element
-        raw = _allocate(nbytes, memory)
-        _C.pack_arrays([s.view() for s in fixed], element, raw.data_ptr(), nbytes, threads)
-        return _typed(raw, dtype, (len(fixed), *shape))
+
+        def write(raw: torch.Tensor) -> torch.Tensor:
+            _C.pack_arrays([s.view() for s in fixed], element, raw.data_ptr(), nbytes, threads)
+            return _typed(raw, dtype, (len(fixed), *shape))
+
+        return _Planned(nbytes, write)
 
     def _pad_images(
-        self, sources: list[_Source], memory: str, threads: int
-    ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+        self, sources: list[_Source], threads: int
+    ) -> tuple[_Planned, list[tuple[int, int]]]:
         name = self.image_key
         first = sources[0]
         rank, dtype = len(first.shape), first.dtype
@@ -759,45 +861,50 @@ class DetectionCollate:
         fill = _fill_bytes(self.pad_value, dtype)
         batch = len(sources)
         nbytes = batch * channels * height * width * len(fill)
-        raw = _allocate(nbytes, memory)
-        _C.pad_images(
-            views,
-            channels,
-            height,
-            width,
-            fill,
-            self.channels_last,
-            raw.data_ptr(),
-            nbytes,
-            threads,
-        )
-        if self.channels_last:
-            # torch's own channels_last strides (a permuted view differs when H or W is 0).
-            strides = (height * width * channels, 1, width * channels, channels)
-            images = raw.view(dtype).as_strided((batch, channels, height, width), strides)
-        elif rank == 3:
-            images = _typed(raw, dtype, (batch, channels, height, width))
-        else:
-            images = _typed(raw, dtype, (batch, height, width))
-        return images, sizes
+        channels_last = self.channels_last
+
+        def write(raw: torch.Tensor) -> torch.Tensor:
+            _C.pad_images(
+                views, channels, height, width, fill, channels_last, raw.data_ptr(), nbytes, threads
+            )
+            if channels_last:
+                # torch's own channels_last strides (a permuted view differs when H or W is 0).
+                strides = (height * width * channels, 1, width * channels, channels)
+                return raw.view(dtype).as_strided((batch, channels, height, width), strides)
+            if rank == 3:
+                return _typed(raw, dtype, (batch, channels, height, width))
+            return _typed(raw, dtype, (batch, height, width))
+
+        return _Planned(nbytes, write), sizes
 
     @staticmethod
-    def _index(counts: list[int], sizes: list[tuple[int, int]], memory: str) -> torch.Tensor:
+    def _index(counts: list[int], sizes: list[tuple[int, int]]) -> _Planned:
         batch, total = len(counts), sum(counts)
         length = 4 * batch + 1 + total
-        index = _typed(_allocate(length * 8, memory), torch.int64, (length,))
-        host = index.numpy()
-        host[:batch] = counts
-        host[2 * batch + 1 : 4 * batch + 1] = [v for size in sizes for v in size]
-        offsets = host[batch : 2 * batch + 1]
-        batch_index = host[4 * batch + 1 :]
-        _C.write_object_index(
-            counts,
-            offsets.__array_interface__["data"][0],
-            batch_index.__array_interface__["data"][0],
-            total,
-        )
-        return index
+
+        def write(raw: torch.Tensor) -> torch.Tensor:
+            index = _typed(raw, torch.int64, (length,))
+            _write_index(index.numpy(), counts, sizes, total)
+            return index
+
+        return _Planned(length * 8, write)
+
+
+def _write_index(
+    host: np.ndarray, counts: list[int], sizes: list[tuple[int, int]], total: int
+) -> None:
+    """counts [B] | offsets [B+1] | image_sizes [B, 2] | batch_index [total] into host (int64)."""
+    batch = len(counts)
+    host[:batch] = counts
+    host[2 * batch + 1 : 4 * batch + 1] = [v for size in sizes for v in size]
+    offsets = host[batch : 2 * batch + 1]
+    batch_index = host[4 * batch + 1 :]
+    _C.write_object_index(
+        counts,
+        offsets.__array_interface__["data"][0],
+        batch_index.__array_interface__["data"][0],
+        total,
+    )
 
 
 fast_detection_collate = DetectionCollate()

@@ -1,0 +1,501 @@
+"""Shared-memory batch ring: reusable slots that DataLoader workers collate into and the main
+process views zero-copy, freed when the last tensor viewing a slot is freed."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import glob
+import mmap
+import os
+import secrets
+import sys
+import tempfile
+import threading
+import time
+import weakref
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; shared_ring=True raises, everything else works
+    fcntl = None  # type: ignore[assignment]
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import get_worker_info
+
+__all__ = ["SharedRing", "RING_FILE_PREFIX"]
+
+RING_FILE_PREFIX = "fastloader-ring-"
+_SHM_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+_ALIGN = 64  # every field starts on a cache line (and any dtype's alignment)
+_GRANULE = 2 << 20  # slot sizes are multiples of a huge page, with 1/8 headroom to grow rarely
+
+# Header: int64 [slots + 1, 8] in its own file. One row per slot, then one row of counters.
+_STATE, _PID, _GEN, _CAPACITY, _TICKET = range(5)
+# Slot states: free | being written or sent by a worker (pid) | viewed by the main process.
+_FREE, _WORKER, _MAIN = 0, 1, 2
+_WAITS, _FALLBACKS, _GROWS, _BATCHES, _NEXT_TICKET, _CLOSED = range(6)
+_COLUMNS = 8
+
+
+def _align(n: int) -> int:
+    return -(-n // _ALIGN) * _ALIGN
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_files(name: str, owner_pid: int, slots: int) -> None:
+    """Marks the ring closed and unlinks every file of it (header, slots of every generation,
+    half-made ones), under the header lock so that no worker creates a slot file afterwards."""
+    if os.getpid() != owner_pid:  # a forked child inherits the finaliser: only the owner cleans
+        return
+    try:
+        fd = os.open(os.path.join(_SHM_DIR, f"{name}-header"), os.O_RDWR)
+    except FileNotFoundError:
+        fd = -1
+    try:
+        if fd >= 0:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            closed = (1).to_bytes(8, sys.byteorder, signed=True)
+            os.pwrite(fd, closed, (slots * _COLUMNS + _CLOSED) * 8)
+        for path in glob.glob(os.path.join(_SHM_DIR, glob.escape(name) + "*")):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    finally:
+        if fd >= 0:
+            os.close(fd)  # drops the lock
+
+
+class _Grant(NamedTuple):
+    slot: int
+    ticket: int
+    generation: int
+    capacity: int
+    memory: np.ndarray  # uint8 over the whole slot, mapped in this process
+
+
+class _RingTensor(NamedTuple):
+    offset: int  # bytes from the slot start
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]  # elements
+
+
+class _RingHandle(NamedTuple):
+    """What a worker returns for a batch in a slot: where it is and how to view it (picklable)."""
+
+    ring: SharedRing
+    slot: int
+    ticket: int
+    generation: int
+    capacity: int
+    tensors: dict[str, _RingTensor]  # fields, plus "__index__"
+    lists: dict[str, list]  # string fields travel by value
+    kinds: dict[str, str]
+    counts: list[int]
+    sizes: list[tuple[int, int]]
+    image_key: str
+    tuple_samples: bool
+    names: list[str]
+
+
+class _SlotLease:
+    """Owns one claimed slot in the main process: when the last view dies, the slot is freed
+    (after any host-to-device copy reading it has completed)."""
+
+    def __init__(self, ring: SharedRing, slot: int, ticket: int) -> None:
+        self.ring, self.slot, self.ticket = ring, slot, ticket
+        self.events: list[Any] = []  # CUDA events recorded after copies that read the slot
+
+    def __del__(self) -> None:
+        try:
+            for event in self.events:
+                event.synchronize()  # never hand the slot to a worker while a DMA still reads it
+            self.ring._release(self.slot, self.ticket)
+        except Exception:  # interpreter shutdown or a closed ring: the files go with the owner
+            pass
+
+
+class _SlotView:
+    """The numpy base of a slot's tensors: keeps the lease (and so the slot) alive."""
+
+    def __init__(self, lease: _SlotLease, memory: np.ndarray) -> None:
+        self.lease = lease
+        self.memory = memory
+        self.__array_interface__ = memory.__array_interface__
+
+
+class SharedRing:
+    """A pool of reusable shared-memory slots, one batch per slot, shared by the main process that
+    created it and its DataLoader workers (fork, spawn or forkserver).
+
+    Files: ``/dev/shm/fastloader-ring-<pid>-<token>-header`` (per-slot state and counters, locked
+    with ``flock``, which the kernel drops when a process dies) and one file per slot and
+    generation. A process pickles the ring as its name; the owner's finaliser (and atexit)
+    unlinks every file.
+    """
+
+    def __init__(self, slots: int = 16, timeout: float = 2.0) -> None:
+        if fcntl is None:
+            raise RuntimeError("shared_ring=True needs a POSIX system (fcntl.flock, mmap files)")
+        self.slots = slots
+        self.timeout = timeout
+        self.owner_pid = os.getpid()
+        self.name = f"{RING_FILE_PREFIX}{self.owner_pid}-{secrets.token_hex(6)}"
+        self._pid: int | None = None
+        path = self._path("header")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, (slots + 1) * _COLUMNS * 8)
+        finally:
+            os.close(fd)
+        self._finalizer = weakref.finalize(
+            self, _remove_files, self.name, self.owner_pid, self.slots
+        )
+        _OWNED[self.name] = self
+
+    # ---- pickling: the ring travels as its name ---------------------------------------------
+    def __reduce__(self) -> Any:
+        return (_ring_by_name, (self.name, self.slots, self.timeout, self.owner_pid))
+
+    @classmethod
+    def _attach(cls, name: str, slots: int, timeout: float, owner_pid: int) -> SharedRing:
+        ring = cls.__new__(cls)
+        ring.name, ring.slots, ring.timeout, ring.owner_pid = name, slots, timeout, owner_pid
+        ring._pid = None
+        ring._finalizer = None
+        return ring
+
+    def _path(self, suffix: str) -> str:
+        return os.path.join(_SHM_DIR, f"{self.name}-{suffix}")
+
+    def _slot_path(self, slot: int, generation: int) -> str:
+        return self._path(f"s{slot}-g{generation}")
+
+    # ---- per-process state ------------------------------------------------------------------
+    def _local(self) -> None:
+        """Opens the header in this process (again after a fork: flock locks and thread locks must
+        not be shared with the parent)."""
+        if self._pid == os.getpid():
+            return
+        try:
+            fd = os.open(self._path("header"), os.O_RDWR)
+        except FileNotFoundError:
+            raise RuntimeError(
+                f"the shared ring {self.name} was closed (its DetectionCollate was freed or "
+                f"close_ring() was called); make a new DetectionCollate(shared_ring=True)"
+            ) from None
+        self._fd = fd
+        self._header_map = mmap.mmap(fd, (self.slots + 1) * _COLUMNS * 8)
+        self._header = np.frombuffer(self._header_map, dtype=np.int64).reshape(-1, _COLUMNS)
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._maps: dict[int, tuple[int, np.ndarray, bool]] = {}  # slot -> (gen, memory, pinned)
+        self._pin = (
+            os.getpid() == self.owner_pid
+            and get_worker_info() is None
+            and torch.cuda.is_available()
+        )
+        self._pid = os.getpid()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[np.ndarray]:
+        self._local()
+        with self._thread_lock:  # flock is per open file: threads of one process need their own
+            self._depth += 1
+            if self._depth == 1:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield self._header
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _map(self, slot: int, generation: int, capacity: int) -> np.ndarray:
+        cached = self._maps.get(slot)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        if cached is not None and cached[2]:
+            self._unpin(cached[1])  # the old generation is free: no copy reads it any more
+        fd = os.open(self._slot_path(slot, generation), os.O_RDWR)
+        try:
+            mapping = mmap.mmap(fd, capacity)
+        finally:
+            os.close(fd)
+        memory = np.frombuffer(mapping, dtype=np.uint8)
+        pinned = self._pin and self._pin_memory(memory)
+        self._maps[slot] = (generation, memory, pinned)
+        return memory
+
+    @staticmethod
+    def _pin_memory(memory: np.ndarray) -> bool:
+        """Page-locks a slot so batches arrive pinned and H2D copies are single async DMAs."""
+        cudart = torch.cuda.cudart()
+        error = cudart.cudaHostRegister(memory.ctypes.data, memory.nbytes, 0)
+        return int(error) == 0
+
+    @staticmethod
+    def _unpin(memory: np.ndarray) -> None:
+        torch.cuda.cudart().cudaHostUnregister(memory.ctypes.data)
+
+    # ---- slots --------------------------------------------------------------------------------
+    def acquire(self, nbytes: int, wait: bool) -> _Grant | None:
+        """A free slot of at least nbytes, marked as written by this process; None (counted as a
+        fallback) when none came free within the timeout (at once when wait is False)."""
+        deadline = time.monotonic() + (self.timeout if wait else 0.0)
+        delay, waited = 0.0005, False
+        while True:
+            with self._locked() as header:
+                if header[self.slots, _CLOSED]:
+                    raise RuntimeError(f"the shared ring {self.name} was closed")
+                grant = self._take(header, nbytes)
+                if grant is None and time.monotonic() >= deadline:
+                    header[self.slots, _FALLBACKS] += 1
+                    return None
+                if grant is None and not waited:
+                    header[self.slots, _WAITS] += 1
+                    waited = True
+            if grant is not None:
+                return grant
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+
+    def _take(self, header: np.ndarray, nbytes: int) -> _Grant | None:
+        me = os.getpid()
+        self._reclaim(header)
+        free = [s for s in range(self.slots) if header[s, _STATE] == _FREE]
+        if not free:
+            return None
+        fitting = [s for s in free if header[s, _CAPACITY] >= nbytes]
+        unused = [s for s in free if header[s, _CAPACITY] == 0]
+        if fitting:  # the smallest slot that fits: big slots stay for big batches
+            slot = min(fitting, key=lambda s: (header[s, _CAPACITY], s))
+        elif unused:
+            slot = unused[0]
+        else:  # grow the largest free one
+            slot = max(free, key=lambda s: header[s, _CAPACITY])
+        ticket = int(header[self.slots, _NEXT_TICKET]) + 1
+        header[self.slots, _NEXT_TICKET] = ticket
+        generation, capacity = int(header[slot, _GEN]), int(header[slot, _CAPACITY])
+        if capacity < nbytes:
+            new_capacity = -(-(nbytes + nbytes // 8) // _GRANULE) * _GRANULE
+            new_path = self._slot_path(slot, generation + 1)
+            try:
+                fd = os.open(new_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+                try:
+                    os.ftruncate(fd, new_capacity)
+                finally:
+                    os.close(fd)
+            except OSError:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(new_path)
+                return None
+            if capacity:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._slot_path(slot, generation))
+            generation, capacity = generation + 1, new_capacity
+            header[slot, _GEN], header[slot, _CAPACITY] = generation, capacity
+            header[self.slots, _GROWS] += 1
+        header[slot, _STATE], header[slot, _PID], header[slot, _TICKET] = _WORKER, me, ticket
+        header[self.slots, _BATCHES] += 1
+        return _Grant(slot, ticket, generation, capacity, self._map(slot, generation, capacity))
+
+    def _reclaim(self, header: np.ndarray) -> None:
+        """Frees the slots of dead writers (a killed worker, or batches of an abandoned iterator
+        whose workers have exited and whose handles were never received)."""
+        me = os.getpid()
+        for slot in range(self.slots):
+            if header[slot, _STATE] == _WORKER:
+                pid = int(header[slot, _PID])
+                if pid != me and not _pid_alive(pid):
+                    header[slot, _STATE], header[slot, _PID] = _FREE, 0
+
+    def _release(self, slot: int, ticket: int) -> None:
+        with self._locked() as header:
+            if header[slot, _TICKET] == ticket and header[slot, _STATE] != _FREE:
+                header[slot, _STATE], header[slot, _PID] = _FREE, 0
+
+    def _claim(self, handle: _RingHandle) -> np.ndarray:
+        """Marks the handle's slot as the main process's and maps it here (under the lock: the
+        pin-memory thread and the main thread may both touch the mappings)."""
+        slot = handle.slot
+        with self._locked() as header:
+            if header[slot, _TICKET] != handle.ticket or header[slot, _STATE] != _WORKER:
+                raise RuntimeError(
+                    f"shared ring slot {slot} was reclaimed before its batch was received (its "
+                    f"worker died); the batch is lost"
+                )
+            memory = self._map(slot, handle.generation, handle.capacity)
+            header[slot, _STATE], header[slot, _PID] = _MAIN, os.getpid()
+            return memory
+
+    def open(self, handle: _RingHandle) -> Any:
+        """The handle's batch as a DetectionBatch of zero-copy views of its slot (main process)."""
+        from .collate import DetectionBatch
+
+        memory = self._claim(handle)
+        lease = _SlotLease(self, handle.slot, handle.ticket)
+        whole = torch.from_numpy(np.asarray(_SlotView(lease, memory)))  # views keep the lease
+
+        def view(t: _RingTensor) -> torch.Tensor:
+            typed = whole.view(t.dtype)
+            return typed.as_strided(t.shape, t.stride, t.offset // t.dtype.itemsize)
+
+        fields = {
+            name: view(handle.tensors[name]) if name in handle.tensors else handle.lists[name]
+            for name in handle.names
+        }
+        batch = DetectionBatch(
+            fields,
+            dict(handle.kinds),
+            view(handle.tensors["__index__"]),
+            handle.counts,
+            handle.sizes,
+            handle.image_key,
+            handle.tuple_samples,
+        )
+        batch._lease = lease  # where .to("cuda") records the event that guards reuse
+        return batch
+
+    def collate_into(
+        self,
+        plans: dict[str, Any],
+        index_plan: Any,
+        lists: dict[str, list],
+        kinds: dict[str, str],
+        counts: list[int],
+        sizes: list[tuple[int, int]],
+        image_key: str,
+        tuple_samples: bool,
+        names: list[str],
+    ) -> Any:
+        """Writes a planned batch (DetectionCollate's sized fields) into one slot. In a worker:
+        a DetectionBatch that pickles as a handle; in the main process: the views with their
+        lease. None when no slot came free (the caller falls back to fresh memory)."""
+        from .collate import DetectionBatch
+
+        in_worker = get_worker_info() is not None
+        planned = [*plans.items(), ("__index__", index_plan)]
+        offsets, end = [], 0
+        for _, plan in planned:
+            offsets.append(end)
+            end = _align(end + plan.nbytes)
+        grant = self.acquire(max(end, _ALIGN), wait=in_worker)
+        if grant is None:
+            return None
+        try:
+            slot = torch.from_numpy(grant.memory)
+            base = slot.data_ptr()
+            written: dict[str, torch.Tensor] = {}
+            tensors: dict[str, _RingTensor] = {}
+            for (name, plan), offset in zip(planned, offsets):
+                tensor = plan.write(slot[offset : offset + plan.nbytes])
+                written[name] = tensor
+                tensors[name] = _RingTensor(
+                    tensor.data_ptr() - base, tensor.dtype, tuple(tensor.shape), tensor.stride()
+                )
+        except BaseException:
+            self._release(grant.slot, grant.ticket)
+            raise
+        handle = _RingHandle(
+            self,
+            grant.slot,
+            grant.ticket,
+            grant.generation,
+            grant.capacity,
+            tensors,
+            {name: value for name, value in lists.items()},
+            kinds,
+            counts,
+            sizes,
+            image_key,
+            tuple_samples,
+            names,
+        )
+        if not in_worker:
+            return self.open(handle)
+        fields = {name: written[name] if name in written else lists[name] for name in names}
+        batch = DetectionBatch(
+            fields, kinds, written["__index__"], counts, sizes, image_key, tuple_samples
+        )
+        batch._ring_handle = handle  # pickled as the handle: the main process maps the slot
+        return batch
+
+    # ---- reporting and lifetime ------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        """Slots (configured, mapped, in use), bytes of slot memory, and counters: batches written
+        into slots, waits for a free slot, fallbacks to fresh shared memory, slot growths."""
+        with self._locked() as header:
+            if not header[self.slots, _CLOSED]:
+                self._reclaim(header)
+            rows = header[: self.slots]
+            counters = header[self.slots]
+            return {
+                "slots": self.slots,
+                "slots_allocated": int((rows[:, _CAPACITY] > 0).sum()),
+                "slots_in_use": int((rows[:, _STATE] != _FREE).sum()),
+                "bytes": int(rows[:, _CAPACITY].sum()),
+                "batches": int(counters[_BATCHES]),
+                "waits": int(counters[_WAITS]),
+                "fallbacks": int(counters[_FALLBACKS]),
+                "grows": int(counters[_GROWS]),
+            }
+
+    def files(self) -> list[str]:
+        """The ring's files in /dev/shm now."""
+        return sorted(glob.glob(os.path.join(_SHM_DIR, glob.escape(self.name) + "*")))
+
+    @property
+    def closed(self) -> bool:
+        return not os.path.exists(self._path("header"))
+
+    def close(self) -> None:
+        """Unlinks the ring's files (owner process only). Batches still held stay valid: their
+        memory lives until their last view is freed."""
+        if os.getpid() != self.owner_pid or self._finalizer is None:
+            return
+        if self._pid == os.getpid() and self._pin:
+            pinned = [memory for _, memory, is_pinned in self._maps.values() if is_pinned]
+            with contextlib.suppress(RuntimeError):  # CUDA already torn down at exit
+                if pinned:
+                    torch.cuda.synchronize()  # no copy may still read a slot being unregistered
+                for memory in pinned:
+                    self._unpin(memory)
+            self._maps.clear()
+        self._finalizer()
+        _OWNED.pop(self.name, None)
+
+    def __repr__(self) -> str:
+        return f"SharedRing(name={self.name!r}, slots={self.slots}, timeout={self.timeout})"
+
+
+# The rings this process created, so a handle received by the owner finds its own object (mapped
+# slots, CUDA registrations) rather than a second client. Weak: a freed collate frees its ring.
+_OWNED: weakref.WeakValueDictionary[str, SharedRing] = weakref.WeakValueDictionary()
+
+
+def _ring_by_name(name: str, slots: int, timeout: float, owner_pid: int) -> SharedRing:
+    ring = _OWNED.get(name) if os.getpid() == owner_pid else None
+    return ring if ring is not None else SharedRing._attach(name, slots, timeout, owner_pid)
+
+
+def _open_handle(handle: _RingHandle) -> Any:
+    return handle.ring.open(handle)
+
+
+@atexit.register
+def _close_all() -> None:
+    for ring in list(_OWNED.values()):
+        ring.close()
