@@ -233,6 +233,8 @@ def test_closed_ring_is_a_clear_error_for_a_worker_and_falls_back_in_main():
     assert_batches_equal(collate([ds[i] for i in range(4)]), expected(ds, 4, 0))
 
 
+# pin_memory=True on CPU-only torch is the point of this test; torch's notice about it is expected.
+@pytest.mark.filterwarnings("ignore:'pin_memory' argument is set as true")
 def test_cpu_path_never_touches_cuda():
     if torch.cuda.is_available():
         pytest.skip("checks the CPU-only path")
