@@ -370,32 +370,29 @@ def end_to_end_section(
     fast_rows: dict[int, Any] = {}
     # One setting at a time, stock then fastloader, so drift in a shared machine's load hits
     # both; best of `rounds`, the usual defence against other programs stealing the cores.
+    def loader_setups():
+        yield "stock", stock_rows, dict(
+            sampler=WeightedRandomSampler(weights, n), collate_fn=detection_collate
+        )
+        yield "fastloader", fast_rows, dict(
+            batch_sampler=FastWeightedBatchSampler(weights, n, batch_size, seed=0),
+            collate_fn=fast_collate,
+        )
+
     for _ in range(rounds):
         for workers in candidates:
-            row = tune_num_workers(
-                dataset,
-                batch_size,
-                sampler=WeightedRandomSampler(weights, n),
-                collate_fn=detection_collate,
-                pin_memory=pin,
-                candidates=[workers],
-                seconds=seconds,
-                progress=step("stock"),
-            ).rows[0]
-            if workers not in stock_rows or row.batches_per_s > stock_rows[workers].batches_per_s:
-                stock_rows[workers] = row
-            row = tune_num_workers(
-                dataset,
-                batch_size,
-                batch_sampler=FastWeightedBatchSampler(weights, n, batch_size, seed=0),
-                collate_fn=fast_collate,
-                pin_memory=pin,
-                candidates=[workers],
-                seconds=seconds,
-                progress=step("fastloader"),
-            ).rows[0]
-            if workers not in fast_rows or row.batches_per_s > fast_rows[workers].batches_per_s:
-                fast_rows[workers] = row
+            for label, best_rows, setup in loader_setups():
+                row = tune_num_workers(
+                    dataset,
+                    batch_size,
+                    pin_memory=pin,
+                    candidates=[workers],
+                    seconds=seconds,
+                    progress=step(label),
+                    **setup,
+                ).rows[0]
+                if workers not in best_rows or row.batches_per_s > best_rows[workers].batches_per_s:
+                    best_rows[workers] = row
     stock_rows = [stock_rows[workers] for workers in candidates]
     fast_rows = [fast_rows[workers] for workers in candidates]
     stock = TuneReport.from_rows(stock_rows, batch_size=batch_size, pin_memory=pin, seconds=seconds)
