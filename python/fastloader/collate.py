@@ -216,6 +216,26 @@ class _Planned(NamedTuple):
     write: Callable[[torch.Tensor], torch.Tensor]
 
 
+def _promoted(dtypes: Sequence[torch.dtype]) -> torch.dtype:
+    """The dtype every value of a field is converted to (torch's promotion rules)."""
+    return functools.reduce(torch.promote_types, dtypes)
+
+
+def _packed(
+    sources: Sequence[_Source], dtype: torch.dtype, shape: tuple[int, ...], threads: int
+) -> _Planned:
+    """A field whose sources (all of dtype) are copied back to back into one [*shape] tensor:
+    ragged per-object fields packed along dim 0 and per-image fields stacked alike."""
+    element = _element_size(dtype)
+    nbytes = math.prod(shape) * element
+
+    def write(raw: torch.Tensor) -> torch.Tensor:
+        _C.pack_arrays([s.view() for s in sources], element, raw.data_ptr(), nbytes, threads)
+        return _typed(raw, dtype, shape)
+
+    return _Planned(nbytes, write)
+
+
 def _typed(raw: torch.Tensor, dtype: torch.dtype, shape: Sequence[int]) -> torch.Tensor:
     return raw.view(dtype).view(tuple(shape))
 
@@ -753,13 +773,10 @@ class DetectionCollate:
                 f"sample {i} field 'target': expected a 2-D [N, D] target, but got shape "
                 f"{_shape(reference.shape)}"
             )
-        dtypes = {s.dtype for s in sources if not s.empty_list} or {reference.dtype}
         if is_target and self.target_dtype is not None:
             dtype = self.target_dtype
         else:
-            dtype = next(iter(dtypes))
-            for other in dtypes:
-                dtype = torch.promote_types(dtype, other)
+            dtype = _promoted([s.dtype for s in sources if not s.empty_list] or [reference.dtype])
         ref_index = sources.index(reference)
         fixed: list[_Source] = []
         for i, source in enumerate(sources):
@@ -779,16 +796,7 @@ class DetectionCollate:
                     f"but sample {ref_index} has {_shape(trailing)}"
                 )
             fixed.append(source if source.dtype == dtype else _converted(source, dtype, i, name))
-        total = sum(s.shape[0] for s in fixed)
-        element = _element_size(dtype)
-        numel = total * math.prod(trailing)
-        nbytes = numel * element
-
-        def write(raw: torch.Tensor) -> torch.Tensor:
-            _C.pack_arrays([s.view() for s in fixed], element, raw.data_ptr(), nbytes, threads)
-            return _typed(raw, dtype, (total, *trailing))
-
-        return _Planned(nbytes, write)
+        return _packed(fixed, dtype, (sum(s.shape[0] for s in fixed), *trailing), threads)
 
     def _stack(self, name: str, sources: list[_Source], threads: int) -> _Planned:
         shape = sources[0].shape
@@ -798,20 +806,11 @@ class DetectionCollate:
                     f"sample {i} field {name!r} has shape {_shape(source.shape)} but sample 0 has "
                     f"{_shape(shape)}; per-image fields are stacked and must agree"
                 )
-        dtype = sources[0].dtype
-        for other in {s.dtype for s in sources}:
-            dtype = torch.promote_types(dtype, other)
+        dtype = _promoted([s.dtype for s in sources])
         fixed = [
             s if s.dtype == dtype else _converted(s, dtype, i, name) for i, s in enumerate(sources)
         ]
-        element = _element_size(dtype)
-        nbytes = len(fixed) * math.prod(shape) * element
-
-        def write(raw: torch.Tensor) -> torch.Tensor:
-            _C.pack_arrays([s.view() for s in fixed], element, raw.data_ptr(), nbytes, threads)
-            return _typed(raw, dtype, (len(fixed), *shape))
-
-        return _Planned(nbytes, write)
+        return _packed(fixed, dtype, (len(fixed), *shape), threads)
 
     def _pad_images(
         self, sources: list[_Source], threads: int
