@@ -1,7 +1,11 @@
 // Python bindings of the host buffer pool: blocks as buffer-protocol objects numpy/torch can view.
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <memory>
+#include <string>
 
 #include "bindings/register.hpp"
 #include "core/buffer_pool.hpp"
@@ -18,6 +22,11 @@ void register_buffer_pool(py::module_& m) {
       "A writeable byte buffer from the recycling pool; returned to the pool when freed.")
       .def(py::init([](int64_t bytes) {
              if (bytes < 0) throw py::value_error("bytes must be non-negative");
+             // size_t may be narrower than int64 (32-bit builds): never truncate a request.
+             if (static_cast<uint64_t>(bytes) > std::numeric_limits<std::size_t>::max() / 2)
+               throw py::value_error("bytes=" + std::to_string(bytes) +
+                                     " is more than this platform can address");
+             // bad_alloc (MemoryError) when the memory cannot be had.
              // Safe without the GIL: the allocation touches no Python object.
              py::gil_scoped_release release;
              return std::make_unique<PooledBuffer>(static_cast<std::size_t>(bytes));
@@ -51,7 +60,10 @@ void register_buffer_pool(py::module_& m) {
       "set_buffer_pool_limit",
       [](int64_t bytes) {
         if (bytes < 0) throw py::value_error("limit must be non-negative");
-        BufferPool::global().set_limit(static_cast<std::size_t>(bytes));
+        // A limit above what size_t holds (32-bit builds) means no limit, not a truncated one.
+        const uint64_t wanted = static_cast<uint64_t>(bytes);
+        BufferPool::global().set_limit(static_cast<std::size_t>(
+            std::min<uint64_t>(wanted, std::numeric_limits<std::size_t>::max())));
       },
       py::arg("bytes"), "Most bytes the pool keeps cached for reuse (0 disables caching).");
   m.def("clear_buffer_pool", [] { BufferPool::global().clear(); },

@@ -1,10 +1,10 @@
-// Python bindings of the collate kernels: raw addresses from torch/numpy in, GIL-free copies.
+// Python bindings of the collate kernels: numpy arrays and writable buffers in, checked, GIL-free copies.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <cstdint>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "bindings/register.hpp"
@@ -15,22 +15,83 @@ namespace py = pybind11;
 namespace fastloader::bindings {
 namespace {
 
-// (address of element 0, shape, byte strides): what tensor.data_ptr()/.stride() or numpy's
-// .ctypes.data/.strides give. The Python layer checks device, dtype and lifetime before calling.
-using ViewTuple = std::tuple<uintptr_t, std::vector<int64_t>, std::vector<int64_t>>;
-
-std::vector<StridedView> to_views(const std::vector<ViewTuple>& tuples) {
+// Strided views of numpy arrays: address, shape and strides come from each array itself (never
+// from integers passed by Python), and every array must have `element_size`-byte elements.
+// `keep` holds a reference to every array, so the views stay valid while the GIL is released
+// even if another thread empties the caller's list.
+std::vector<StridedView> array_views(const py::sequence& arrays, int64_t element_size,
+                                     const char* what, std::vector<py::array>& keep) {
+  if (element_size <= 0) throw py::value_error("element_size must be positive");
+  const size_t count = py::len(arrays);
   std::vector<StridedView> views;
-  views.reserve(tuples.size());
-  for (const auto& [address, shape, strides] : tuples)
-    views.push_back({reinterpret_cast<const unsigned char*>(address), shape, strides});
+  views.reserve(count);
+  keep.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    py::object item = arrays[i];
+    if (!py::isinstance<py::array>(item))
+      throw py::type_error(std::string(what) + " " + std::to_string(i) +
+                           " should be a numpy array, but got " +
+                           std::string(py::str(py::type::of(item).attr("__name__"))));
+    py::array array = py::reinterpret_borrow<py::array>(item);
+    if (array.itemsize() != element_size)
+      throw py::value_error(std::string(what) + " " + std::to_string(i) + " has " +
+                            std::to_string(array.itemsize()) + "-byte elements, expected " +
+                            std::to_string(element_size));
+    const auto ndim = static_cast<size_t>(array.ndim());
+    StridedView view;
+    view.data = static_cast<const unsigned char*>(array.data());
+    view.shape.assign(array.shape(), array.shape() + ndim);
+    view.strides.assign(array.strides(), array.strides() + ndim);
+    views.push_back(std::move(view));
+    keep.push_back(std::move(array));
+  }
   return views;
 }
 
-unsigned char* out_address(uintptr_t address, int64_t bytes) {
-  if (address == 0 && bytes > 0) throw py::value_error("out address is null");
-  if (bytes < 0) throw py::value_error("out_bytes must be non-negative");
-  return reinterpret_cast<unsigned char*>(address);
+// A writable, contiguous 1-D byte range of any buffer-protocol object (a numpy view of a torch
+// tensor's storage, a PooledBuffer, a bytearray): its size comes from the buffer, not the caller.
+struct WritableBytes {
+  py::buffer_info info;  // holds the buffer export until destroyed (with the GIL held)
+  unsigned char* data = nullptr;
+  int64_t bytes = 0;
+};
+
+WritableBytes writable_bytes(const py::buffer& out, const char* what) {
+  WritableBytes result;
+  try {
+    result.info = out.request(/*writable=*/true);
+  } catch (py::error_already_set& error) {
+    throw py::value_error(std::string(what) + " should be a writable buffer: " + error.what());
+  }
+  const py::buffer_info& info = result.info;
+  if (info.ndim != 1)
+    throw py::value_error(std::string(what) + " should be 1-D, but has " +
+                          std::to_string(info.ndim) + " dimensions");
+  if (info.size > 1 && info.strides[0] != info.itemsize)
+    throw py::value_error(std::string(what) + " should be contiguous, but has stride " +
+                          std::to_string(info.strides[0]) + " for " +
+                          std::to_string(info.itemsize) + "-byte items");
+  result.bytes = checked_mul(info.size, info.itemsize, what);
+  result.data = static_cast<unsigned char*>(info.ptr);
+  return result;
+}
+
+// A writable, C-contiguous, native int64 numpy array of exactly `length` entries.
+int64_t* int64_output(py::array array, int64_t length, const char* what) {
+  const py::dtype dtype = array.dtype();
+  if (dtype.kind() != 'i' || dtype.itemsize() != 8 || !(array.flags() & py::array::c_style) ||
+      dtype.byteorder() == '>')
+    throw py::type_error(std::string(what) + " should be a C-contiguous native int64 array");
+  if (!array.writeable()) throw py::value_error(std::string(what) + " should be writable");
+  if (array.ndim() != 1 || array.shape(0) != length)
+    throw py::value_error(std::string(what) + " should hold " + std::to_string(length) +
+                          " entries, but has shape of size " + std::to_string(array.size()));
+  return static_cast<int64_t*>(array.mutable_data());
+}
+
+int checked_threads(int threads) {
+  if (threads < 1) throw py::value_error("threads must be at least 1");
+  return threads;
 }
 
 }  // namespace
@@ -38,9 +99,8 @@ unsigned char* out_address(uintptr_t address, int64_t bytes) {
 void register_collate(py::module_& m) {
   m.def(
       "pad_images",
-      [](const std::vector<ViewTuple>& images, int64_t channels, int64_t height, int64_t width,
-         const py::bytes& fill, bool channels_last, uintptr_t out, int64_t out_bytes,
-         int threads) {
+      [](const py::sequence& images, int64_t channels, int64_t height, int64_t width,
+         const py::bytes& fill, bool channels_last, const py::buffer& out, int threads) {
         const std::string pattern = fill;
         if (pattern.empty()) throw py::value_error("fill must hold one element (element_size bytes)");
         ImageBatchSpec spec;
@@ -49,47 +109,54 @@ void register_collate(py::module_& m) {
         spec.width = width;
         spec.element_size = static_cast<int64_t>(pattern.size());
         spec.channels_last = channels_last;
-        std::vector<StridedView> views = to_views(images);
-        unsigned char* dst = out_address(out, out_bytes);
-        // Safe without the GIL: the caller keeps every image and the output alive until this
-        // returns, `pattern` and `views` are owned by this frame, and no Python object is touched.
+        std::vector<py::array> keep;
+        const std::vector<StridedView> views = array_views(images, spec.element_size, "image", keep);
+        WritableBytes dst = writable_bytes(out, "out");
+        threads = checked_threads(threads);
+        // Safe without the GIL: `keep` and `dst.info` hold every image and the output for the
+        // call and are released only after the GIL is taken back (declared before `release`);
+        // `pattern` and `views` belong to this frame; the kernel touches no Python object.
         py::gil_scoped_release release;
-        pad_images(views, spec, reinterpret_cast<const unsigned char*>(pattern.data()), dst,
-                   out_bytes, threads);
+        pad_images(views, spec, reinterpret_cast<const unsigned char*>(pattern.data()), dst.data,
+                   dst.bytes, threads);
       },
       py::arg("images"), py::arg("channels"), py::arg("height"), py::arg("width"), py::arg("fill"),
-      py::arg("channels_last"), py::arg("out"), py::arg("out_bytes"), py::arg("threads") = 1,
-      "Copy images [C, H_i, W_i] into a padded [B, C, H, W] (or channels_last) buffer at `out`; "
-      "`fill` is one element's bytes and sets the element size.");
+      py::arg("channels_last"), py::arg("out"), py::arg("threads") = 1,
+      "Copy numpy images [C, H_i, W_i] into the padded [B, C, H, W] (or channels_last) batch in the "
+      "writable byte buffer `out`; `fill` is one element's bytes and sets the element size.");
 
   m.def(
       "pack_arrays",
-      [](const std::vector<ViewTuple>& sources, int64_t element_size, uintptr_t out,
-         int64_t out_bytes, int threads) {
-        std::vector<StridedView> views = to_views(sources);
-        unsigned char* dst = out_address(out, out_bytes);
-        // Safe without the GIL: sources and output are kept alive by the caller for the call,
-        // `views` belongs to this frame, and the kernel touches no Python object.
+      [](const py::sequence& sources, int64_t element_size, const py::buffer& out, int threads) {
+        std::vector<py::array> keep;
+        const std::vector<StridedView> views = array_views(sources, element_size, "array", keep);
+        WritableBytes dst = writable_bytes(out, "out");
+        threads = checked_threads(threads);
+        // Safe without the GIL: `keep` and `dst.info` (declared before `release`) hold sources
+        // and output until the GIL is back; `views` belongs to this frame; no Python object is
+        // touched by the kernel.
         py::gil_scoped_release release;
-        pack_arrays(views, element_size, dst, out_bytes, threads);
+        pack_arrays(views, element_size, dst.data, dst.bytes, threads);
       },
-      py::arg("sources"), py::arg("element_size"), py::arg("out"), py::arg("out_bytes"),
-      py::arg("threads") = 1,
-      "Copy each source's elements in C order back to back into the contiguous buffer at `out`.");
+      py::arg("sources"), py::arg("element_size"), py::arg("out"), py::arg("threads") = 1,
+      "Copy each numpy array's elements in C order back to back into the writable byte buffer "
+      "`out`.");
 
   m.def(
       "write_object_index",
-      [](const std::vector<int64_t>& counts, uintptr_t offsets, uintptr_t batch_index,
-         int64_t batch_index_len) {
-        if (offsets == 0 || (batch_index == 0 && batch_index_len > 0))
-          throw py::value_error("offsets and batch_index must be valid addresses");
-        // Safe without the GIL: `counts` is a C++ copy and both outputs are held by the caller.
+      [](const std::vector<int64_t>& counts, py::array offsets,
+         py::array batch_index) {
+        int64_t* offsets_data =
+            int64_output(offsets, static_cast<int64_t>(counts.size()) + 1, "offsets");
+        int64_t* index_data = int64_output(batch_index, batch_index.size(), "batch_index");
+        const int64_t index_len = batch_index.size();
+        // Safe without the GIL: `counts` is a C++ copy and the caller's arrays (held by the
+        // argument references for the whole call) are only written, not resized.
         py::gil_scoped_release release;
-        write_object_index(counts, reinterpret_cast<int64_t*>(offsets),
-                           reinterpret_cast<int64_t*>(batch_index), batch_index_len);
+        write_object_index(counts, offsets_data, index_data, index_len);
       },
-      py::arg("counts"), py::arg("offsets"), py::arg("batch_index"), py::arg("batch_index_len"),
-      "Write offsets [B+1] and batch_index [sum counts] (int64) for per-image object counts.");
+      py::arg("counts"), py::arg("offsets"), py::arg("batch_index"),
+      "Write offsets [B+1] and batch_index [sum counts] (int64 arrays) for per-image counts.");
 }
 
 }  // namespace fastloader::bindings

@@ -2,6 +2,8 @@
 #include "core/buffer_pool.hpp"
 
 #include <algorithm>
+#include <limits>
+#include <new>
 
 #include "core/huge_pages.hpp"
 
@@ -42,6 +44,8 @@ std::size_t BufferPool::size_class(std::size_t bytes) noexcept {
 }
 
 void* BufferPool::acquire(std::size_t bytes, std::size_t* capacity) {
+  // size_class rounds up by at most 1/8 plus a huge page: refuse sizes where that would wrap.
+  if (bytes > std::numeric_limits<std::size_t>::max() / 2) throw std::bad_alloc();
   const std::size_t wanted = size_class(bytes);
   {
     std::lock_guard<std::mutex> lock(mutex_);

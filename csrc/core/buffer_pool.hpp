@@ -29,7 +29,8 @@ class BufferPool {
   // Capacity a request of `bytes` is rounded up to.
   static std::size_t size_class(std::size_t bytes) noexcept;
 
-  // Returns a block of at least `bytes` (its capacity is size_class(bytes)); never nullptr.
+  // Returns a block of at least `bytes` (its capacity is size_class(bytes)); never nullptr:
+  // throws std::bad_alloc when the memory cannot be had (or `bytes` is absurd).
   void* acquire(std::size_t bytes, std::size_t* capacity);
   // Gives a block back; it is cached or, above the limit, freed (oldest cached blocks first).
   void release(void* data, std::size_t capacity) noexcept;

@@ -3,12 +3,30 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
 #include "core/parallel.hpp"
 
 namespace fastloader {
+
+int64_t checked_mul(int64_t a, int64_t b, const char* what) {
+  if (a < 0 || b < 0) throw std::invalid_argument(std::string(what) + " is negative");
+  if (a != 0 && b > std::numeric_limits<int64_t>::max() / a)
+    throw std::invalid_argument(std::string(what) + " overflows int64 (" + std::to_string(a) +
+                                " * " + std::to_string(b) + ")");
+  return a * b;
+}
+
+int64_t checked_add(int64_t a, int64_t b, const char* what) {
+  if (a < 0 || b < 0) throw std::invalid_argument(std::string(what) + " is negative");
+  if (b > std::numeric_limits<int64_t>::max() - a)
+    throw std::invalid_argument(std::string(what) + " overflows int64 (" + std::to_string(a) +
+                                " + " + std::to_string(b) + ")");
+  return a + b;
+}
+
 namespace {
 
 // Below this many output bytes per thread a thread costs more than it saves (measured here: a
@@ -21,16 +39,27 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-void check_view(const StridedView& view, const char* what, size_t index) {
+void check_view(const StridedView& view, int64_t element_size, const char* what, size_t index) {
+  const std::string name = std::string(what) + " " + std::to_string(index);
   if (view.shape.size() != view.strides.size())
-    throw std::invalid_argument(std::string(what) + " " + std::to_string(index) +
-                                ": shape and strides differ in length");
+    throw std::invalid_argument(name + ": shape and strides differ in length");
   for (int64_t extent : view.shape)
     if (extent < 0)
-      throw std::invalid_argument(std::string(what) + " " + std::to_string(index) +
-                                  " has a negative extent in shape " + shape_string(view.shape));
-  if (view.data == nullptr && view.numel() > 0)
-    throw std::invalid_argument(std::string(what) + " " + std::to_string(index) + " has no data");
+      throw std::invalid_argument(name + " has a negative extent in shape " +
+                                  shape_string(view.shape));
+  const int64_t numel = view.numel();  // throws on overflow
+  if (numel == 0) return;
+  if (view.data == nullptr) throw std::invalid_argument(name + " has no data");
+  // The farthest byte any element is read from, relative to element 0, must be representable:
+  // the copy loops form data + i * stride for every index.
+  int64_t span = element_size;
+  for (size_t d = 0; d < view.shape.size(); ++d) {
+    const int64_t stride = view.strides[d];
+    if (stride == std::numeric_limits<int64_t>::min())
+      throw std::invalid_argument(name + " has stride " + std::to_string(stride));
+    const int64_t magnitude = stride < 0 ? -stride : stride;
+    span = checked_add(span, checked_mul(magnitude, view.shape[d] - 1, "a stride"), "a stride");
+  }
 }
 
 // Fixed-size element types let the compiler turn strided loops into plain moves.
@@ -98,7 +127,7 @@ void check_images(const std::vector<StridedView>& images, const ImageBatchSpec& 
     throw std::invalid_argument("pad_images: negative output shape or non-positive element size");
   for (size_t b = 0; b < images.size(); ++b) {
     const StridedView& image = images[b];
-    check_view(image, "image", b);
+    check_view(image, spec.element_size, "image", b);
     if (image.shape.size() != 3)
       throw std::invalid_argument("image " + std::to_string(b) + " should be 3-D [C, H, W], got " +
                                   shape_string(image.shape));
@@ -110,8 +139,12 @@ void check_images(const std::vector<StridedView>& images, const ImageBatchSpec& 
                                   std::to_string(spec.height) + ", " + std::to_string(spec.width) +
                                   "]");
   }
-  const int64_t needed = static_cast<int64_t>(images.size()) * spec.channels * spec.height *
-                         spec.width * spec.element_size;
+  // Checked once here: every row offset and byte count the copy loops form is below `needed`.
+  const char* what = "pad_images: the batch's byte count";
+  int64_t needed = checked_mul(static_cast<int64_t>(images.size()), spec.channels, what);
+  needed = checked_mul(needed, spec.height, what);
+  needed = checked_mul(needed, spec.width, what);
+  needed = checked_mul(needed, spec.element_size, what);
   if (out_bytes < needed)
     throw std::invalid_argument("pad_images: output holds " + std::to_string(out_bytes) +
                                 " bytes, " + std::to_string(needed) + " needed");
@@ -227,9 +260,9 @@ void copy_to_contiguous(unsigned char* dst, const StridedView& src, int64_t elem
 
 }  // namespace
 
-int64_t StridedView::numel() const noexcept {
+int64_t StridedView::numel() const {
   int64_t n = 1;
-  for (int64_t extent : shape) n *= extent;
+  for (int64_t extent : shape) n = checked_mul(n, extent, "an array's element count");
   return n;
 }
 
@@ -255,8 +288,9 @@ void pack_arrays(const std::vector<StridedView>& sources, int64_t element_size, 
   if (element_size <= 0) throw std::invalid_argument("pack_arrays: element_size must be positive");
   std::vector<int64_t> offsets(sources.size() + 1, 0);
   for (size_t i = 0; i < sources.size(); ++i) {
-    check_view(sources[i], "array", i);
-    offsets[i + 1] = offsets[i] + sources[i].numel() * element_size;
+    check_view(sources[i], element_size, "array", i);
+    const int64_t bytes = checked_mul(sources[i].numel(), element_size, "pack_arrays: a byte count");
+    offsets[i + 1] = checked_add(offsets[i], bytes, "pack_arrays: the total byte count");
   }
   if (out_bytes < offsets.back())
     throw std::invalid_argument("pack_arrays: output holds " + std::to_string(out_bytes) +
@@ -277,7 +311,7 @@ void write_object_index(const std::vector<int64_t>& counts, int64_t* offsets, in
   for (size_t b = 0; b < counts.size(); ++b) {
     if (counts[b] < 0)
       throw std::invalid_argument("object count of image " + std::to_string(b) + " is negative");
-    total += counts[b];
+    total = checked_add(total, counts[b], "the sum of the object counts");
   }
   if (total != batch_index_len)
     throw std::invalid_argument("batch_index holds " + std::to_string(batch_index_len) +

@@ -1,4 +1,9 @@
 # Type stubs for the compiled module fastloader._C (csrc/bindings); keep in step with the bindings.
+from collections.abc import Sequence
+from typing import Any
+
+from typing_extensions import Buffer
+
 import numpy as np
 import numpy.typing as npt
 
@@ -27,26 +32,25 @@ def sample_without_replacement(
     threads: int = 1,
 ) -> None: ...
 
-# Collate kernels (bind_collate.cpp). A view is (address of element 0, shape, byte strides); the
-# caller keeps the memory alive during the call.
-_View = tuple[int, list[int] | tuple[int, ...], list[int] | tuple[int, ...]]
-
+# Collate kernels (bind_collate.cpp). Sources are numpy arrays (address, shape and strides are
+# read from each array; elements must be element_size bytes); `out` is any writable, contiguous
+# 1-D buffer (a numpy view of a torch tensor), whose size the kernel checks. Bad sizes, strides or
+# a read-only out raise ValueError.
 def pad_images(
-    images: list[_View],
+    images: Sequence[npt.NDArray[Any]],
     channels: int,
     height: int,
     width: int,
     fill: bytes,
     channels_last: bool,
-    out: int,
-    out_bytes: int,
+    out: Buffer,
     threads: int = 1,
 ) -> None: ...
 def pack_arrays(
-    sources: list[_View], element_size: int, out: int, out_bytes: int, threads: int = 1
+    sources: Sequence[npt.NDArray[Any]], element_size: int, out: Buffer, threads: int = 1
 ) -> None: ...
 def write_object_index(
-    counts: list[int], offsets: int, batch_index: int, batch_index_len: int
+    counts: Sequence[int], offsets: npt.NDArray[np.int64], batch_index: npt.NDArray[np.int64]
 ) -> None: ...
 
 # Recycling host-buffer pool (bind_buffer_pool.cpp).

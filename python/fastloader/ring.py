@@ -1,5 +1,6 @@
-"""Shared-memory batch ring: reusable slots that DataLoader workers collate into and the main
-process views zero-copy, freed when the last tensor viewing a slot is freed."""
+"""Shared-memory ring: a slot allocator over reusable shared-memory files that DataLoader workers
+write into and the main process views zero-copy, each slot freed when the last tensor viewing it
+is freed. It knows bytes and slots only, nothing of batches (see _ring_batch.py)."""
 
 from __future__ import annotations
 
@@ -26,11 +27,10 @@ import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
-__all__ = ["SharedRing", "RING_FILE_PREFIX"]
+__all__ = ["RING_FILE_PREFIX", "SharedRing", "SlotGrant", "SlotLease", "SlotRef"]
 
 RING_FILE_PREFIX = "fastloader-ring-"
 _SHM_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
-_ALIGN = 64  # every field starts on a cache line (and any dtype's alignment)
 _GRANULE = 2 << 20  # slot sizes are multiples of a huge page, with 1/8 headroom to grow rarely
 
 # Header: int64 [slots + 1, 8] in its own file. One row per slot, then one row of counters.
@@ -39,10 +39,6 @@ _STATE, _PID, _GEN, _CAPACITY, _TICKET = range(5)
 _FREE, _WORKER, _MAIN = 0, 1, 2
 _WAITS, _FALLBACKS, _GROWS, _BATCHES, _NEXT_TICKET, _CLOSED = range(6)
 _COLUMNS = 8
-
-
-def _align(n: int) -> int:
-    return -(-n // _ALIGN) * _ALIGN
 
 
 def _pid_alive(pid: int) -> bool:
@@ -77,40 +73,24 @@ def _remove_files(name: str, owner_pid: int, slots: int) -> None:
             os.close(fd)  # drops the lock
 
 
-class _Grant(NamedTuple):
-    slot: int
-    ticket: int
-    generation: int
-    capacity: int
-    memory: np.ndarray  # uint8 over the whole slot, mapped in this process
-
-
-class _RingTensor(NamedTuple):
-    offset: int  # bytes from the slot start
-    dtype: torch.dtype
-    shape: tuple[int, ...]
-    stride: tuple[int, ...]  # elements
-
-
-class _RingHandle(NamedTuple):
-    """What a worker returns for a batch in a slot: where it is and how to view it (picklable)."""
+class SlotRef(NamedTuple):
+    """Where one claimed slot is: what a worker sends for it (picklable: the ring as its name)."""
 
     ring: SharedRing
     slot: int
-    ticket: int
-    generation: int
+    ticket: int  # tells this use of the slot from later ones
+    generation: int  # which file of the slot (a slot grows into a new file)
     capacity: int
-    tensors: dict[str, _RingTensor]  # fields, plus "__index__"
-    lists: dict[str, list]  # string fields travel by value
-    kinds: dict[str, str]
-    counts: list[int]
-    sizes: list[tuple[int, int]]
-    image_key: str
-    tuple_samples: bool
-    names: list[str]
 
 
-class _SlotLease:
+class SlotGrant(NamedTuple):
+    """A slot just acquired by this process, and its memory mapped here."""
+
+    ref: SlotRef
+    memory: np.ndarray  # uint8 over the whole slot
+
+
+class SlotLease:
     """Owns one claimed slot in the main process: when the last view dies, the slot is freed
     (after any host-to-device copy reading it has completed)."""
 
@@ -130,7 +110,7 @@ class _SlotLease:
 class _SlotView:
     """The numpy base of a slot's tensors: keeps the lease (and so the slot) alive."""
 
-    def __init__(self, lease: _SlotLease, memory: np.ndarray) -> None:
+    def __init__(self, lease: SlotLease, memory: np.ndarray) -> None:
         self.lease = lease
         self.memory = memory
         self.__array_interface__ = memory.__array_interface__
@@ -168,6 +148,11 @@ class SharedRing:
     # ---- pickling: the ring travels as its name ---------------------------------------------
     def __reduce__(self) -> Any:
         return (_ring_by_name, (self.name, self.slots, self.timeout, self.owner_pid))
+
+    def __deepcopy__(self, memo: dict) -> SharedRing:
+        """A new ring of the same size: a copy that shared these files would close them for the
+        original (pickling, by contrast, is how workers reach this very ring)."""
+        return SharedRing(self.slots, self.timeout)
 
     @classmethod
     def _attach(cls, name: str, slots: int, timeout: float, owner_pid: int) -> SharedRing:
@@ -251,7 +236,7 @@ class SharedRing:
         torch.cuda.cudart().cudaHostUnregister(memory.ctypes.data)
 
     # ---- slots --------------------------------------------------------------------------------
-    def acquire(self, nbytes: int, wait: bool) -> _Grant | None:
+    def acquire(self, nbytes: int, wait: bool) -> SlotGrant | None:
         """A free slot of at least nbytes, marked as written by this process; None (counted as a
         fallback) when none came free within the timeout (at once when wait is False)."""
         deadline = time.monotonic() + (self.timeout if wait else 0.0)
@@ -272,7 +257,7 @@ class SharedRing:
             time.sleep(delay)
             delay = min(delay * 2, 0.01)
 
-    def _take(self, header: np.ndarray, nbytes: int) -> _Grant | None:
+    def _take(self, header: np.ndarray, nbytes: int) -> SlotGrant | None:
         me = os.getpid()
         self._reclaim(header)
         free = [s for s in range(self.slots) if header[s, _STATE] == _FREE]
@@ -310,7 +295,8 @@ class SharedRing:
             header[self.slots, _GROWS] += 1
         header[slot, _STATE], header[slot, _PID], header[slot, _TICKET] = _WORKER, me, ticket
         header[self.slots, _BATCHES] += 1
-        return _Grant(slot, ticket, generation, capacity, self._map(slot, generation, capacity))
+        ref = SlotRef(self, slot, ticket, generation, capacity)
+        return SlotGrant(ref, self._map(slot, generation, capacity))
 
     def _reclaim(self, header: np.ndarray) -> None:
         """Frees the slots of dead writers (a killed worker, or batches of an abandoned iterator
@@ -327,111 +313,30 @@ class SharedRing:
             if header[slot, _TICKET] == ticket and header[slot, _STATE] != _FREE:
                 header[slot, _STATE], header[slot, _PID] = _FREE, 0
 
-    def _claim(self, handle: _RingHandle) -> np.ndarray:
-        """Marks the handle's slot as the main process's and maps it here (under the lock: the
+    def _claim(self, ref: SlotRef) -> np.ndarray:
+        """Marks the slot as the main process's and maps it here (under the lock: the
         pin-memory thread and the main thread may both touch the mappings)."""
-        slot = handle.slot
+        slot = ref.slot
         with self._locked() as header:
-            if header[slot, _TICKET] != handle.ticket or header[slot, _STATE] != _WORKER:
+            if header[slot, _TICKET] != ref.ticket or header[slot, _STATE] != _WORKER:
                 raise RuntimeError(
                     f"shared ring slot {slot} was reclaimed before its batch was received (its "
                     f"worker died); the batch is lost"
                 )
-            memory = self._map(slot, handle.generation, handle.capacity)
+            memory = self._map(slot, ref.generation, ref.capacity)
             header[slot, _STATE], header[slot, _PID] = _MAIN, os.getpid()
             return memory
 
-    def open(self, handle: _RingHandle) -> Any:
-        """The handle's batch as a DetectionBatch of zero-copy views of its slot (main process)."""
-        from .collate import DetectionBatch
+    def release(self, ref: SlotRef) -> None:
+        """Frees a slot this process acquired and will not hand on (e.g. its write failed)."""
+        self._release(ref.slot, ref.ticket)
 
-        memory = self._claim(handle)
-        lease = _SlotLease(self, handle.slot, handle.ticket)
-        whole = torch.from_numpy(np.asarray(_SlotView(lease, memory)))  # views keep the lease
-
-        def view(t: _RingTensor) -> torch.Tensor:
-            typed = whole.view(t.dtype)
-            return typed.as_strided(t.shape, t.stride, t.offset // t.dtype.itemsize)
-
-        fields = {
-            name: view(handle.tensors[name]) if name in handle.tensors else handle.lists[name]
-            for name in handle.names
-        }
-        batch = DetectionBatch(
-            fields,
-            dict(handle.kinds),
-            view(handle.tensors["__index__"]),
-            handle.counts,
-            handle.sizes,
-            handle.image_key,
-            handle.tuple_samples,
-        )
-        batch._lease = lease  # where .to("cuda") records the event that guards reuse
-        return batch
-
-    def collate_into(
-        self,
-        plans: dict[str, Any],
-        index_plan: Any,
-        lists: dict[str, list],
-        kinds: dict[str, str],
-        counts: list[int],
-        sizes: list[tuple[int, int]],
-        image_key: str,
-        tuple_samples: bool,
-        names: list[str],
-    ) -> Any:
-        """Writes a planned batch (DetectionCollate's sized fields) into one slot. In a worker:
-        a DetectionBatch that pickles as a handle; in the main process: the views with their
-        lease. None when no slot came free (the caller falls back to fresh memory)."""
-        from .collate import DetectionBatch
-
-        in_worker = get_worker_info() is not None
-        planned = [*plans.items(), ("__index__", index_plan)]
-        offsets, end = [], 0
-        for _, plan in planned:
-            offsets.append(end)
-            end = _align(end + plan.nbytes)
-        grant = self.acquire(max(end, _ALIGN), wait=in_worker)
-        if grant is None:
-            return None
-        try:
-            slot = torch.from_numpy(grant.memory)
-            base = slot.data_ptr()
-            written: dict[str, torch.Tensor] = {}
-            tensors: dict[str, _RingTensor] = {}
-            for (name, plan), offset in zip(planned, offsets):
-                tensor = plan.write(slot[offset : offset + plan.nbytes])
-                written[name] = tensor
-                tensors[name] = _RingTensor(
-                    tensor.data_ptr() - base, tensor.dtype, tuple(tensor.shape), tensor.stride()
-                )
-        except BaseException:
-            self._release(grant.slot, grant.ticket)
-            raise
-        handle = _RingHandle(
-            self,
-            grant.slot,
-            grant.ticket,
-            grant.generation,
-            grant.capacity,
-            tensors,
-            {name: value for name, value in lists.items()},
-            kinds,
-            counts,
-            sizes,
-            image_key,
-            tuple_samples,
-            names,
-        )
-        if not in_worker:
-            return self.open(handle)
-        fields = {name: written[name] if name in written else lists[name] for name in names}
-        batch = DetectionBatch(
-            fields, kinds, written["__index__"], counts, sizes, image_key, tuple_samples
-        )
-        batch._ring_handle = handle  # pickled as the handle: the main process maps the slot
-        return batch
+    def open_slot(self, ref: SlotRef) -> tuple[torch.Tensor, SlotLease]:
+        """The slot's memory as a uint8 tensor (main process), claimed for this process, and the
+        lease that frees the slot once that tensor and every view of it are gone."""
+        memory = self._claim(ref)
+        lease = SlotLease(self, ref.slot, ref.ticket)
+        return torch.from_numpy(np.asarray(_SlotView(lease, memory))), lease
 
     # ---- reporting and lifetime ------------------------------------------------------------
     def stats(self) -> dict[str, int]:
@@ -489,10 +394,6 @@ _OWNED: weakref.WeakValueDictionary[str, SharedRing] = weakref.WeakValueDictiona
 def _ring_by_name(name: str, slots: int, timeout: float, owner_pid: int) -> SharedRing:
     ring = _OWNED.get(name) if os.getpid() == owner_pid else None
     return ring if ring is not None else SharedRing._attach(name, slots, timeout, owner_pid)
-
-
-def _open_handle(handle: _RingHandle) -> Any:
-    return handle.ring.open(handle)
 
 
 @atexit.register

@@ -1,0 +1,318 @@
+"""Planning a batch: each field's kind, dtype, shape and byte size, all validated (errors name the
+sample and the field) before any output memory is allocated."""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Union
+
+import numpy as np
+import torch
+
+from ._samples import Source, converted, read_field
+from .batch import BatchLayout, FieldKind
+
+__all__ = ["BatchPlan", "CollateOptions", "IndexPlan", "PackPlan", "PadPlan", "plan_batch"]
+
+
+class CollateOptions(NamedTuple):
+    """DetectionCollate's settings, as the planner reads them."""
+
+    size_divisibility: int
+    pad_value: float | bool
+    channels_last: bool
+    image_key: str
+    image_fields: tuple[str, ...]
+    target_dtype: torch.dtype | None
+
+
+class PackPlan(NamedTuple):
+    """Arrays (all of dtype) copied back to back in C order into one [*shape] tensor: ragged
+    per-object fields packed along dim 0, and fixed-shape per-image fields stacked alike."""
+
+    arrays: list[np.ndarray]
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    nbytes: int
+
+
+class PadPlan(NamedTuple):
+    """Images [C, H_i, W_i] copied into a [B, C, height, width] batch, padded with `fill`."""
+
+    arrays: list[np.ndarray]
+    dtype: torch.dtype
+    channels: int
+    height: int
+    width: int
+    fill: bytes  # one element of dtype
+    channels_last: bool
+    grayscale: bool  # [H, W] images: the batch is [B, H, W]
+    nbytes: int
+
+
+class IndexPlan(NamedTuple):
+    """The int64 index block: counts [B] | offsets [B+1] | image_sizes [B, 2] | batch_index."""
+
+    counts: list[int]
+    sizes: list[tuple[int, int]]
+    nbytes: int
+
+
+FieldPlan = Union[PackPlan, PadPlan]
+
+
+class BatchPlan(NamedTuple):
+    """A validated, sized batch: what to allocate and what each field's copy is."""
+
+    tensors: dict[str, FieldPlan]  # fields that become tensors, in sample order
+    lists: dict[str, list]  # string fields, kept as lists
+    index: IndexPlan
+    layout: BatchLayout
+
+    @property
+    def nbytes(self) -> int:
+        return self.index.nbytes + sum(plan.nbytes for plan in self.tensors.values())
+
+
+def plan_batch(
+    samples: Sequence[Mapping], tuple_samples: bool, options: CollateOptions
+) -> BatchPlan:
+    """Reads every field of the samples and plans its batch tensor (or list)."""
+    names = list(samples[0].keys())
+    kinds: dict[str, FieldKind] = {}
+    planned: dict[str, FieldPlan] = {}
+    lists: dict[str, list] = {}
+    objects: dict[str, list[Source]] = {}
+    images: list[Source] = []
+    for name in names:
+        values = [s[name] for s in samples]
+        kind, sources = _classify(name, values, tuple_samples, options)
+        kinds[name] = kind
+        if kind is FieldKind.IMAGE:
+            images = sources
+        elif kind is FieldKind.LIST:
+            lists[name] = values
+        elif kind is FieldKind.PER_IMAGE:
+            planned[name] = _stack(name, sources)
+        else:
+            objects[name] = sources
+    counts = _counts(objects, len(samples))
+    for name, sources in objects.items():
+        is_target = tuple_samples and name == "target"
+        planned[name] = _pack(name, sources, options.target_dtype if is_target else None)
+    planned[options.image_key], sizes = _pad_images(images, options)
+    tensors = {name: planned[name] for name in names if name in planned}
+    index = IndexPlan(counts, sizes, (4 * len(counts) + 1 + sum(counts)) * 8)
+    layout = BatchLayout(kinds, counts, sizes, options.image_key, tuple_samples)
+    return BatchPlan(tensors, lists, index, layout)
+
+
+def _classify(
+    name: str, values: list[Any], tuple_samples: bool, options: CollateOptions
+) -> tuple[FieldKind, list[Any]]:
+    """The field's kind and its values read as Sources (None for strings)."""
+    sources = [read_field(v, i, name) for i, v in enumerate(values)]
+    strings = [s is None for s in sources]
+    if name == options.image_key:
+        if any(strings):
+            raise TypeError(
+                f"sample {strings.index(True)} field {name!r}: expected an image array, got a str"
+            )
+        return FieldKind.IMAGE, sources
+    if any(strings):
+        if not all(strings):
+            raise TypeError(
+                f"sample {strings.index(not strings[0])} field {name!r}: mixes strings and "
+                f"numbers across the batch"
+            )
+        return FieldKind.LIST, sources
+    if tuple_samples:  # the stock format: the target is always an [N_i, D] array
+        for i, source in enumerate(sources):
+            if len(source.shape) != 2 and not source.empty_list:
+                raise ValueError(
+                    f"sample {i} field {name!r}: expected a 2-D [N, D] target, but got shape "
+                    f"{list(source.shape)}"
+                )
+        return FieldKind.OBJECT, sources
+    if name in options.image_fields or len(sources[0].shape) == 0:
+        return FieldKind.PER_IMAGE, sources
+    return FieldKind.OBJECT, sources
+
+
+def _counts(objects: dict[str, list[Source]], batch: int) -> list[int]:
+    """Objects per image: every per-object field of an image has the same length along dim 0."""
+    counts = [0] * batch
+    if not objects:
+        return counts
+    for i in range(batch):
+        first: str | None = None
+        for name, sources in objects.items():
+            shape = sources[i].shape
+            if len(shape) == 0:
+                raise ValueError(
+                    f"sample {i} field {name!r}: a per-object field needs its objects along "
+                    f"dimension 0, but got a 0-d value (sample 0 has shape {list(sources[0].shape)})"
+                )
+            if first is None:
+                first, counts[i] = name, shape[0]
+            elif shape[0] != counts[i]:
+                raise ValueError(
+                    f"sample {i} field {name!r} has {shape[0]} objects but field {first!r} has "
+                    f"{counts[i]}; per-object fields must agree along dimension 0 (list "
+                    f"fixed-shape per-image arrays in image_fields=...)"
+                )
+    return counts
+
+
+def _promoted(name: str, dtypes: Sequence[tuple[int, torch.dtype]]) -> torch.dtype:
+    """The dtype every value of a field is converted to (torch's promotion rules); dtypes holds
+    (sample index, dtype) pairs."""
+    result = dtypes[0][1]
+    for index, dtype in dtypes[1:]:
+        if dtype is result:
+            continue
+        try:
+            result = torch.promote_types(result, dtype)
+        except RuntimeError:  # torch does not promote uint16/32/64 with other integer types
+            raise TypeError(
+                f"sample {index} field {name!r} has dtype {dtype}, which torch cannot combine "
+                f"with {result} of the samples before it; give the field one dtype"
+            ) from None
+    return result
+
+
+def _in_dtype(name: str, sources: Sequence[Source], dtype: torch.dtype) -> list[np.ndarray]:
+    return [
+        s.array if s.dtype is dtype else converted(s, dtype, i, name).array
+        for i, s in enumerate(sources)
+    ]
+
+
+def _pack(name: str, sources: list[Source], dtype: torch.dtype | None) -> PackPlan:
+    """A per-object field: [N_i, ...] values packed along dim 0 (`[]` for zero objects takes the
+    trailing shape and dtype of the other samples). dtype None: the promoted dtype."""
+    present = [(i, s) for i, s in enumerate(sources) if not s.empty_list]
+    reference_index, reference = present[0] if present else (0, sources[0])
+    trailing = reference.shape[1:]
+    for i, source in present:
+        if source.shape[1:] != trailing:
+            raise ValueError(
+                f"sample {i} field {name!r} has per-object shape {list(source.shape[1:])} "
+                f"but sample {reference_index} has {list(trailing)}"
+            )
+    if dtype is None:
+        dtype = _promoted(name, [(i, s.dtype) for i, s in present] or [(0, reference.dtype)])
+    arrays = _in_dtype(name, [s for _, s in present], dtype)
+    shape = (sum(a.shape[0] for a in arrays), *trailing)
+    return PackPlan(arrays, dtype, shape, _nbytes(shape, dtype, name))
+
+
+def _stack(name: str, sources: list[Source]) -> PackPlan:
+    """A per-image field: values of one shape stacked to [B, ...]."""
+    shape = sources[0].shape
+    for i, source in enumerate(sources):
+        if source.shape != shape:
+            raise ValueError(
+                f"sample {i} field {name!r} has shape {list(source.shape)} but sample 0 has "
+                f"{list(shape)}; per-image fields are stacked and must agree"
+            )
+    dtype = _promoted(name, [(i, s.dtype) for i, s in enumerate(sources)])
+    out_shape = (len(sources), *shape)
+    return PackPlan(_in_dtype(name, sources, dtype), dtype, out_shape, _nbytes(out_shape, dtype, name))
+
+
+def _nbytes(shape: Sequence[int], dtype: torch.dtype, name: str) -> int:
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > sys.maxsize:
+        raise ValueError(
+            f"field {name!r}: a batch of shape {list(shape)} and dtype {dtype} needs {nbytes} "
+            f"bytes, more than this platform can address"
+        )
+    return nbytes
+
+
+def _pad_images(
+    sources: list[Source], options: CollateOptions
+) -> tuple[PadPlan, list[tuple[int, int]]]:
+    """The image field: every image into one [B, C, H, W] batch padded to the largest (rounded
+    up to size_divisibility); also each image's (H, W)."""
+    name = options.image_key
+    first = sources[0]
+    rank, dtype = len(first.shape), first.dtype
+    if rank not in (2, 3):
+        raise ValueError(
+            f"sample 0 field {name!r}: expected an image of shape [C, H, W] (or [H, W]), but "
+            f"got shape {list(first.shape)}"
+        )
+    if options.channels_last and rank != 3:
+        raise ValueError(
+            f"channels_last=True needs [C, H, W] images, but sample 0 field {name!r} has shape "
+            f"{list(first.shape)}"
+        )
+    channels = first.shape[0] if rank == 3 else 1
+    for i, source in enumerate(sources):
+        _check_image(source, i, name, rank, dtype, channels)
+    arrays = [s.array if rank == 3 else s.array[np.newaxis] for s in sources]
+    sizes = [(int(s.shape[-2]), int(s.shape[-1])) for s in sources]
+    height = max(h for h, _ in sizes)
+    width = max(w for _, w in sizes)
+    step = options.size_divisibility
+    if step > 1:
+        height, width = -(-height // step) * step, -(-width // step) * step
+    fill = _fill_bytes(options.pad_value, dtype)
+    shape = (len(sources), channels, height, width)
+    plan = PadPlan(
+        arrays, dtype, channels, height, width, fill, options.channels_last, rank == 2,
+        _nbytes(shape, dtype, name),
+    )
+    return plan, sizes
+
+
+def _check_image(
+    source: Source, index: int, name: str, rank: int, dtype: torch.dtype, channels: int
+) -> None:
+    shape = source.shape
+    if len(shape) != rank:
+        raise ValueError(
+            f"sample {index} field {name!r}: expected a {rank}-D image like sample 0, but got "
+            f"shape {list(shape)}"
+        )
+    if source.dtype is not dtype:
+        raise TypeError(
+            f"sample {index} field {name!r} has dtype {source.dtype} but sample 0 has {dtype}; "
+            f"images of a batch must share a dtype"
+        )
+    if rank == 3 and shape[0] != channels:
+        raise ValueError(
+            f"sample {index} field {name!r} has {shape[0]} channels but sample 0 has {channels}"
+        )
+
+
+def _fill_bytes(pad_value: float | bool, dtype: torch.dtype) -> bytes:
+    """pad_value as one element of dtype, refusing values the dtype cannot hold."""
+    # repr in the key: -0.0 == 0 and True == 1 hash alike but are different fills.
+    return _fill_bytes_cached(pad_value, repr(pad_value), dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _fill_bytes_cached(pad_value: float | bool, _key: str, dtype: torch.dtype) -> bytes:
+    try:
+        element = torch.full((1,), pad_value, dtype=dtype)
+    except (RuntimeError, OverflowError, TypeError) as exc:
+        raise ValueError(
+            f"pad_value={pad_value!r} cannot be converted to the image dtype {dtype}: {exc}"
+        ) from None
+    back = element.item()
+    if dtype.is_floating_point:
+        exact = math.isnan(pad_value) or not math.isinf(back) or math.isinf(pad_value)
+    else:
+        exact = back == pad_value
+    if not exact:
+        raise ValueError(
+            f"pad_value={pad_value!r} cannot be represented in the image dtype {dtype} "
+            f"(it would become {back!r})"
+        )
+    return bytes(element.view(torch.uint8).tolist())

@@ -1,0 +1,105 @@
+"""Allocating a planned batch and writing its fields with the copy kernels (fresh memory of the
+requested kind: pooled, pinned, shared or plain)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import get_worker_info
+
+from . import _C
+from ._plan import BatchPlan, FieldPlan, IndexPlan, PadPlan
+from ._threads import native_threads
+from .batch import DetectionBatch
+
+__all__ = ["allocate", "resolve_memory", "threads_for", "write_batch", "write_field", "write_index"]
+
+MEMORY_KINDS = ("auto", "pooled", "pinned", "shared", "plain")
+
+# Below this many output bytes a batch is copied by the calling thread alone: starting a second
+# thread per call costs more than it saves there (measured with bench/bench_collate.py: batch 8
+# x 3x640x640 uint8, 9.8 MB, ran 0.46x-1.2x stock with two threads on this 2-core machine).
+PARALLEL_MIN_BYTES = 16 << 20
+
+
+def threads_for(nbytes: int) -> int:
+    """Native threads for a batch of nbytes: torch's count (1 inside DataLoader workers) for
+    big batches, one for small ones."""
+    return native_threads() if nbytes >= PARALLEL_MIN_BYTES else 1
+
+
+def resolve_memory(memory: str) -> str:
+    """The memory kind a batch made here gets for the requested one."""
+    if get_worker_info() is not None:
+        # Never pin in a worker: CUDA must not be initialised in a forked process.
+        return "shared" if memory in ("auto", "shared", "pinned") else memory
+    if memory == "auto":
+        return "pinned" if _cuda() else "pooled"
+    if memory == "pinned" and not _cuda():
+        return "pooled"  # CPU-only torch: nothing to pin, fall back without error
+    return memory
+
+
+def _cuda() -> bool:
+    return torch.cuda.is_available()
+
+
+def allocate(nbytes: int, memory: str) -> torch.Tensor:
+    """A 1-D uint8 tensor of nbytes in the requested kind of memory."""
+    if memory == "shared":
+        storage = torch.UntypedStorage._new_shared(nbytes)
+        return torch.empty(0, dtype=torch.uint8).set_(storage, 0, (nbytes,), (1,))
+    if memory == "pinned":
+        return torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+    if memory == "pooled" and nbytes > 0:
+        # The tensor holds the array, the array holds the block: when the last view of the batch
+        # is freed the block goes back to the pool with its pages already faulted in.
+        return torch.from_numpy(np.asarray(_C.PooledBuffer(nbytes)))
+    return torch.empty(nbytes, dtype=torch.uint8)
+
+
+def write_field(plan: FieldPlan, raw: torch.Tensor, threads: int) -> torch.Tensor:
+    """Copies the field into raw (1-D uint8, plan.nbytes long) and returns its typed view."""
+    out = raw.numpy()  # zero-copy: the kernel checks its size and writability itself
+    element = plan.dtype.itemsize
+    if isinstance(plan, PadPlan):
+        _C.pad_images(
+            plan.arrays, plan.channels, plan.height, plan.width, plan.fill, plan.channels_last,
+            out, threads,
+        )
+        batch, channels, height, width = len(plan.arrays), plan.channels, plan.height, plan.width
+        typed = raw.view(plan.dtype)
+        if plan.channels_last:
+            # torch's own channels_last strides (a permuted view differs when H or W is 0).
+            strides = (height * width * channels, 1, width * channels, channels)
+            return typed.as_strided((batch, channels, height, width), strides)
+        if plan.grayscale:
+            return typed.view(batch, height, width)
+        return typed.view(batch, channels, height, width)
+    _C.pack_arrays(plan.arrays, element, out, threads)
+    return raw.view(plan.dtype).view(plan.shape)
+
+
+def write_index(plan: IndexPlan, raw: torch.Tensor) -> torch.Tensor:
+    """counts [B] | offsets [B+1] | image_sizes [B, 2] | batch_index [sum counts] into raw."""
+    index = raw.view(torch.int64)
+    host = index.numpy()
+    counts, batch = plan.counts, len(plan.counts)
+    host[:batch] = counts
+    host[2 * batch + 1 : 4 * batch + 1] = [v for size in plan.sizes for v in size]
+    _C.write_object_index(counts, host[batch : 2 * batch + 1], host[4 * batch + 1 :])
+    return index
+
+
+def write_batch(plan: BatchPlan, memory: str) -> DetectionBatch:
+    """The planned batch in fresh memory of kind memory (resolved), one block per field."""
+    threads = threads_for(plan.nbytes)
+    fields: dict[str, object] = {}
+    for name in plan.layout.kinds:
+        field = plan.tensors.get(name)
+        if field is None:
+            fields[name] = plan.lists[name]
+        else:
+            fields[name] = write_field(field, allocate(field.nbytes, memory), threads)
+    index = write_index(plan.index, allocate(plan.index.nbytes, memory))
+    return DetectionBatch(fields, index, plan.layout)

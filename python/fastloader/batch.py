@@ -1,0 +1,258 @@
+"""The collated detection batch: DetectionBatch, its field kinds and its layout (no collate logic)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import torch
+
+__all__ = ["BatchLayout", "DetectionBatch", "FieldKind"]
+
+
+class FieldKind(str, enum.Enum):
+    """How a field's per-sample values become one batch tensor (a str, so "object" == OBJECT)."""
+
+    IMAGE = "image"  # padded and stacked: [B, C, H, W]
+    OBJECT = "object"  # ragged along dim 0, packed: [sum N_i, ...]
+    PER_IMAGE = "per_image"  # fixed shape, stacked: [B, ...]
+    LIST = "list"  # strings: kept as a Python list, as default_collate does
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class BatchLayout(NamedTuple):
+    """Everything about a batch apart from its tensors: what each field is and how images and
+    objects are laid out. Shared unchanged by a batch and its copies on other devices."""
+
+    kinds: dict[str, FieldKind]  # every field, in sample order
+    counts: list[int]  # objects per image
+    sizes: list[tuple[int, int]]  # (H, W) of each image before padding
+    image_key: str
+    tuple_samples: bool  # the samples were (image, target) pairs
+
+
+class DetectionBatch:
+    """A collated detection batch: one tensor per field, per-image views built on demand.
+
+    For ``(image, target)`` samples it unpacks like the stock ``detection_collate`` result:
+    ``images, targets = batch`` with ``targets`` a list of ``[N_i, D]`` views into one buffer.
+    """
+
+    def __init__(self, fields: dict[str, Any], index: torch.Tensor, layout: BatchLayout) -> None:
+        self._fields = fields  # tensors, or lists for string fields
+        self._index = index  # int64: counts [B] | offsets [B+1] | image_sizes [B, 2] | batch_index
+        self._layout = layout
+        self._kinds = layout.kinds
+        self._counts = layout.counts
+        self._views: dict[str, list] = {}
+        self._lease: Any = None  # a shared-ring slot this batch views (main process)
+        # (callable, args) this batch pickles as instead of its tensors (a worker's ring batch
+        # travels as its slot's handle); set by whoever wrote the batch.
+        self._reduce_as: tuple[Any, tuple] | None = None
+
+    # ---- the batch as a whole -------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        return len(self._counts)
+
+    @property
+    def image_key(self) -> str:
+        return self._layout.image_key
+
+    @property
+    def images(self) -> torch.Tensor:
+        """[B, C, H, W] images padded to a common size (channels_last strides if requested)."""
+        return self._fields[self._layout.image_key]
+
+    @property
+    def counts(self) -> torch.Tensor:
+        """[B] int64: objects per image."""
+        return self._index[: self.batch_size]
+
+    @property
+    def offsets(self) -> torch.Tensor:
+        """[B+1] int64: image i's objects are rows offsets[i]:offsets[i+1] of a packed field."""
+        b = self.batch_size
+        return self._index[b : 2 * b + 1]
+
+    @property
+    def image_sizes(self) -> torch.Tensor:
+        """[B, 2] int64: (H, W) of each image before padding."""
+        b = self.batch_size
+        return self._index[2 * b + 1 : 4 * b + 1].view(b, 2)
+
+    @property
+    def batch_index(self) -> torch.Tensor:
+        """[sum N_i] int64: the image each packed object belongs to (the YOLO-style column)."""
+        return self._index[4 * self.batch_size + 1 :]
+
+    @property
+    def object_fields(self) -> tuple[str, ...]:
+        """Names of the per-object (ragged, packed) fields."""
+        return tuple(k for k, kind in self._kinds.items() if kind is FieldKind.OBJECT)
+
+    def keys(self) -> list[str]:
+        return list(self._fields)
+
+    def values(self) -> list[Any]:
+        return [self[k] for k in self._fields]
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(k, self[k]) for k in self._fields]
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __iter__(self) -> Iterator[Any]:
+        """Field values in sample order: ``images, targets = batch`` for tuple samples."""
+        for name in self._fields:
+            yield self[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._fields
+
+    def __getitem__(self, key: int | str) -> Any:
+        """``batch[0]``/``batch[1]`` by position, ``batch["boxes"]`` by name.
+
+        Per-object fields give the list of per-image views; the image and per-image fields give
+        the stacked tensor; string fields give the list of strings.
+        """
+        if isinstance(key, bool) or not isinstance(key, (int, str)):
+            raise TypeError(
+                f"DetectionBatch indices are field positions or names, not {type(key).__name__}"
+            )
+        if isinstance(key, int):
+            names = list(self._fields)
+            if not -len(names) <= key < len(names):
+                raise IndexError(f"DetectionBatch index {key} out of range for {len(names)} fields")
+            key = names[key]
+        kind = self._kind(key)
+        if kind is FieldKind.OBJECT:
+            return self.per_image(key)
+        if kind is FieldKind.LIST:
+            return list(self._fields[key])
+        return self._fields[key]
+
+    def _kind(self, name: str) -> FieldKind:
+        try:
+            return self._kinds[name]
+        except KeyError:
+            raise KeyError(
+                f"no field {name!r} in this batch; fields: {list(self._fields)}"
+            ) from None
+
+    def _object_field(self, name: str) -> torch.Tensor:
+        if self._kind(name) is not FieldKind.OBJECT:
+            raise KeyError(
+                f"{name!r} is not a per-object field; per-object fields: {list(self.object_fields)}"
+            )
+        return self._fields[name]
+
+    # ---- per-object fields ----------------------------------------------------------------
+    def packed(self, name: str = "target") -> torch.Tensor:
+        """[sum N_i, ...]: every image's objects back to back (use with batch_index / offsets)."""
+        return self._object_field(name)
+
+    def per_image(self, name: str = "target") -> list[Any]:
+        """B per-image views: [N_i, ...] of a per-object field, the unpadded [C, H_i, W_i] of the
+        images, or row i of a per-image field."""
+        cached = self._views.get(name)
+        if cached is None:
+            kind = self._kind(name)
+            value = self._fields[name]
+            if kind is FieldKind.OBJECT:
+                cached = list(torch.split(value, self._counts))
+            elif kind is FieldKind.IMAGE:
+                cached = [value[i, ..., :h, :w] for i, (h, w) in enumerate(self._layout.sizes)]
+            elif kind is FieldKind.LIST:
+                cached = list(value)
+            else:
+                cached = list(value.unbind(0))
+            self._views[name] = cached
+        return list(cached)
+
+    def padded(
+        self, name: str = "target", fill: float | bool = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """([B, max N, ...] with ``fill`` past each image's objects, bool mask [B, max N])."""
+        packed = self._object_field(name)
+        batch = self.batch_size
+        most = max(self._counts, default=0)
+        out = packed.new_full((batch, most, *packed.shape[1:]), fill)
+        slots = torch.arange(most, device=packed.device)
+        mask = slots.unsqueeze(0) < self.counts.to(packed.device).unsqueeze(1)
+        out[mask] = packed
+        return out, mask
+
+    # ---- memory and devices ---------------------------------------------------------------
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The batch's own tensors (one per field plus the int64 index block), by name."""
+        out = {k: v for k, v in self._fields.items() if isinstance(v, torch.Tensor)}
+        out["__index__"] = self._index
+        return out
+
+    def _map(self, move: Any) -> DetectionBatch:
+        fields = {k: move(v) if isinstance(v, torch.Tensor) else v for k, v in self._fields.items()}
+        moved = DetectionBatch(fields, move(self._index), self._layout)
+        if self._lease is not None:
+            if moved.device.type == "cuda":
+                # The copies may still be reading the slot: it is reused only after this event.
+                event = torch.cuda.Event()
+                event.record()
+                self._lease.events.append(event)
+            elif moved._index.data_ptr() == self._index.data_ptr():
+                moved._lease = self._lease
+        return moved
+
+    def is_pinned(self) -> bool:
+        return self._index.is_pinned() and all(
+            v.is_pinned() for v in self._fields.values() if isinstance(v, torch.Tensor)
+        )
+
+    def pin_memory(self, device: Any = None) -> DetectionBatch:
+        """Pins each field with one copy and rebuilds the views; self when already pinned (or
+        when there is no CUDA to pin for)."""
+        if not torch.cuda.is_available() or self.is_pinned():
+            return self
+        return self._map(lambda t: t if t.is_pinned() else t.pin_memory())
+
+    def to(self, device: str | torch.device | int, non_blocking: bool = False) -> DetectionBatch:
+        """Moves each field with one copy; per-image views are rebuilt on the device."""
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def cuda(self, device: Any = None, non_blocking: bool = False) -> DetectionBatch:
+        return self._map(lambda t: t.cuda(device, non_blocking=non_blocking))
+
+    def cpu(self) -> DetectionBatch:
+        return self._map(lambda t: t.cpu())
+
+    @property
+    def device(self) -> torch.device:
+        return self._index.device
+
+    def __reduce__(self) -> Any:
+        if self._reduce_as is not None:  # e.g. written into a shared-ring slot by a worker
+            return self._reduce_as
+        fields, index = self._fields, self._index
+        if self._lease is not None:
+            # Views of one shared-ring slot: each field is a different dtype over the same
+            # storage, which torch.save refuses, and the slot is recycled once this batch dies.
+            # Each tensor travels as its own copy (clone keeps channels_last strides).
+            fields = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in fields.items()}
+            index = index.clone()
+        # Only the field tensors travel (through shared memory between DataLoader processes);
+        # per-image views are rebuilt on the other side.
+        return (DetectionBatch, (fields, index, self._layout))
+
+    def __repr__(self) -> str:
+        parts = [f"batch_size={self.batch_size}"]
+        for name, value in self._fields.items():
+            kind = self._kinds[name]
+            if isinstance(value, torch.Tensor):
+                parts.append(f"{name}={kind} {list(value.shape)} {value.dtype}")
+            else:
+                parts.append(f"{name}={kind} list")
+        return f"DetectionBatch({', '.join(parts)})"
