@@ -715,3 +715,234 @@ def test_failed_collate_leaves_inputs_unchanged():
         fast_detection_collate([(image, target), (image, np.zeros(3))])
     assert torch.equal(image, torch.arange(48, dtype=torch.uint8).view(3, 4, 4))
     assert np.array_equal(target, np.arange(10.0).reshape(2, 5)) and target.dtype == np.float64
+
+
+# ---------------------------------------------------------------- cases found in use (issue 11)
+def test_empty_list_target_before_the_first_sample_with_boxes():
+    image = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    boxes = torch.rand(2, 5)
+    for first in ([], [[]][0]):  # `[]` as the first sample, then one with boxes
+        out = fast_detection_collate([(image, first), (image, boxes), (image, [])])
+        assert out.counts.tolist() == [0, 2, 0]
+        assert_same(out.packed(), boxes)
+        assert [t.shape for t in out[1]] == [(0, 5), (2, 5), (0, 5)]
+
+
+def test_empty_list_field_before_the_first_sample_with_boxes_dict_samples():
+    image = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    boxes = torch.rand(3, 4, dtype=torch.float64)
+    labels = torch.tensor([1, 2, 3])
+    out = fast_detection_collate(
+        [
+            {"image": image, "boxes": [], "labels": []},
+            {"image": image, "boxes": boxes, "labels": labels},
+        ]
+    )
+    assert out.counts.tolist() == [0, 3]
+    assert_same(out.packed("boxes"), boxes)  # dtype of the samples with objects
+    assert_same(out.packed("labels"), labels)
+    assert out["boxes"][0].shape == (0, 4)
+
+
+def test_field_values_are_never_compared_element_wise():
+    """Equal-looking samples (the same tensor twice, [] twice) stay distinct sources."""
+    image = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    boxes = torch.rand(2, 5)
+    out = fast_detection_collate([(image, boxes), (image, boxes), (image, []), (image, [])])
+    assert_same(out.packed(), torch.cat([boxes, boxes]))
+    bad = [(image, boxes), (image, boxes), (image, torch.rand(1, 4))]
+    with pytest.raises(ValueError, match=r"sample 2 field 'target' has per-object shape \[4\]"):
+        fast_detection_collate(bad)
+
+
+def test_negative_stride_array_that_needs_a_dtype_conversion():
+    image = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    flipped = np.arange(10, dtype=np.int32)[::-1].reshape(5, 2)[::-1]  # negative strides
+    floats = np.arange(4, dtype=np.float64).reshape(2, 2)
+    out = fast_detection_collate([{"image": image, "x": flipped}, {"image": image, "x": floats}])
+    want = torch.cat([torch.from_numpy(flipped.copy()).double(), torch.from_numpy(floats)])
+    assert_same(out.packed("x"), want)
+    target = np.arange(10, dtype=np.float64)[::-1].reshape(2, 5)  # float64 -> float32 target
+    out = fast_detection_collate([(image, target)])
+    assert_same(out.packed(), torch.from_numpy(target.copy()).float())
+    assert np.array_equal(flipped, np.arange(10, dtype=np.int32)[::-1].reshape(5, 2)[::-1])
+
+
+def test_unsigned_and_signed_integers_in_one_field_raise_naming_sample_and_field():
+    image = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    same = [{"image": image, "ids": np.arange(3, dtype=np.uint16)} for _ in range(2)]
+    assert fast_detection_collate(same).packed("ids").dtype == torch.uint16
+    for unsigned in (np.uint16, np.uint32, np.uint64):
+        batch = [
+            {"image": image, "ids": np.arange(3, dtype=unsigned)},
+            {"image": image, "ids": np.arange(3, dtype=np.int32)},
+        ]
+        with pytest.raises(TypeError, match=r"sample 1 field 'ids' has dtype torch.int32"):
+            fast_detection_collate(batch)
+    stacked = [{"image": image, "k": np.uint32(1)}, {"image": image, "k": np.int64(2)}]
+    with pytest.raises(TypeError, match=r"sample 1 field 'k'"):
+        fast_detection_collate(stacked)
+
+
+def test_field_named_index_is_refused_not_replaced():
+    image = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"field '__index__'.*reserved"):
+        fast_detection_collate([{"image": image, "__index__": torch.ones(2, 3)}])
+
+
+def test_image_key_target_with_tuple_samples_is_refused_and_works_with_dicts():
+    image = torch.arange(48, dtype=torch.uint8).view(3, 4, 4)
+    collate = DetectionCollate(image_key="target")
+    with pytest.raises(ValueError, match=r"image_key='target'"):
+        collate([(image, torch.rand(2, 5))])
+    out = collate([{"target": image, "boxes": torch.rand(2, 4)}])
+    assert_same(out.images, image.unsqueeze(0))
+    assert out.keys() == ["target", "boxes"]
+
+
+def test_size_divisibility_beyond_the_bound_is_refused_at_the_call():
+    with pytest.raises(ValueError, match=r"size_divisibility should be at most 65536"):
+        DetectionCollate(size_divisibility=2**40)
+    assert DetectionCollate(size_divisibility=2**16).size_divisibility == 2**16
+    image = torch.zeros(1, 3, 5, dtype=torch.uint8)
+    out = DetectionCollate(size_divisibility=1024)([(image, [])])
+    assert out.images.shape == (1, 1, 1024, 1024)
+
+
+def test_oversized_batch_raises_naming_the_field():
+    collate = DetectionCollate()
+    collate.size_divisibility = 2**40  # set past the constructor's check
+    with pytest.raises(ValueError, match=r"field 'image'.*more than this platform can address"):
+        collate([(torch.zeros(3, 3, 5), [])])
+
+
+def test_field_kinds_are_an_enum_that_compares_as_str():
+    from fastloader.batch import FieldKind
+
+    out = fast_detection_collate([dict_sample(s=1.0, name="a")])
+    assert out._kinds == {
+        "image": FieldKind.IMAGE,
+        "boxes": FieldKind.OBJECT,
+        "labels": FieldKind.OBJECT,
+        "s": FieldKind.PER_IMAGE,
+        "name": FieldKind.LIST,
+    }
+    assert FieldKind.OBJECT == "object" and "boxes=object [2, 4]" in repr(out)
+
+
+def test_deepcopy_of_a_collate_and_torch_save_of_a_batch():
+    import copy
+    import io
+
+    collate = DetectionCollate(size_divisibility=8)
+    twin = copy.deepcopy(collate)
+    assert repr(twin) == repr(collate)
+    batch = collate([(torch.rand(3, 4, 5), torch.rand(2, 5))])
+    buffer = io.BytesIO()
+    torch.save(batch, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    assert_same(loaded.images, batch.images)
+    assert_same(loaded.packed(), batch.packed())
+
+
+# ---------------------------------------------------------------- the kernels' own checks
+def test_pack_arrays_checks_sizes_strides_and_writability():
+    from fastloader import _C
+
+    source = np.arange(4, dtype=np.int32)
+    out = np.zeros(16, dtype=np.uint8)
+    _C.pack_arrays([source], 4, out)
+    assert np.array_equal(out.view(np.int32), source)
+    with pytest.raises(ValueError, match="holds 8 bytes, 16 needed"):
+        _C.pack_arrays([source], 4, np.zeros(8, dtype=np.uint8))
+    with pytest.raises(ValueError, match="array 0 has 4-byte elements, expected 8"):
+        _C.pack_arrays([source], 8, np.zeros(64, dtype=np.uint8))
+    with pytest.raises(ValueError, match="element_size must be positive"):
+        _C.pack_arrays([source], 0, out)
+    read_only = np.zeros(16, dtype=np.uint8)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="out should be a writable buffer"):
+        _C.pack_arrays([source], 4, read_only)
+    with pytest.raises(ValueError, match="out should be a writable buffer"):
+        _C.pack_arrays([source], 4, bytes(16))
+    with pytest.raises(ValueError, match="out should be contiguous"):
+        _C.pack_arrays([source], 4, np.zeros(32, dtype=np.uint8)[::2])
+    with pytest.raises(ValueError, match="out should be 1-D"):
+        _C.pack_arrays([source], 4, np.zeros((4, 4), dtype=np.uint8))
+    with pytest.raises(TypeError, match="array 0 should be a numpy array, but got Tensor"):
+        _C.pack_arrays([torch.arange(4, dtype=torch.int32)], 4, out)
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        _C.pack_arrays([source], 4, out, 0)
+    assert np.array_equal(read_only, np.zeros(16, dtype=np.uint8))
+
+
+def test_bogus_strides_are_a_value_error():
+    from fastloader import _C
+
+    base = np.zeros(1, dtype=np.int32)
+    overflowing = np.lib.stride_tricks.as_strided(base, shape=(3,), strides=(2**62,))
+    with pytest.raises(ValueError, match="stride overflows int64"):
+        _C.pack_arrays([overflowing], 4, np.zeros(12, dtype=np.uint8))
+    image = np.lib.stride_tricks.as_strided(
+        np.zeros(1, dtype=np.uint8), shape=(1, 2, 3), strides=(0, -(2**63) + 1, 1)
+    )
+    with pytest.raises(ValueError, match="stride overflows int64"):
+        _C.pad_images([image], 1, 2, 3, b"\0", False, np.zeros(6, dtype=np.uint8))
+
+
+def test_pad_images_checks_its_output_and_element_size():
+    from fastloader import _C
+
+    image = np.arange(6, dtype=np.uint16).reshape(1, 2, 3)
+    out = np.zeros(2 * 2 * 4, dtype=np.uint8)
+    _C.pad_images([image], 1, 2, 4, b"\xff\xff", False, out)
+    assert out.view(np.uint16).reshape(2, 4).tolist() == [[0, 1, 2, 65535], [3, 4, 5, 65535]]
+    with pytest.raises(ValueError, match="holds 15 bytes, 16 needed"):
+        _C.pad_images([image], 1, 2, 4, b"\0\0", False, np.zeros(15, dtype=np.uint8))
+    with pytest.raises(ValueError, match="image 0 has 2-byte elements, expected 4"):
+        _C.pad_images([image], 1, 2, 4, b"\0\0\0\0", False, np.zeros(64, dtype=np.uint8))
+    with pytest.raises(ValueError, match="overflows int64"):
+        _C.pad_images([image], 1, 2**40, 2**40, b"\0\0", False, out)
+    with pytest.raises(ValueError, match="does not fit the batch slot"):
+        _C.pad_images([image], 1, 1, 4, b"\0\0", False, out)
+
+
+def test_write_object_index_checks_lengths_dtype_and_writability():
+    from fastloader import _C
+
+    offsets, batch_index = np.zeros(3, dtype=np.int64), np.zeros(3, dtype=np.int64)
+    _C.write_object_index([1, 2], offsets, batch_index)
+    assert offsets.tolist() == [0, 1, 3] and batch_index.tolist() == [0, 1, 1]
+    with pytest.raises(ValueError, match="offsets should hold 3 entries"):
+        _C.write_object_index([1, 2], np.zeros(2, dtype=np.int64), batch_index)
+    with pytest.raises(ValueError, match="batch_index holds 4 entries, the counts sum to 3"):
+        _C.write_object_index([1, 2], offsets, np.zeros(4, dtype=np.int64))
+    with pytest.raises(TypeError, match="offsets should be a C-contiguous native int64 array"):
+        _C.write_object_index([1, 2], np.zeros(3, dtype=np.int32), batch_index)
+    with pytest.raises(TypeError, match="offsets should be a C-contiguous native int64 array"):
+        _C.write_object_index([1, 2], np.zeros(6, dtype=np.int64)[::2], batch_index)
+    frozen = np.zeros(3, dtype=np.int64)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="batch_index should be writable"):
+        _C.write_object_index([1, 2], offsets, frozen)
+    with pytest.raises(ValueError, match="negative"):
+        _C.write_object_index([1, -1], offsets, np.zeros(0, dtype=np.int64))
+    with pytest.raises(ValueError, match="overflows int64"):
+        _C.write_object_index([2**62, 2**62], offsets, np.zeros(0, dtype=np.int64))
+
+
+def test_pooled_buffer_sizes_are_checked():
+    from fastloader import _C
+
+    with pytest.raises(ValueError, match="bytes must be non-negative"):
+        _C.PooledBuffer(-1)
+    with pytest.raises(MemoryError):
+        _C.PooledBuffer(2**62)
+    block = np.asarray(_C.PooledBuffer(100))
+    assert block.shape == (100,) and block.flags.writeable
+    try:
+        fastloader.set_buffer_pool_limit(2**70)  # more than int64: no limit, not an error
+        assert fastloader.buffer_pool_stats()["limit_bytes"] == 2**63 - 1
+    finally:
+        fastloader.set_buffer_pool_limit(1 << 30)

@@ -394,3 +394,89 @@ def test_batches_arrive_pinned_and_copy_correctly():
             for got, ref in zip(on_gpu[1], want[1]):
                 assert torch.equal(got.cpu(), ref)
     collate.close_ring()
+
+
+# ---- cases found in use (issue 11) ---------------------------------------------------------
+@pytest.mark.parametrize("workers", [0, 1])
+def test_batch_size_one_with_an_image_without_boxes(workers):
+    """A batch whose per-object fields are empty in total (batch_size=1, zero boxes)."""
+    ds = SyntheticDetection(6)  # images 0 and 4 have no boxes
+    collate = DetectionCollate(shared_ring=True)
+    loader = DataLoader(ds, batch_size=1, num_workers=workers, collate_fn=collate)
+    for k, batch in enumerate(loader):
+        assert batch._lease is not None
+        assert_batches_equal(batch, expected(ds, 1, k))
+    assert k == 5 and collate.ring.stats()["fallbacks"] == 0
+    dict_batch = collate([{"image": torch.zeros(3, 4, 4), "boxes": [], "labels": []}])
+    assert dict_batch.packed("boxes").shape == (0,) and dict_batch.counts.tolist() == [0]
+    del batch, dict_batch
+    gc.collect()
+    assert collate.ring.stats()["slots_in_use"] == 0
+    collate.close_ring()
+
+
+def test_a_refused_batch_leaves_no_slot_taken():
+    collate = DetectionCollate(shared_ring=True)
+    image = torch.zeros(3, 4, 4)
+    with pytest.raises(ValueError, match=r"field '__index__'"):
+        collate([{"image": image, "__index__": torch.ones(2, 3)}])
+    with pytest.raises(ValueError, match=r"sample 1 field 'boxes'"):
+        collate(
+            [{"image": image, "boxes": torch.ones(2, 3)}, {"image": image, "boxes": torch.ones(2)}]
+        )
+    assert collate.ring.stats()["slots_in_use"] == 0 and collate.ring.stats()["batches"] == 0
+    collate.close_ring()
+
+
+def test_deepcopy_gets_its_own_ring():
+    import copy
+
+    collate = DetectionCollate(shared_ring=True, ring_slots=3, ring_timeout=0.5)
+    twin = copy.deepcopy(collate)
+    assert twin.ring is not collate.ring and twin.ring.name != collate.ring.name
+    assert (twin.ring.slots, twin.ring.timeout) == (3, 0.5)
+    sample = [(torch.zeros(3, 4, 4, dtype=torch.uint8), torch.rand(2, 5))]
+    twin.close_ring()
+    batch = collate(sample)  # the original's ring is untouched by closing the copy
+    assert batch._lease is not None and not collate.ring.closed
+    del batch
+    collate.close_ring()
+
+
+def test_torch_save_of_a_ring_batch():
+    import io
+
+    collate = DetectionCollate(shared_ring=True, channels_last=True)
+    ds = SyntheticDetection(4)
+    batch = collate([ds[i] for i in range(4)])
+    assert batch._lease is not None
+    buffer = io.BytesIO()
+    torch.save(batch, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    assert loaded._lease is None
+    assert_batches_equal(loaded, batch)
+    assert loaded.images.is_contiguous(memory_format=torch.channels_last)
+    del batch
+    gc.collect()
+    assert collate.ring.stats()["slots_in_use"] == 0  # the saved copy does not hold the slot
+    assert_batches_equal(loaded, expected(ds, 4, 0, channels_last=True))
+    collate.close_ring()
+
+
+def test_ring_module_knows_nothing_of_batches():
+    """ring.py is a slot allocator: it imports no other fastloader module."""
+    import ast
+    from pathlib import Path
+
+    import fastloader.ring as ring_module
+
+    source = Path(ring_module.__file__).read_text()
+    tree = ast.parse(source)
+    ours = [
+        node.module or "."
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.level or "fastloader" in (node.module or ""))
+    ]
+    assert ours == []
+    assert "DetectionBatch" not in source

@@ -2,10 +2,9 @@
 from collections.abc import Sequence
 from typing import Any
 
-from typing_extensions import Buffer
-
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import Buffer
 
 class AliasTable:
     def __init__(self, weights: npt.NDArray[np.float64]) -> None: ...

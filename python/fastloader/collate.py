@@ -74,12 +74,7 @@ class DetectionCollate:
         ring_slots: int = 16,
         ring_timeout: float = 2.0,
     ) -> None:
-        self.size_divisibility = non_negative_int(size_divisibility, "size_divisibility")
-        if self.size_divisibility > MAX_SIZE_DIVISIBILITY:
-            raise ValueError(
-                f"size_divisibility should be at most {MAX_SIZE_DIVISIBILITY}, but got "
-                f"size_divisibility={size_divisibility}"
-            )
+        self.size_divisibility = _size_divisibility(size_divisibility)
         if not isinstance(pad_value, numbers.Real):
             raise TypeError(
                 f"pad_value should be a real number, but got {type(pad_value).__name__}"
@@ -89,18 +84,7 @@ class DetectionCollate:
         if not isinstance(image_key, str) or not image_key:
             raise TypeError(f"image_key should be a non-empty str, but got {image_key!r}")
         self.image_key = image_key
-        if isinstance(image_fields, (str, bytes)):
-            raise TypeError(
-                "image_fields should be a sequence of field names, but got a single str; "
-                f"write image_fields=({image_fields!r},)"
-            )
-        fields = tuple(image_fields)
-        for name in fields:
-            if not isinstance(name, str):
-                raise TypeError(f"image_fields should contain str names, but got {name!r}")
-        if image_key in fields:
-            raise ValueError(f"image_fields should not contain the image_key {image_key!r}")
-        self.image_fields = fields
+        self.image_fields = _image_fields(image_fields, image_key)
         if target_dtype is not None and target_dtype not in REAL_DTYPES:
             raise TypeError(
                 f"target_dtype should be a real torch.dtype or None, but got {target_dtype!r}"
@@ -110,29 +94,7 @@ class DetectionCollate:
             raise ValueError(f"memory should be one of {MEMORY_KINDS}, but got memory={memory!r}")
         self.memory = memory
         self.shared_ring = boolean(shared_ring, "shared_ring")
-        slots = positive_int(ring_slots, "ring_slots")
-        if (
-            isinstance(ring_timeout, bool)
-            or not isinstance(ring_timeout, numbers.Real)
-            or not ring_timeout >= 0
-        ):
-            raise ValueError(
-                f"ring_timeout should be a non-negative number of seconds, but got "
-                f"ring_timeout={ring_timeout!r}"
-            )
-        if shared_ring and memory not in ("auto", "shared", "pinned"):
-            raise ValueError(
-                f"shared_ring=True puts batches in shared (and, with CUDA, pinned) memory; it "
-                f"cannot be combined with memory={memory!r} (use memory='auto')"
-            )
-        if shared_ring and get_worker_info() is not None:
-            raise RuntimeError(
-                "DetectionCollate(shared_ring=True) must be created in the main process, before "
-                "the DataLoader starts its workers, not inside a worker"
-            )
-        self._ring: SharedRing | None = (
-            SharedRing(slots, float(ring_timeout)) if shared_ring else None
-        )
+        self._ring = _new_ring(shared_ring, memory, ring_slots, ring_timeout)
 
     @property
     def ring(self) -> SharedRing | None:
@@ -176,6 +138,54 @@ class DetectionCollate:
             self.image_fields,
             self.target_dtype,
         )
+
+
+def _size_divisibility(value: Any) -> int:
+    step = non_negative_int(value, "size_divisibility")
+    if step > MAX_SIZE_DIVISIBILITY:
+        raise ValueError(
+            f"size_divisibility should be at most {MAX_SIZE_DIVISIBILITY}, but got "
+            f"size_divisibility={value}"
+        )
+    return step
+
+
+def _image_fields(value: Iterable[str], image_key: str) -> tuple[str, ...]:
+    if isinstance(value, (str, bytes)):
+        raise TypeError(
+            "image_fields should be a sequence of field names, but got a single str; "
+            f"write image_fields=({value!r},)"
+        )
+    fields = tuple(value)
+    for name in fields:
+        if not isinstance(name, str):
+            raise TypeError(f"image_fields should contain str names, but got {name!r}")
+    if image_key in fields:
+        raise ValueError(f"image_fields should not contain the image_key {image_key!r}")
+    return fields
+
+
+def _new_ring(shared_ring: bool, memory: str, slots: Any, timeout: Any) -> SharedRing | None:
+    """The shared ring DetectionCollate(shared_ring=True) writes into (None without one)."""
+    slots = positive_int(slots, "ring_slots")
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not timeout >= 0:
+        raise ValueError(
+            f"ring_timeout should be a non-negative number of seconds, but got "
+            f"ring_timeout={timeout!r}"
+        )
+    if not shared_ring:
+        return None
+    if memory not in ("auto", "shared", "pinned"):
+        raise ValueError(
+            f"shared_ring=True puts batches in shared (and, with CUDA, pinned) memory; it "
+            f"cannot be combined with memory={memory!r} (use memory='auto')"
+        )
+    if get_worker_info() is not None:
+        raise RuntimeError(
+            "DetectionCollate(shared_ring=True) must be created in the main process, before "
+            "the DataLoader starts its workers, not inside a worker"
+        )
+    return SharedRing(slots, float(timeout))
 
 
 fast_detection_collate = DetectionCollate()

@@ -103,7 +103,7 @@ class SlotLease:
             for event in self.events:
                 event.synchronize()  # never hand the slot to a worker while a DMA still reads it
             self.ring._release(self.slot, self.ticket)
-        except Exception:  # interpreter shutdown or a closed ring: the files go with the owner
+        except Exception:  # noqa: BLE001, S110 - shutdown or a closed ring: files go with the owner
             pass
 
 
