@@ -908,28 +908,29 @@ def test_pad_images_checks_its_output_and_element_size():
         _C.pad_images([image], 1, 1, 4, b"\0\0", False, out)
 
 
-def test_write_object_index_checks_lengths_dtype_and_writability():
+def test_write_index_block_checks_lengths_dtype_and_writability():
     from fastloader import _C
 
-    offsets, batch_index = np.zeros(3, dtype=np.int64), np.zeros(3, dtype=np.int64)
-    _C.write_object_index([1, 2], offsets, batch_index)
-    assert offsets.tolist() == [0, 1, 3] and batch_index.tolist() == [0, 1, 1]
-    with pytest.raises(ValueError, match="offsets should hold 3 entries"):
-        _C.write_object_index([1, 2], np.zeros(2, dtype=np.int64), batch_index)
-    with pytest.raises(ValueError, match="batch_index holds 4 entries, the counts sum to 3"):
-        _C.write_object_index([1, 2], offsets, np.zeros(4, dtype=np.int64))
-    with pytest.raises(TypeError, match="offsets should be a C-contiguous native int64 array"):
-        _C.write_object_index([1, 2], np.zeros(3, dtype=np.int32), batch_index)
-    with pytest.raises(TypeError, match="offsets should be a C-contiguous native int64 array"):
-        _C.write_object_index([1, 2], np.zeros(6, dtype=np.int64)[::2], batch_index)
-    frozen = np.zeros(3, dtype=np.int64)
+    out = np.zeros(4 * 2 + 1 + 3, dtype=np.int64)
+    _C.write_index_block([1, 2], [5, 6, 7, 8], out)
+    assert out.tolist() == [1, 2, 0, 1, 3, 5, 6, 7, 8, 0, 1, 1]
+    with pytest.raises(ValueError, match=r"holds 11 entries, expected 12 \(4 \* 2 \+ 1 \+ 3\)"):
+        _C.write_index_block([1, 2], [5, 6, 7, 8], np.zeros(11, dtype=np.int64))
+    with pytest.raises(ValueError, match="image_sizes holds 3 values"):
+        _C.write_index_block([1, 2], [5, 6, 7], out)
+    with pytest.raises(TypeError, match="out should be a C-contiguous native int64 array"):
+        _C.write_index_block([1, 2], [5, 6, 7, 8], np.zeros(12, dtype=np.int32))
+    with pytest.raises(TypeError, match="out should be a C-contiguous native int64 array"):
+        _C.write_index_block([1, 2], [5, 6, 7, 8], np.zeros(24, dtype=np.int64)[::2])
+    frozen = np.zeros(12, dtype=np.int64)
     frozen.flags.writeable = False
-    with pytest.raises(ValueError, match="batch_index should be writable"):
-        _C.write_object_index([1, 2], offsets, frozen)
+    with pytest.raises(ValueError, match="out should be writable"):
+        _C.write_index_block([1, 2], [5, 6, 7, 8], frozen)
     with pytest.raises(ValueError, match="negative"):
-        _C.write_object_index([1, -1], offsets, np.zeros(0, dtype=np.int64))
+        _C.write_index_block([1, -1], [5, 6, 7, 8], np.zeros(9, dtype=np.int64))
     with pytest.raises(ValueError, match="overflows int64"):
-        _C.write_object_index([2**62, 2**62], offsets, np.zeros(0, dtype=np.int64))
+        _C.write_index_block([2**62, 2**62], [5, 6, 7, 8], np.zeros(9, dtype=np.int64))
+    assert out.tolist() == [1, 2, 0, 1, 3, 5, 6, 7, 8, 0, 1, 1]  # failed calls wrote nothing
 
 
 def test_pooled_buffer_sizes_are_checked():

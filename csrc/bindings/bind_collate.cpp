@@ -76,16 +76,17 @@ WritableBytes writable_bytes(const py::buffer& out, const char* what) {
   return result;
 }
 
-// A writable, C-contiguous, native int64 numpy array of exactly `length` entries.
-int64_t* int64_output(py::array array, int64_t length, const char* what) {
+// A writable, C-contiguous, 1-D native int64 numpy array (the core checks its length).
+int64_t* int64_output(py::array array, const char* what) {
   const py::dtype dtype = array.dtype();
+  const char order = dtype.byteorder();  // numpy reports native order as '='
   if (dtype.kind() != 'i' || dtype.itemsize() != 8 || !(array.flags() & py::array::c_style) ||
-      dtype.byteorder() == '>')
+      (order != '=' && order != '|'))
     throw py::type_error(std::string(what) + " should be a C-contiguous native int64 array");
   if (!array.writeable()) throw py::value_error(std::string(what) + " should be writable");
-  if (array.ndim() != 1 || array.shape(0) != length)
-    throw py::value_error(std::string(what) + " should hold " + std::to_string(length) +
-                          " entries, but has shape of size " + std::to_string(array.size()));
+  if (array.ndim() != 1)
+    throw py::value_error(std::string(what) + " should be 1-D, but has " +
+                          std::to_string(array.ndim()) + " dimensions");
   return static_cast<int64_t*>(array.mutable_data());
 }
 
@@ -143,20 +144,19 @@ void register_collate(py::module_& m) {
       "`out`.");
 
   m.def(
-      "write_object_index",
-      [](const std::vector<int64_t>& counts, py::array offsets,
-         py::array batch_index) {
-        int64_t* offsets_data =
-            int64_output(offsets, static_cast<int64_t>(counts.size()) + 1, "offsets");
-        int64_t* index_data = int64_output(batch_index, batch_index.size(), "batch_index");
-        const int64_t index_len = batch_index.size();
-        // Safe without the GIL: `counts` is a C++ copy and the caller's arrays (held by the
-        // argument references for the whole call) are only written, not resized.
+      "write_index_block",
+      [](const std::vector<int64_t>& counts, const std::vector<int64_t>& image_sizes,
+         py::array out) {
+        int64_t* data = int64_output(out, "out");
+        const int64_t length = out.size();
+        // Safe without the GIL: `counts` and `image_sizes` are C++ copies and `out` (held by the
+        // argument for the whole call) is only written, not resized.
         py::gil_scoped_release release;
-        write_object_index(counts, offsets_data, index_data, index_len);
+        write_index_block(counts, image_sizes, data, length);
       },
-      py::arg("counts"), py::arg("offsets"), py::arg("batch_index"),
-      "Write offsets [B+1] and batch_index [sum counts] (int64 arrays) for per-image counts.");
+      py::arg("counts"), py::arg("image_sizes"), py::arg("out"),
+      "Write a batch's int64 index block into `out`: counts [B] | offsets [B+1] | image_sizes "
+      "[B, 2] (given flat, H and W per image) | batch_index [sum counts].");
 }
 
 }  // namespace fastloader::bindings

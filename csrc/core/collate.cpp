@@ -325,4 +325,26 @@ void write_object_index(const std::vector<int64_t>& counts, int64_t* offsets, in
   }
 }
 
+void write_index_block(const std::vector<int64_t>& counts, const std::vector<int64_t>& image_sizes,
+                       int64_t* out, int64_t out_len) {
+  const int64_t batch = static_cast<int64_t>(counts.size());
+  if (static_cast<int64_t>(image_sizes.size()) != 2 * batch)
+    throw std::invalid_argument("image_sizes holds " + std::to_string(image_sizes.size()) +
+                                " values, expected 2 per image (" + std::to_string(2 * batch) + ")");
+  int64_t total = 0;
+  for (size_t b = 0; b < counts.size(); ++b) {
+    if (counts[b] < 0)
+      throw std::invalid_argument("object count of image " + std::to_string(b) + " is negative");
+    total = checked_add(total, counts[b], "the sum of the object counts");
+  }
+  const int64_t needed = checked_add(4 * batch + 1, total, "the index block's length");
+  if (out_len != needed)
+    throw std::invalid_argument("the index block holds " + std::to_string(out_len) +
+                                " entries, expected " + std::to_string(needed) + " (4 * " +
+                                std::to_string(batch) + " + 1 + " + std::to_string(total) + ")");
+  std::copy(counts.begin(), counts.end(), out);
+  std::copy(image_sizes.begin(), image_sizes.end(), out + 2 * batch + 1);
+  write_object_index(counts, out + batch, out + 4 * batch + 1, total);
+}
+
 }  // namespace fastloader

@@ -52,4 +52,10 @@ void pack_arrays(const std::vector<StridedView>& sources, int64_t element_size, 
 void write_object_index(const std::vector<int64_t>& counts, int64_t* offsets, int64_t* batch_index,
                         int64_t batch_index_len);
 
+// Fills a batch's whole int64 index block of out_len entries: counts [B] | offsets [B+1] |
+// image_sizes [B, 2] (image_sizes holds 2B values, H and W per image) | batch_index [sum counts].
+// Throws std::invalid_argument when out_len is not 4B + 1 + sum(counts) or the sizes are not 2B.
+void write_index_block(const std::vector<int64_t>& counts, const std::vector<int64_t>& image_sizes,
+                       int64_t* out, int64_t out_len);
+
 }  // namespace fastloader

@@ -48,8 +48,8 @@ def pad_images(
 def pack_arrays(
     sources: Sequence[npt.NDArray[Any]], element_size: int, out: Buffer, threads: int = 1
 ) -> None: ...
-def write_object_index(
-    counts: Sequence[int], offsets: npt.NDArray[np.int64], batch_index: npt.NDArray[np.int64]
+def write_index_block(
+    counts: Sequence[int], image_sizes: Sequence[int], out: npt.NDArray[np.int64]
 ) -> None: ...
 
 # Recycling host-buffer pool (bind_buffer_pool.cpp).

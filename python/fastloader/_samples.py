@@ -28,7 +28,8 @@ NUMPY_TO_TORCH = {
 }
 TORCH_TO_NUMPY = {t: n for n, t in NUMPY_TO_TORCH.items()}
 INDEX_KEY = "__index__"  # DetectionBatch.tensors() lists the index block under this name
-REAL_DTYPES = frozenset(NUMPY_TO_TORCH.values()) | {torch.bfloat16}
+_NUMPY_VIEWABLE = frozenset(NUMPY_TO_TORCH.values())
+REAL_DTYPES = _NUMPY_VIEWABLE | {torch.bfloat16}
 
 
 class Source:
@@ -38,20 +39,23 @@ class Source:
     Compared by identity only: a value holds tensors, whose == is element-wise.
     """
 
-    __slots__ = ("array", "dtype", "empty_list")
+    __slots__ = ("array", "dtype", "empty_list", "shape")
 
     def __init__(self, array: np.ndarray, dtype: torch.dtype, empty_list: bool = False) -> None:
         self.array = array
         self.dtype = dtype
+        self.shape: tuple[int, ...] = array.shape
         # `[]`: zero objects whose trailing shape and dtype follow the other samples.
         self.empty_list = empty_list
 
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.array.shape
-
 
 def _from_tensor(value: torch.Tensor, index: int, name: str, empty_list: bool = False) -> Source:
+    dtype = value.dtype
+    if dtype in _NUMPY_VIEWABLE:
+        try:  # the common case in one call: numpy() refuses every tensor the checks below name
+            return Source(value.numpy(), dtype, empty_list)
+        except (RuntimeError, TypeError):
+            pass  # on another device, sparse, requiring grad or lazily negated: see below
     if not value.is_cpu:
         raise ValueError(
             f"sample {index} field {name!r}: expected a CPU tensor, but got one on {value.device}"
@@ -60,7 +64,6 @@ def _from_tensor(value: torch.Tensor, index: int, name: str, empty_list: bool = 
         raise TypeError(
             f"sample {index} field {name!r}: expected a dense tensor, got {value.layout}"
         )
-    dtype = value.dtype
     if dtype not in REAL_DTYPES:
         raise TypeError(
             f"sample {index} field {name!r}: expected a real numeric dtype, but got {dtype}"

@@ -16,10 +16,11 @@ __all__ = ["allocate", "resolve_memory", "threads_for", "write_batch", "write_fi
 
 MEMORY_KINDS = ("auto", "pooled", "pinned", "shared", "plain")
 
-# Below this many output bytes a batch is copied by the calling thread alone: starting a second
-# thread per call costs more than it saves there (measured with bench/bench_collate.py: batch 8
-# x 3x640x640 uint8, 9.8 MB, ran 0.46x-1.2x stock with two threads on this 2-core machine).
-PARALLEL_MIN_BYTES = 16 << 20
+# Below this many output bytes a batch is copied by the calling thread alone, with no thread
+# started (the kernels also give each thread at least 4 MB). Measured here (2 cores, medians of 7,
+# pad_images of 3x640x640 uint8): 4.9 MB 1128 us with one thread, no better with two; 9.8 MB
+# 1422 us with one thread, 1249 us with two; 39 MB 11.2 ms with one, 5.7 ms with two.
+PARALLEL_MIN_BYTES = 8 << 20
 
 
 def threads_for(nbytes: int) -> int:
@@ -83,11 +84,7 @@ def write_field(plan: FieldPlan, raw: torch.Tensor, threads: int) -> torch.Tenso
 def write_index(plan: IndexPlan, raw: torch.Tensor) -> torch.Tensor:
     """counts [B] | offsets [B+1] | image_sizes [B, 2] | batch_index [sum counts] into raw."""
     index = raw.view(torch.int64)
-    host = index.numpy()
-    counts, batch = plan.counts, len(plan.counts)
-    host[:batch] = counts
-    host[2 * batch + 1 : 4 * batch + 1] = [v for size in plan.sizes for v in size]
-    _C.write_object_index(counts, host[batch : 2 * batch + 1], host[4 * batch + 1 :])
+    _C.write_index_block(plan.counts, [v for size in plan.sizes for v in size], index.numpy())
     return index
 
 
