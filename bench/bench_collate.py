@@ -1,7 +1,10 @@
 """Benchmark: fast_detection_collate against the stock detection_collate, default_collate and a raw-copy floor.
 
-Every figure comes from this one run on this machine: per-batch time (median), image GB/s, and the
-ratio against the stock function. Usage: python bench/bench_collate.py [--quick] [--seconds S]
+Every figure comes from this one run on this machine. Each method of a case is timed in R
+interleaved repeats (stock, fast, stock, fast, ...) so that drift on a shared machine hits them
+alike; a repeat's figure is the median per-batch time of its calls. Printed: the median over the
+repeats with the min-max spread, image GB/s, and the ratio against the stock function (medians).
+Usage: python bench/bench_collate.py [--quick] [--seconds S] [--repeats R]
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ def make_samples(count: int, dtype: torch.dtype, sizes: list[tuple], seed: int =
     return samples
 
 
+REPEATS = 5  # interleaved repeats per case (--repeats)
+
+
 def time_per_batch(fn: Callable[[], object], seconds: float, min_reps: int = 3) -> float:
     """Median seconds per call; each result is dropped before the next call, as a training loop does."""
     fn()
@@ -53,20 +59,45 @@ def time_per_batch(fn: Callable[[], object], seconds: float, min_reps: int = 3) 
     return statistics.median(times)
 
 
+class Timing:
+    """One method's per-batch times over the interleaved repeats."""
+
+    def __init__(self, times: list[float]) -> None:
+        self.times = times
+        self.median = statistics.median(times)
+
+    def spread_ms(self) -> str:
+        return f"{min(self.times) * 1e3:.2f}-{max(self.times) * 1e3:.2f}"
+
+
+def interleaved(methods: list[tuple[str, Callable[[], object]]], seconds: float) -> list[tuple]:
+    """(name, Timing) per method: REPEATS rounds, each timing every method once in turn for
+    about `seconds` (at least 3 calls)."""
+    times: dict[str, list[float]] = {name: [] for name, _ in methods}
+    for _ in range(REPEATS):
+        for name, fn in methods:
+            times[name].append(time_per_batch(fn, seconds))
+    return [(name, Timing(times[name])) for name, _ in methods]
+
+
 def report(
     title: str, rows: list[tuple], nbytes: int, stock_key: str = "stock detection_collate"
 ) -> None:
-    base = dict(rows)[stock_key]
-    print(f"\n{title}  ({nbytes / 1e6:.0f} MB of images per batch)")
-    print(f"  {'method':<44}{'ms/batch':>10}{'GB/s':>8}{'x stock':>9}")
-    for name, seconds in rows:
+    base = dict(rows)[stock_key].median
+    print(f"\n{title}  ({nbytes / 1e6:.1f} MB of images per batch, {REPEATS} repeats)")
+    print(f"  {'method':<44}{'ms/batch':>10}{'min-max':>15}{'GB/s':>8}{'x stock':>9}")
+    for name, timing in rows:
+        seconds = timing.median
         print(
-            f"  {name:<44}{seconds * 1e3:>10.2f}{nbytes / seconds / 1e9:>8.2f}{base / seconds:>9.2f}"
+            f"  {name:<44}{seconds * 1e3:>10.3f}{timing.spread_ms():>15}"
+            f"{nbytes / seconds / 1e9:>8.2f}{base / seconds:>9.2f}"
         )
 
 
-def same_size_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
-    samples = make_samples(batch_size, dtype, [(640, 640)])
+def same_size_case(
+    batch_size: int, dtype: torch.dtype, seconds: float, side: int = 640
+) -> None:
+    samples = make_samples(batch_size, dtype, [(side, side)])
     images = [s[0] for s in samples]
     arrays = [i.numpy() for i in images]
     nbytes = sum(i.numel() * i.element_size() for i in images)
@@ -78,29 +109,23 @@ def same_size_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
         for k, a in enumerate(arrays):
             np.copyto(out_np[k], a)
 
-    rows = [
-        (
-            "stock detection_collate",
-            time_per_batch(lambda: stock_detection_collate(samples), seconds),
-        ),
-        ("default_collate (images only)", time_per_batch(lambda: default_collate(images), seconds)),
-        (
-            "floor: torch.stack(out=preallocated)",
-            time_per_batch(lambda: torch.stack(images, 0, out=out_t), seconds),
-        ),
-        ("floor: numpy copy, 1 thread", time_per_batch(numpy_copy, seconds)),
-        (
-            "fast_detection_collate",
-            time_per_batch(lambda: fast_detection_collate(samples), seconds),
-        ),
-    ]
+    rows = interleaved(
+        [
+            ("stock detection_collate", lambda: stock_detection_collate(samples)),
+            ("default_collate (images only)", lambda: default_collate(images)),
+            ("floor: torch.stack(out=preallocated)", lambda: torch.stack(images, 0, out=out_t)),
+            ("floor: numpy copy, 1 thread", numpy_copy),
+            ("fast_detection_collate", lambda: fast_detection_collate(samples)),
+        ],
+        seconds,
+    )
     report(
-        f"same size: batch {batch_size} x 3x640x640 {str(dtype).replace('torch.', '')}, "
+        f"same size: batch {batch_size} x 3x{side}x{side} {str(dtype).replace('torch.', '')}, "
         f"{torch.get_num_threads()} threads",
         rows,
         nbytes,
     )
-    fast, stack_floor, numpy_floor = rows[-1][1], rows[2][1], rows[3][1]
+    fast, stack_floor, numpy_floor = rows[-1][1].median, rows[2][1].median, rows[3][1].median
     print(
         f"  fast / floor time ratio: {fast / stack_floor:.2f} vs torch.stack(out=), "
         f"{fast / numpy_floor:.2f} vs numpy copy (target <= 1.5)"
@@ -113,16 +138,16 @@ def variable_size_case(batch_size: int, dtype: torch.dtype, seconds: float) -> N
     samples = make_samples(batch_size, dtype, sizes, seed=1)
     nbytes = sum(s[0].numel() * s[0].element_size() for s in samples)
     collate = DetectionCollate(size_divisibility=32)
-    rows = [
-        (
-            "stock: detectron2-style padding in Python",
-            time_per_batch(lambda: detectron2_style_padding(samples), seconds),
-        ),
-        (
-            "DetectionCollate(size_divisibility=32)",
-            time_per_batch(lambda: collate(samples), seconds),
-        ),
-    ]
+    rows = interleaved(
+        [
+            (
+                "stock: detectron2-style padding in Python",
+                lambda: detectron2_style_padding(samples),
+            ),
+            ("DetectionCollate(size_divisibility=32)", lambda: collate(samples)),
+        ],
+        seconds,
+    )
     report(
         f"variable size 480..800: batch {batch_size} {str(dtype).replace('torch.', '')}, padded to /32",
         rows,
@@ -171,20 +196,21 @@ def dataloader_case(batch_size: int, dtype: torch.dtype, workers_list, batches: 
     samples = make_samples(batch_size * 2, dtype, [(640, 640)], seed=2)
     print(
         f"\nDataLoader end to end: batch {batch_size} x 3x640x640 {str(dtype).replace('torch.', '')}, "
-        f"{batches} batches after warm-up, best of 2 interleaved rounds"
+        f"{batches} batches after warm-up, median (min-max) of {REPEATS} interleaved rounds"
     )
-    print(f"  {'num_workers':<12}{'stock batch/s':>15}{'fast batch/s':>14}{'x stock':>9}")
+    print(f"  {'num_workers':<12}{'stock batch/s':>22}{'fast batch/s':>22}{'x stock':>9}")
     for workers in workers_list:
-        # Two interleaved rounds, best of each: the machine is shared, so drift hits both alike.
-        stock = fast = 0.0
-        for _ in range(2):
-            stock = max(
-                stock, loader_rate(stock_detection_collate, samples, batch_size, workers, batches)
-            )
-            fast = max(
-                fast, loader_rate(fast_detection_collate, samples, batch_size, workers, batches)
-            )
-        print(f"  {workers:<12}{stock:>15.1f}{fast:>14.1f}{fast / stock:>9.2f}")
+        # Interleaved rounds: the machine is shared, so drift hits both alike.
+        rates: dict[str, list[float]] = {"stock": [], "fast": []}
+        for _ in range(REPEATS):
+            for name, fn in (("stock", stock_detection_collate), ("fast", fast_detection_collate)):
+                rates[name].append(loader_rate(fn, samples, batch_size, workers, batches))
+        stock, fast = (statistics.median(rates[k]) for k in ("stock", "fast"))
+        cells = [
+            f"{statistics.median(v):.1f} ({min(v):.1f}-{max(v):.1f})"
+            for v in (rates["stock"], rates["fast"])
+        ]
+        print(f"  {workers:<12}{cells[0]:>22}{cells[1]:>22}{fast / stock:>9.2f}")
 
 
 def cuda_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
@@ -203,10 +229,13 @@ def cuda_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
         torch.cuda.synchronize()
         return batch
 
-    rows = [
-        ("stock detection_collate + pin + H2D", time_per_batch(stock, seconds)),
-        ("fast_detection_collate (pinned) + H2D", time_per_batch(fast, seconds)),
-    ]
+    rows = interleaved(
+        [
+            ("stock detection_collate + pin + H2D", stock),
+            ("fast_detection_collate (pinned) + H2D", fast),
+        ],
+        seconds,
+    )
     report(
         f"CUDA: collate + host-to-device, batch {batch_size} {str(dtype).replace('torch.', '')}",
         rows,
@@ -216,22 +245,28 @@ def cuda_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
 
 
 def main() -> None:
+    global REPEATS
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="batch 32 only, shorter timings")
-    parser.add_argument("--seconds", type=float, default=0.6, help="timing budget per method")
+    parser.add_argument("--quick", action="store_true", help="fewer cases, shorter timings")
+    parser.add_argument(
+        "--seconds", type=float, default=0.3, help="timing budget per method and repeat"
+    )
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="interleaved repeats (>= 3)")
     args = parser.parse_args()
-    seconds = 0.25 if args.quick else args.seconds
+    REPEATS = max(3, args.repeats)
+    seconds = 0.1 if args.quick else args.seconds
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"CUDA {'yes' if torch.cuda.is_available() else 'no'}"
     )
-    sizes = [32] if args.quick else [8, 32, 64]
+    sizes = [8, 32] if args.quick else [8, 32, 64]
+    same_size_case(8, torch.uint8, seconds, side=224)  # small batches: no thread start-up
     for dtype in (torch.uint8, torch.float32):
         for batch_size in sizes:
             same_size_case(batch_size, dtype, seconds)
     for dtype in (torch.uint8, torch.float32):
         variable_size_case(32, dtype, seconds)
-    dataloader_case(32, torch.uint8, [0, 1, 2], 15 if args.quick else 30)
+    dataloader_case(32, torch.uint8, [0, 1, 2], 10 if args.quick else 30)
     if torch.cuda.is_available():
         for dtype in (torch.uint8, torch.float32):
             cuda_case(32, dtype, seconds)

@@ -2,6 +2,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -122,6 +123,52 @@ void bad_shapes_throw() {
       "pack_arrays refuses a too-small output");
 }
 
+void overflowing_sizes_throw() {
+  const unsigned char byte = 0;
+  unsigned char out[16] = {};
+  const int64_t big = int64_t{1} << 40;
+  check_throws<std::invalid_argument>(
+      [&] {
+        const StridedView pixel{&byte, {1, 1, 1}, {1, 1, 1}};
+        fastloader::pad_images({pixel}, {1, big, big, 1, false}, &byte, out, 16, 1);
+      },
+      "a padded batch whose byte count overflows int64 is refused");
+  StridedView huge{&byte, {big, big}, {0, 0}};
+  check_throws<std::invalid_argument>([&] { fastloader::pack_arrays({huge}, 1, out, 16, 1); },
+                                      "an element count that overflows int64 is refused");
+  StridedView far{&byte, {3}, {int64_t{1} << 62}};
+  check_throws<std::invalid_argument>([&] { fastloader::pack_arrays({far}, 1, out, 16, 1); },
+                                      "a stride whose span overflows int64 is refused");
+  StridedView lowest{&byte, {2}, {std::numeric_limits<int64_t>::min()}};
+  check_throws<std::invalid_argument>([&] { fastloader::pack_arrays({lowest}, 1, out, 16, 1); },
+                                      "the lowest int64 stride is refused");
+  int64_t offsets[3], index[1];
+  check_throws<std::invalid_argument>(
+      [&] { fastloader::write_object_index({INT64_MAX, 1}, offsets, index, 0); },
+      "object counts whose sum overflows int64 are refused");
+  check(fastloader::checked_mul(int64_t{1} << 31, int64_t{1} << 31, "x") == int64_t{1} << 62,
+        "checked_mul of values that fit");
+  check_throws<std::invalid_argument>(
+      [&] { fastloader::checked_mul(int64_t{1} << 32, int64_t{1} << 31, "x"); },
+      "checked_mul refuses 2^63");
+  check_throws<std::invalid_argument>([&] { fastloader::checked_add(INT64_MAX, 1, "x"); },
+                                      "checked_add refuses INT64_MAX + 1");
+}
+
+void index_block_from_counts_and_sizes() {
+  std::vector<int64_t> block(4 * 3 + 1 + 3, -1);
+  fastloader::write_index_block({2, 0, 1}, {4, 5, 6, 7, 8, 9}, block.data(),
+                                static_cast<int64_t>(block.size()));
+  check(block == std::vector<int64_t>({2, 0, 1, 0, 2, 2, 3, 4, 5, 6, 7, 8, 9, 0, 0, 2}),
+        "index block: counts | offsets | image_sizes | batch_index");
+  check_throws<std::invalid_argument>(
+      [&] { fastloader::write_index_block({2, 0, 1}, {4, 5, 6, 7, 8, 9}, block.data(), 15); },
+      "an index block of the wrong length is refused");
+  check_throws<std::invalid_argument>(
+      [&] { fastloader::write_index_block({2, 0, 1}, {4, 5}, block.data(), 16); },
+      "image sizes of the wrong length are refused");
+}
+
 void pool_reuses_released_blocks() {
   auto& pool = fastloader::BufferPool::global();
   pool.clear();
@@ -154,6 +201,8 @@ int main() {
   pack_arrays_concatenates_in_c_order();
   object_index_from_counts();
   bad_shapes_throw();
+  overflowing_sizes_throw();
+  index_block_from_counts_and_sizes();
   pool_reuses_released_blocks();
   if (failures) std::fprintf(stderr, "%d check(s) failed\n", failures);
   return failures ? 1 : 0;
