@@ -26,8 +26,11 @@ needs_cuda = pytest.mark.skipif(
 needs_dev_shm = pytest.mark.skipif(not os.path.isdir(SHM), reason="needs /dev/shm")
 
 
-def ring_files() -> set[str]:
-    return set(glob.glob(os.path.join(SHM, RING_FILE_PREFIX + "*")))
+def ring_files(owner: int | None = None) -> set[str]:
+    """Files of the rings created by process owner (default: this one). Other processes' rings are
+    left out: other test runs on the machine share /dev/shm."""
+    owner = os.getpid() if owner is None else owner
+    return set(glob.glob(os.path.join(SHM, f"{RING_FILE_PREFIX}{owner}-*")))
 
 
 def assert_batches_equal(got: DetectionBatch, want: DetectionBatch) -> None:
@@ -308,6 +311,7 @@ def test_no_files_left_after_the_process_ends(case, context):
         assert "done" in run.stdout
     assert not glob.glob(os.path.join(SHM, name + "*"))
     assert ring_files() == before
+    assert not ring_files(int(name[len(RING_FILE_PREFIX) :].split("-")[0]))  # nor any other
 
 
 @needs_dev_shm
