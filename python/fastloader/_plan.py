@@ -154,7 +154,8 @@ def _counts(objects: dict[str, list[Source]], batch: int) -> list[int]:
             if len(shape) == 0:
                 raise ValueError(
                     f"sample {i} field {name!r}: a per-object field needs its objects along "
-                    f"dimension 0, but got a 0-d value (sample 0 has shape {list(sources[0].shape)})"
+                    f"dimension 0, but got a 0-d value (sample 0 has shape "
+                    f"{list(sources[0].shape)})"
                 )
             if first is None:
                 first, counts[i] = name, shape[0]
@@ -221,7 +222,9 @@ def _stack(name: str, sources: list[Source]) -> PackPlan:
             )
     dtype = _promoted(name, [(i, s.dtype) for i, s in enumerate(sources)])
     out_shape = (len(sources), *shape)
-    return PackPlan(_in_dtype(name, sources, dtype), dtype, out_shape, _nbytes(out_shape, dtype, name))
+    return PackPlan(
+        _in_dtype(name, sources, dtype), dtype, out_shape, _nbytes(out_shape, dtype, name)
+    )
 
 
 def _nbytes(shape: Sequence[int], dtype: torch.dtype, name: str) -> int:
@@ -265,7 +268,14 @@ def _pad_images(
     fill = _fill_bytes(options.pad_value, dtype)
     shape = (len(sources), channels, height, width)
     plan = PadPlan(
-        arrays, dtype, channels, height, width, fill, options.channels_last, rank == 2,
+        arrays,
+        dtype,
+        channels,
+        height,
+        width,
+        fill,
+        options.channels_last,
+        rank == 2,
         _nbytes(shape, dtype, name),
     )
     return plan, sizes

@@ -95,6 +95,8 @@ def open_batch(handle: RingBatchHandle) -> DetectionBatch:
         return typed.as_strided(place.shape, place.stride, place.offset // place.dtype.itemsize)
 
     tensors = {name: view(place) for name, place in handle.tensors.items()}
-    batch = DetectionBatch(_fields(handle.layout, tensors, handle.lists), view(handle.index), handle.layout)
+    batch = DetectionBatch(
+        _fields(handle.layout, tensors, handle.lists), view(handle.index), handle.layout
+    )
     batch._lease = lease  # where .to("cuda") records the event that guards reuse
     return batch

@@ -65,8 +65,14 @@ def write_field(plan: FieldPlan, raw: torch.Tensor, threads: int) -> torch.Tenso
     element = plan.dtype.itemsize
     if isinstance(plan, PadPlan):
         _C.pad_images(
-            plan.arrays, plan.channels, plan.height, plan.width, plan.fill, plan.channels_last,
-            out, threads,
+            plan.arrays,
+            plan.channels,
+            plan.height,
+            plan.width,
+            plan.fill,
+            plan.channels_last,
+            out,
+            threads,
         )
         batch, channels, height, width = len(plan.arrays), plan.channels, plan.height, plan.width
         typed = raw.view(plan.dtype)

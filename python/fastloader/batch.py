@@ -1,4 +1,4 @@
-"""The collated detection batch: DetectionBatch, its field kinds and its layout (no collate logic)."""
+"""The collated detection batch: DetectionBatch, its field kinds and layout (no collate logic)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Detection collate: padded images and ragged per-object fields, copied natively into one buffer
 each. DetectionCollate is the entry point; it reads the samples (_samples.py), plans every field
-(_plan.py), then writes them into fresh memory (_write.py) or a shared-ring slot (_ring_batch.py)."""
+(_plan.py), then writes them into fresh memory (_write.py) or a ring slot (_ring_batch.py)."""
 
 from __future__ import annotations
 
