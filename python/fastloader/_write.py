@@ -75,7 +75,7 @@ def write_field(plan: FieldPlan, raw: torch.Tensor, threads: int) -> torch.Tenso
             threads,
         )
         batch, channels, height, width = len(plan.arrays), plan.channels, plan.height, plan.width
-        typed = raw.view(plan.dtype)
+        typed = _as_dtype(raw, plan.dtype)
         if plan.channels_last:
             # torch's own channels_last strides (a permuted view differs when H or W is 0).
             strides = (height * width * channels, 1, width * channels, channels)
@@ -84,7 +84,11 @@ def write_field(plan: FieldPlan, raw: torch.Tensor, threads: int) -> torch.Tenso
             return typed.view(batch, height, width)
         return typed.view(batch, channels, height, width)
     _C.pack_arrays(plan.arrays, element, out, threads)
-    return raw.view(plan.dtype).view(plan.shape)
+    return _as_dtype(raw, plan.dtype).view(plan.shape)
+
+
+def _as_dtype(raw: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return raw if dtype is torch.uint8 else raw.view(dtype)  # a view costs microseconds
 
 
 def write_index(plan: IndexPlan, raw: torch.Tensor) -> torch.Tensor:
