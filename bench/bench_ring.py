@@ -1,8 +1,8 @@
 """Benchmark: the shared-memory batch ring against the stock detection_collate and the plain fast
 collate in a DataLoader, and the per-batch collate time inside a worker against the copy floor.
 
-Every figure comes from this one run on this machine. Usage: python bench/bench_ring.py
-[--batches N] [--rounds R]
+Every figure comes from this one run on this machine: loader rates are medians (with min-max)
+of R interleaved rounds. Usage: python bench/bench_ring.py [--batches N] [--rounds R]
 """
 
 from __future__ import annotations
@@ -113,38 +113,47 @@ def in_worker_times(dataset, collate, batches: int) -> tuple[float, float]:
     return statistics.median(collate_times), statistics.median(floor_times)
 
 
+def cell(rates: list[float]) -> str:
+    return f"{statistics.median(rates):.1f} ({min(rates):.1f}-{max(rates):.1f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batches", type=int, default=20, help="timed batches per loader")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (best taken)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds (>= 3; medians printed)"
+    )
     args = parser.parse_args()
+    rounds = max(3, args.rounds)
     dataset = InMemoryDetection(BATCH * 2, BATCH * (args.batches + 6))
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {BATCH} x uint8 "
         f"{'x'.join(map(str, SHAPE))}, randint(0, 50) boxes of 5; fork workers"
     )
     print(
-        f"\nDataLoader end to end: batches/s, {args.batches} batches after 3 warm-up, best of "
-        f"{args.rounds} interleaved rounds"
+        f"\nDataLoader end to end: batches/s, {args.batches} batches after 3 warm-up, median "
+        f"(min-max) of {rounds} interleaved rounds; ratios of the medians"
     )
     print(
-        f"  {'num_workers':<12}{'stock':>9}{'fast':>9}{'ring':>9}{'fast/stock':>12}"
+        f"  {'num_workers':<12}{'stock':>20}{'fast':>20}{'ring':>20}{'fast/stock':>12}"
         f"{'ring/stock':>12}"
     )
     fast = DetectionCollate()
     ring = DetectionCollate(shared_ring=True)
     for workers in (1, 2):
-        best = {"stock": 0.0, "fast": 0.0, "ring": 0.0}
-        for _ in range(args.rounds):  # interleaved: drift on the shared machine hits all alike
+        rates: dict[str, list[float]] = {"stock": [], "fast": [], "ring": []}
+        for _ in range(rounds):  # interleaved: drift on the shared machine hits all alike
             for name, collate in (
                 ("stock", stock_detection_collate),
                 ("fast", fast),
                 ("ring", ring),
             ):
-                best[name] = max(best[name], loader_rate(dataset, collate, workers, args.batches))
+                rates[name].append(loader_rate(dataset, collate, workers, args.batches))
+        medians = {name: statistics.median(v) for name, v in rates.items()}
         print(
-            f"  {workers:<12}{best['stock']:>9.1f}{best['fast']:>9.1f}{best['ring']:>9.1f}"
-            f"{best['fast'] / best['stock']:>12.2f}{best['ring'] / best['stock']:>12.2f}"
+            f"  {workers:<12}{cell(rates['stock']):>20}{cell(rates['fast']):>20}"
+            f"{cell(rates['ring']):>20}{medians['fast'] / medians['stock']:>12.2f}"
+            f"{medians['ring'] / medians['stock']:>12.2f}"
         )
     print(f"  ring: {ring.ring.stats()}")
 
