@@ -440,6 +440,8 @@ def test_deepcopy_gets_its_own_ring():
     assert twin.ring is not collate.ring and twin.ring.name != collate.ring.name
     assert (twin.ring.slots, twin.ring.timeout) == (3, 0.5)
     sample = [(torch.zeros(3, 4, 4, dtype=torch.uint8), torch.rand(2, 5))]
+    attached = SharedRing._attach(collate.ring.name, 3, 0.5, -1)  # as a worker sees it
+    assert copy.deepcopy(attached) is attached  # cannot close the files: nothing to separate
     twin.close_ring()
     batch = collate(sample)  # the original's ring is untouched by closing the copy
     assert batch._lease is not None and not collate.ring.closed

@@ -150,8 +150,12 @@ class SharedRing:
         return (_ring_by_name, (self.name, self.slots, self.timeout, self.owner_pid))
 
     def __deepcopy__(self, memo: dict) -> SharedRing:
-        """A new ring of the same size: a copy that shared these files would close them for the
-        original (pickling, by contrast, is how workers reach this very ring)."""
+        """In the owner, a new ring of the same size: a copy that shared these files would close
+        them for the original (pickling, by contrast, is how workers reach this very ring).
+        Elsewhere this attached view itself: it cannot close the files, and a ring made in a
+        worker would outlive it (workers exit without running finalisers)."""
+        if os.getpid() != self.owner_pid:
+            return self
         return SharedRing(self.slots, self.timeout)
 
     @classmethod
