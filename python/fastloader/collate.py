@@ -38,10 +38,12 @@ class DetectionCollate:
     """A ``collate_fn`` for detection: padded images and ragged annotations in one buffer per field.
 
     Args:
-        size_divisibility: pad H and W up to a multiple of this (0: to the batch maximum only).
+        size_divisibility: pad H and W up to a multiple of this (0: to the batch maximum only;
+            at most 65536).
         pad_value: value of the padding pixels, converted to the image dtype (must fit it).
         channels_last: return images with channels_last strides.
-        image_key: the image's field name in dict samples.
+        image_key: the image's field name in dict samples (and in the batch of ``(image,
+            target)`` samples, where it cannot be "target"). "__index__" is reserved.
         image_fields: names of fixed-shape per-image array fields, stacked to [B, ...] instead of
             packed along their first dimension.
         target_dtype: dtype of the target of ``(image, target)`` samples; float32 matches the stock
@@ -58,6 +60,9 @@ class DetectionCollate:
             the training loop holds.
         ring_timeout: seconds a worker waits for a free slot before it falls back to fresh shared
             memory (counted in ``ring.stats()["fallbacks"]``).
+
+    Pickling keeps the ring (that is how DataLoader workers reach it); ``copy.deepcopy`` gives
+    the copy a ring of its own, so closing one never breaks the other.
     """
 
     def __init__(
@@ -119,6 +124,7 @@ class DetectionCollate:
 
     # ---- the collate ----------------------------------------------------------------------
     def __call__(self, batch: Sequence[Any]) -> DetectionBatch:
+        """Reads the samples, plans every field (all checks before any allocation), writes."""
         samples, tuple_samples = as_dicts(batch, self.image_key)
         plan = plan_batch(samples, tuple_samples, self._options())
         if self._ring is not None:
