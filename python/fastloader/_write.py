@@ -17,10 +17,11 @@ __all__ = ["allocate", "resolve_memory", "threads_for", "write_batch", "write_fi
 MEMORY_KINDS = ("auto", "pooled", "pinned", "shared", "plain")
 
 # Below this many output bytes a batch is copied by the calling thread alone, with no thread
-# started (the kernels also give each thread at least 4 MB). Measured here (2 cores, medians of 7,
-# pad_images of 3x640x640 uint8): 4.9 MB 1128 us with one thread, no better with two; 9.8 MB
-# 1422 us with one thread, 1249 us with two; 39 MB 11.2 ms with one, 5.7 ms with two.
-PARALLEL_MIN_BYTES = 8 << 20
+# started. A per-call thread must wait for a time slice when the cores are busy (a DataLoader's
+# workers, other jobs): measured here on 2 loaded cores (pad_images, 3xHxW uint8, medians of 9-11
+# interleaved runs), one thread vs two: 1.2 MB 69 vs 113 us, 4.9 MB 346 us vs 3.8 ms, 9.8 MB
+# 736 vs 983 us, 19.7 MB 1.45 vs 1.55 ms; from 39 MB two threads win (14.1 vs 12.8 ms).
+PARALLEL_MIN_BYTES = 32 << 20
 
 
 def threads_for(nbytes: int) -> int:
