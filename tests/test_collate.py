@@ -788,6 +788,8 @@ def test_field_named_index_is_refused_not_replaced():
     image = torch.zeros(3, 4, 4, dtype=torch.uint8)
     with pytest.raises(ValueError, match=r"field '__index__'.*reserved"):
         fast_detection_collate([{"image": image, "__index__": torch.ones(2, 3)}])
+    with pytest.raises(ValueError, match=r"image_key='__index__' is reserved"):
+        DetectionCollate(image_key="__index__")
 
 
 def test_image_key_target_with_tuple_samples_is_refused_and_works_with_dicts():

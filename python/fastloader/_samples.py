@@ -171,7 +171,8 @@ def as_dicts(batch: Any, image_key: str) -> tuple[list[Mapping], bool]:
             "lost; use another image_key for (image, target) samples"
         )
     samples = [_as_dict(sample, i, tuple_samples, image_key) for i, sample in enumerate(batch)]
-    _check_same_fields(samples, image_key)
+    if not tuple_samples:  # pairs all become {image_key, "target"}: nothing to compare
+        _check_same_fields(samples, image_key)
     return samples, tuple_samples
 
 

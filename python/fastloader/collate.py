@@ -15,7 +15,7 @@ from . import _C
 from ._checks import boolean, non_negative_int, positive_int
 from ._plan import CollateOptions, plan_batch
 from ._ring_batch import write_into_ring
-from ._samples import REAL_DTYPES, as_dicts
+from ._samples import INDEX_KEY, REAL_DTYPES, as_dicts
 from ._write import MEMORY_KINDS, resolve_memory, write_batch
 from .batch import DetectionBatch
 from .ring import SharedRing
@@ -88,6 +88,11 @@ class DetectionCollate:
         self.channels_last = boolean(channels_last, "channels_last")
         if not isinstance(image_key, str) or not image_key:
             raise TypeError(f"image_key should be a non-empty str, but got {image_key!r}")
+        if image_key == INDEX_KEY:
+            raise ValueError(
+                f"image_key={image_key!r} is reserved for the batch's index block "
+                f"(DetectionBatch.tensors())"
+            )
         self.image_key = image_key
         self.image_fields = _image_fields(image_fields, image_key)
         if target_dtype is not None and target_dtype not in REAL_DTYPES:
