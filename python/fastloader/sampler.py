@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence, Union
+from operator import length_hint
+from typing import Any, Iterator, NamedTuple, Sequence, Union
 
 import numpy as np
 import torch
 from torch.utils.data import Sampler
 
 from . import _C
+from ._sampler_state import check_state, make_state, next_epoch_seed, weights_fingerprint
 from ._checks import (
     boolean,
     generator_or_none,
@@ -26,6 +28,16 @@ WeightsLike = Union[Sequence[float], np.ndarray, torch.Tensor]
 _CHUNK = 1 << 18
 
 
+class _Epoch(NamedTuple):
+    """One iteration over an epoch: its stream, where it starts and how many indices it yields."""
+
+    token: object  # identifies the iteration that may update the sampler's position
+    seed: int
+    stream: int
+    start: int  # first global position (0, or where a loaded state stopped)
+    count: int  # indices this rank yields: positions start + rank, start + rank + R, ...
+
+
 class FastWeightedSampler(Sampler[int]):
     """Samples indices ``[0, len(weights))`` with probabilities proportional to ``weights``.
 
@@ -41,6 +53,13 @@ class FastWeightedSampler(Sampler[int]):
             default generator when None, so ``torch.manual_seed`` makes runs repeat.
         seed: fixes the stream: an epoch's indices are then a pure function of
             ``(seed, epoch)``, selected by :meth:`set_epoch`, on any platform and thread count.
+            With None, the first epoch's seed is drawn from ``generator`` and each later epoch's
+            follows from the one before (see ``_sampler_state.next_epoch_seed``).
+
+    Checkpoints: :meth:`state_dict` / :meth:`load_state_dict` (torchdata's Stateful protocol, so
+    ``StatefulDataLoader`` saves and resumes it) hold a few integers (format in
+    ``fastloader._sampler_state``); a loaded state makes the next iteration continue exactly
+    where the saved run stopped, or start the next epoch when the saved one was over.
     """
 
     def __init__(
@@ -65,6 +84,7 @@ class FastWeightedSampler(Sampler[int]):
                 f"({self.num_positive}) when replacement=False"
             )
         self._table = _C.AliasTable(self._weights) if self.replacement else None
+        self._init_checkpointing()
 
     @property
     def weights(self) -> torch.Tensor:
@@ -79,21 +99,36 @@ class FastWeightedSampler(Sampler[int]):
         self.epoch = non_negative_int(epoch, "epoch")
 
     def __iter__(self) -> Iterator[int]:
-        for chunk in self._chunks(_CHUNK):
-            yield from chunk.tolist()
+        # A loaded state is claimed now, not at the first next(): torchdata calls iter() right
+        # after load_state_dict, and any later iter() must start a fresh epoch.
+        return self._iterate(self._claim_resume())
+
+    def _iterate(self, resume: tuple[int | None, int] | None) -> Iterator[int]:
+        epoch = self._start_epoch(resume)
+        done = 0
+        for chunk in self._epoch_chunks(epoch, _CHUNK):
+            items = iter(chunk.tolist())
+            done += len(chunk)
+            if self._active is epoch.token:
+                # The position is read from the list iterator when asked: no per-index work.
+                self._cursor = (epoch, done, items)
+            yield from items
+        self._record(epoch, done)
 
     def indices(self) -> torch.Tensor:
         """The whole epoch as an int64 tensor: what ``__iter__`` would yield, in order.
 
-        With ``seed`` None this takes a fresh seed from ``generator``, exactly as ``__iter__`` does.
+        This is a fresh epoch: with ``seed`` None it takes the next epoch seed, exactly as
+        ``__iter__`` does, and it does not resume a loaded state.
         """
-        return torch.from_numpy(self._draw_all(*self._next_stream()))
+        epoch = self._start_epoch(None)
+        whole = list(self._epoch_chunks(epoch, max(1, epoch.count)))  # one chunk: no copy
+        self._record(epoch, epoch.count)
+        return torch.from_numpy(whole[0] if whole else np.empty(0, dtype=np.int64))
 
-    def _next_stream(self) -> tuple[int, int]:
-        if self.seed is not None:
-            return self.seed, self.epoch
+    def _draw_epoch_seed(self) -> int:
         drawn = torch.empty((), dtype=torch.int64).random_(generator=self.generator)
-        return int(drawn.item()), self.epoch
+        return int(drawn.item())
 
     def _draw_all(self, seed: int, stream: int) -> np.ndarray:
         k = self.num_samples
@@ -108,24 +143,142 @@ class FastWeightedSampler(Sampler[int]):
         out.resize(k, refcheck=False)
         return out
 
-    def _chunks(self, chunk: int) -> Iterator[np.ndarray]:
-        """The epoch's indices as int64 arrays of ``chunk`` items (the last may be shorter)."""
-        seed, stream = self._next_stream()
+    def _epoch_chunks(self, epoch: _Epoch, chunk: int) -> Iterator[np.ndarray]:
+        """This rank's indices of ``epoch`` as int64 arrays of ``chunk`` items (last may be shorter).
+
+        Rank r of R yields global positions start + r, start + r + R, ...; position g is draw g of
+        the counter stream (with replacement) or item g mod num_samples of the epoch's weighted
+        permutation (without: positions past its end wrap around, as DistributedSampler pads).
+        """
+        first, stride, count = epoch.start + self._rank, self._replicas, epoch.count
+        if count == 0:
+            return
         if self._table is None:
             # Without replacement every index depends on all keys: one O(num_samples) draw.
-            everything = self._draw_all(seed, stream)
-            for start in range(0, self.num_samples, chunk):
-                yield everything[start : start + chunk]
+            everything = self._draw_all(epoch.seed, epoch.stream)
+            last = first + (count - 1) * stride
+            if stride == 1 and last < self.num_samples:
+                mine = everything[first : last + 1]
+            else:
+                positions = np.arange(first, last + 1, stride, dtype=np.int64)
+                mine = everything.take(positions, mode="wrap")
+                del everything
+            for start in range(0, count, chunk):
+                yield mine[start : start + chunk]
             return
-        buffer = np.empty(min(chunk, self.num_samples), dtype=np.int64)
-        for start in range(0, self.num_samples, chunk):
-            count = min(chunk, self.num_samples - start)
-            self._table.draw(seed, stream, start, buffer, count, native_threads())
-            yield buffer[:count]
+        buffer = np.empty(min(chunk, count), dtype=np.int64)
+        for start in range(0, count, chunk):
+            size = min(chunk, count - start)
+            if stride == 1:
+                self._table.draw(epoch.seed, epoch.stream, first + start, buffer, size,
+                                 native_threads())
+            else:
+                self._table.draw_strided(epoch.seed, epoch.stream, first + start * stride, stride,
+                                         buffer, size, native_threads())
+            yield buffer[:size]
+
+    # ------------------------------------------------------------------ checkpoint state
+
+    def _init_checkpointing(self) -> None:
+        """Shard geometry (DistributedWeightedSampler sets it) and the resumable position."""
+        self._rank, self._replicas = 0, 1
+        self._total = self.num_samples  # global positions in one epoch (padded or truncated)
+        self._pad_tail = True  # positions past the end of a resumed epoch: pad (or drop)
+        self._fingerprint = weights_fingerprint(self._weights)
+        self._epoch_seed: int | None = None  # seed=None: the current epoch's drawn seed
+        self._position = 0  # global positions of the current epoch consumed, all ranks
+        self._position_epoch = 0  # the epoch that _position counts
+        self._resume_pending = False
+        self._active: object = None  # token of the iteration that owns the position
+        self._cursor: tuple[_Epoch, int, Iterator[int]] | None = None
+
+    def _claim_resume(self) -> tuple[int | None, int] | None:
+        """(epoch seed, global position) to resume at, if a loaded state is pending and mid-epoch."""
+        if not self._resume_pending:
+            return None
+        self._resume_pending = False
+        if self._position_epoch == self.epoch and 0 < self._position < self._total:
+            return self._epoch_seed, self._position
+        return None
+
+    def _start_epoch(self, resume: tuple[int | None, int] | None) -> _Epoch:
+        if resume is not None:
+            epoch_seed, start = resume
+        else:
+            start = 0
+            if self.seed is None:
+                epoch_seed = (
+                    self._draw_epoch_seed()
+                    if self._epoch_seed is None
+                    else next_epoch_seed(self._epoch_seed)
+                )
+            else:
+                epoch_seed = None
+        remaining = max(0, self._total - start)
+        per_rank = -(-remaining // self._replicas) if self._pad_tail else remaining // self._replicas
+        epoch = _Epoch(object(), self.seed if self.seed is not None else epoch_seed, self.epoch,
+                       start, per_rank)
+        self._epoch_seed, self._position, self._position_epoch = epoch_seed, start, self.epoch
+        self._active, self._cursor = epoch.token, None
+        return epoch
+
+    def _record(self, epoch: _Epoch, done: int) -> None:
+        """Notes that ``done`` of this rank's indices of ``epoch`` have been handed out."""
+        if self._active is epoch.token:
+            self._cursor = None
+            over = done >= epoch.count
+            self._position = self._total if over else epoch.start + done * self._replicas
+
+    def _current_position(self) -> int:
+        if self._cursor is not None:
+            epoch, chunk_end, items = self._cursor
+            self._record(epoch, chunk_end - length_hint(items))
+            self._cursor = (epoch, chunk_end, items) if self._active is epoch.token else None
+        return self._position if self._position_epoch == self.epoch else 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """The resumable state: a few ints and strings, O(1) (format: fastloader._sampler_state)."""
+        return make_state(
+            sampler=type(self).__name__,
+            num_weights=len(self._weights),
+            weights_fingerprint=self._fingerprint,
+            num_samples=self.num_samples,
+            replacement=self.replacement,
+            seed=self.seed,
+            epoch=self.epoch,
+            epoch_seed=self._epoch_seed,
+            position=self._current_position(),
+            num_replicas=self._replicas,
+        )
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Makes the next iteration continue where ``state`` stopped (O(1): nothing is replayed).
+
+        The state's seed and epoch replace the sampler's. A state saved at another world size
+        continues at the same global position. Raises ValueError when the state belongs to other
+        weights, ``num_samples`` or ``replacement``, or to an unknown format version.
+        """
+        checked = self._checked_state(state)
+        self.seed, self.epoch = checked["seed"], checked["epoch"]
+        self._epoch_seed, self._position = checked["epoch_seed"], checked["position"]
+        self._position_epoch = self.epoch
+        self._active, self._cursor = None, None
+        self._resume_pending = True
+
+    def _checked_state(self, state: Any) -> dict[str, Any]:
+        expected = {
+            "num_weights": len(self._weights),
+            "weights_fingerprint": self._fingerprint,
+            "num_samples": self.num_samples,
+            "replacement": self.replacement,
+        }
+        return check_state(state, expected, type(self).__name__)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_table"] = None  # rebuilt from the weights: O(n), and no native object to pickle
+        # A copy is not the live iteration: it keeps the position, not the iterator.
+        state["_position"], state["_active"], state["_cursor"] = self._current_position(), None, None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -173,16 +326,34 @@ class FastWeightedBatchSampler(Sampler[list]):
         self.sampler.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[list[int]]:
-        batch_size = self.batch_size
+        return self._iterate(self.sampler._claim_resume())
+
+    def _iterate(self, resume: tuple[int | None, int] | None) -> Iterator[list[int]]:
+        sampler, batch_size = self.sampler, self.batch_size
+        epoch = sampler._start_epoch(resume)
+        # The last batch handed out marks the epoch over, also when drop_last drops a remainder:
+        # a state saved after it must start the next epoch, not an empty rest of this one.
+        last = epoch.count if not self.drop_last else epoch.count - epoch.count % batch_size
+        done = 0
         # Chunks hold whole batches, so no batch straddles two chunks.
         chunk = batch_size * max(1, _CHUNK // batch_size)
-        for array in self.sampler._chunks(chunk):
+        for array in sampler._epoch_chunks(epoch, chunk):
             indices = array.tolist()
             for start in range(0, len(indices), batch_size):
                 batch = indices[start : start + batch_size]
                 if len(batch) < batch_size and self.drop_last:
                     return
+                done += len(batch)
+                sampler._record(epoch, epoch.count if done >= last else done)
                 yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sampler's state (same format: a batch sampler resumes from a sampler's and back)."""
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """See :meth:`FastWeightedSampler.load_state_dict`; positions count indices, not batches."""
+        self.sampler.load_state_dict(state)
 
     def __repr__(self) -> str:
         return (
