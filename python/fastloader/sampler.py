@@ -326,26 +326,8 @@ class FastWeightedBatchSampler(Sampler[list]):
         self.sampler.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[list[int]]:
-        return self._iterate(self.sampler._claim_resume())
-
-    def _iterate(self, resume: tuple[int | None, int] | None) -> Iterator[list[int]]:
-        sampler, batch_size = self.sampler, self.batch_size
-        epoch = sampler._start_epoch(resume)
-        # The last batch handed out marks the epoch over, also when drop_last drops a remainder:
-        # a state saved after it must start the next epoch, not an empty rest of this one.
-        last = epoch.count if not self.drop_last else epoch.count - epoch.count % batch_size
-        done = 0
-        # Chunks hold whole batches, so no batch straddles two chunks.
-        chunk = batch_size * max(1, _CHUNK // batch_size)
-        for array in sampler._epoch_chunks(epoch, chunk):
-            indices = array.tolist()
-            for start in range(0, len(indices), batch_size):
-                batch = indices[start : start + batch_size]
-                if len(batch) < batch_size and self.drop_last:
-                    return
-                done += len(batch)
-                sampler._record(epoch, epoch.count if done >= last else done)
-                yield batch
+        return _iterate_batches(self.sampler, self.sampler._claim_resume(), self.batch_size,
+                                self.drop_last)
 
     def state_dict(self) -> dict[str, Any]:
         """The sampler's state (same format: a batch sampler resumes from a sampler's and back)."""
@@ -360,3 +342,28 @@ class FastWeightedBatchSampler(Sampler[list]):
             f"{type(self).__name__}(batch_size={self.batch_size}, drop_last={self.drop_last}, "
             f"sampler={self.sampler!r})"
         )
+
+
+def _iterate_batches(
+    sampler: FastWeightedSampler,
+    resume: tuple[int | None, int] | None,
+    batch_size: int,
+    drop_last: bool,
+) -> Iterator[list[int]]:
+    """Batches of ``sampler``'s epoch (its rank's shard), recording the position per batch."""
+    epoch = sampler._start_epoch(resume)
+    # The last batch handed out marks the epoch over, also when drop_last drops a remainder: a
+    # state saved after it must start the next epoch, not an empty rest of this one.
+    last = epoch.count if not drop_last else epoch.count - epoch.count % batch_size
+    done = 0
+    # Chunks hold whole batches, so no batch straddles two chunks.
+    chunk = batch_size * max(1, _CHUNK // batch_size)
+    for array in sampler._epoch_chunks(epoch, chunk):
+        indices = array.tolist()
+        for start in range(0, len(indices), batch_size):
+            batch = indices[start : start + batch_size]
+            if len(batch) < batch_size and drop_last:
+                return
+            done += len(batch)
+            sampler._record(epoch, epoch.count if done >= last else done)
+            yield batch
