@@ -197,9 +197,13 @@ class FastWeightedSampler(Sampler[int]):
         if not self._resume_pending:
             return None
         self._resume_pending = False
-        if self._position_epoch == self.epoch and 0 < self._position < self._total:
+        if self._position_epoch == self.epoch and 0 < self._position < self._real_end():
             return self._epoch_seed, self._position
         return None
+
+    def _real_end(self) -> int:
+        """Past this global position only padding is left: a state there has ended its epoch."""
+        return min(self._total, self.num_samples)
 
     def _start_epoch(self, resume: tuple[int | None, int] | None) -> _Epoch:
         if resume is not None:
@@ -214,7 +218,9 @@ class FastWeightedSampler(Sampler[int]):
                 )
             else:
                 epoch_seed = None
-        remaining = max(0, self._total - start)
+        # From where the state stopped to the end of the real positions, dealt round-robin and
+        # padded (or truncated) to whole rounds: equal counts keep ranks in lockstep.
+        remaining = max(0, self._real_end() - start)
         per_rank = -(-remaining // self._replicas) if self._pad_tail else remaining // self._replicas
         epoch = _Epoch(object(), self.seed if self.seed is not None else epoch_seed, self.epoch,
                        start, per_rank)
@@ -254,14 +260,23 @@ class FastWeightedSampler(Sampler[int]):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Makes the next iteration continue where ``state`` stopped (O(1): nothing is replayed).
 
-        The state's seed and epoch replace the sampler's. A state saved at another world size
-        continues at the same global position. Raises ValueError when the state belongs to other
+        The state's seed replaces the sampler's. Saved mid-epoch, its epoch does too and the next
+        iteration yields the rest of that epoch; saved after an epoch ended, the next iteration
+        starts a fresh epoch (``set_epoch`` called before or after loading selects it; the epoch
+        never goes back). A state saved at another world size continues at the same global
+        position. Raises ValueError when the state belongs to other
         weights, ``num_samples`` or ``replacement``, or to an unknown format version.
         """
         checked = self._checked_state(state)
-        self.seed, self.epoch = checked["seed"], checked["epoch"]
-        self._epoch_seed, self._position = checked["epoch_seed"], checked["position"]
-        self._position_epoch = self.epoch
+        saved_epoch, position = checked["epoch"], checked["position"]
+        self.seed, self._epoch_seed = checked["seed"], checked["epoch_seed"]
+        if 0 < position < self._real_end():
+            self.epoch = saved_epoch  # the rest of that epoch comes next
+        else:
+            # Over or not begun: StatefulDataLoader loads the state after the training loop's
+            # set_epoch(next epoch), which must stand; epochs only move forward.
+            self.epoch = max(self.epoch, saved_epoch)
+        self._position, self._position_epoch = position, saved_epoch
         self._active, self._cursor = None, None
         self._resume_pending = True
 
