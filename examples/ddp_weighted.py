@@ -9,9 +9,8 @@ import os
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset
-
 from fastloader import DistributedWeightedSampler, broadcast_seed
+from torch.utils.data import DataLoader, Dataset
 
 
 class ImbalancedIndices(Dataset):

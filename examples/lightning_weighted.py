@@ -5,15 +5,16 @@ With --batch-sampler, batches come from DistributedWeightedBatchSampler: then pa
 Trainer(use_distributed_sampler=False); Lightning still calls set_epoch on batch_sampler.sampler.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import os
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
-
 from fastloader import DistributedWeightedBatchSampler, DistributedWeightedSampler
+from torch.utils.data import DataLoader
 
 WEIGHTS = torch.linspace(0.1, 1.0, 600, dtype=torch.float64)
 

@@ -7,9 +7,8 @@ import os
 import tempfile
 
 import torch
-from torchdata.stateful_dataloader import StatefulDataLoader
-
 from fastloader import FastWeightedSampler
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 WEIGHTS = torch.rand(5_000, generator=torch.Generator().manual_seed(0)) + 0.01
 

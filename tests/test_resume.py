@@ -7,8 +7,6 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from torchdata.stateful_dataloader import StatefulDataLoader
-
 from datasets_for_tests import IndexDataset
 from fastloader import (
     DistributedWeightedBatchSampler,
@@ -17,6 +15,7 @@ from fastloader import (
     FastWeightedSampler,
 )
 from fastloader._sampler_state import STATE_VERSION, next_epoch_seed
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 # torchdata 0.11 calls a torch API that torch 2.13 deprecates; nothing to act on here.
 pytestmark = pytest.mark.filterwarnings("ignore:.set_vital. is deprecated:UserWarning")
@@ -268,7 +267,7 @@ def test_mismatched_states_are_refused_naming_the_field():
         sampler.load_state_dict({k: v for k, v in state.items() if k != "position"})
     with pytest.raises(ValueError, match="position"):
         sampler.load_state_dict({**state, "position": -1})
-    with pytest.raises(ValueError, match="expects a dict"):
+    with pytest.raises(TypeError, match="expects a dict"):
         sampler.load_state_dict([1, 2])
 
 

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import hashlib
 import numbers
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +103,7 @@ def check_state(state: Any, expected: Mapping[str, Any], owner: str) -> dict[str
     differs, so a checkpoint of another dataset or configuration is never silently resumed.
     """
     if not isinstance(state, Mapping):
-        raise ValueError(f"{owner}.load_state_dict expects a dict, but got {type(state).__name__}")
+        raise TypeError(f"{owner}.load_state_dict expects a dict, but got {type(state).__name__}")
     missing = [name for name in _FIELDS if name not in state]
     if "version" in state and state["version"] != STATE_VERSION:
         raise ValueError(

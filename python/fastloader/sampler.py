@@ -10,7 +10,6 @@ import torch
 from torch.utils.data import Sampler
 
 from . import _C
-from ._sampler_state import check_state, make_state, next_epoch_seed, weights_fingerprint
 from ._checks import (
     boolean,
     generator_or_none,
@@ -19,6 +18,7 @@ from ._checks import (
     seed_or_none,
     weight_array,
 )
+from ._sampler_state import check_state, make_state, next_epoch_seed, weights_fingerprint
 from ._threads import native_threads
 
 WeightsLike = Union[Sequence[float], np.ndarray, torch.Tensor]
@@ -26,6 +26,8 @@ WeightsLike = Union[Sequence[float], np.ndarray, torch.Tensor]
 # Indices reach Python this many at a time: O(chunk) memory however long the epoch, and chunks
 # large enough for the draw kernel to use its threads.
 _CHUNK = 1 << 18
+# The first chunk of an iteration is smaller, so that the first batch comes at once.
+_FIRST_CHUNK = 1 << 12
 
 
 class _Epoch(NamedTuple):
@@ -106,7 +108,7 @@ class FastWeightedSampler(Sampler[int]):
     def _iterate(self, resume: tuple[int | None, int] | None) -> Iterator[int]:
         epoch = self._start_epoch(resume)
         done = 0
-        for chunk in self._epoch_chunks(epoch, _CHUNK):
+        for chunk in self._epoch_chunks(epoch, _CHUNK, _FIRST_CHUNK):
             items = iter(chunk.tolist())
             done += len(chunk)
             if self._active is epoch.token:
@@ -143,8 +145,13 @@ class FastWeightedSampler(Sampler[int]):
         out.resize(k, refcheck=False)
         return out
 
-    def _epoch_chunks(self, epoch: _Epoch, chunk: int) -> Iterator[np.ndarray]:
+    def _epoch_chunks(
+        self, epoch: _Epoch, chunk: int, first_chunk: int | None = None
+    ) -> Iterator[np.ndarray]:
         """This rank's indices of ``epoch`` as int64 arrays of ``chunk`` items (last may be shorter).
+
+        With replacement the first array holds ``first_chunk`` items and the next grow fourfold up
+        to ``chunk`` (both multiples of a batch size for the batch samplers).
 
         Rank r of R yields global positions start + r, start + r + R, ...; position g is draw g of
         the counter stream (with replacement) or item g mod num_samples of the epoch's weighted
@@ -167,14 +174,20 @@ class FastWeightedSampler(Sampler[int]):
                 yield mine[start : start + chunk]
             return
         buffer = np.empty(min(chunk, count), dtype=np.int64)
-        for start in range(0, count, chunk):
-            size = min(chunk, count - start)
+        # The first chunk is small and the next ones grow to `chunk`: the first index (of an
+        # epoch, or after a resume) comes in microseconds. Chunking never changes the stream.
+        step = chunk if first_chunk is None else min(chunk, first_chunk)
+        start = 0
+        while start < count:
+            size = min(step, count - start)
             if stride == 1:
                 self._table.draw(epoch.seed, epoch.stream, first + start, buffer, size,
                                  native_threads())
             else:
                 self._table.draw_strided(epoch.seed, epoch.stream, first + start * stride, stride,
                                          buffer, size, native_threads())
+            start += size
+            step = min(chunk, step * 4)
             yield buffer[:size]
 
     # ------------------------------------------------------------------ checkpoint state
@@ -373,7 +386,8 @@ def _iterate_batches(
     done = 0
     # Chunks hold whole batches, so no batch straddles two chunks.
     chunk = batch_size * max(1, _CHUNK // batch_size)
-    for array in sampler._epoch_chunks(epoch, chunk):
+    first_chunk = batch_size * max(1, _FIRST_CHUNK // batch_size)
+    for array in sampler._epoch_chunks(epoch, chunk, first_chunk):
         indices = array.tolist()
         for start in range(0, len(indices), batch_size):
             batch = indices[start : start + batch_size]
