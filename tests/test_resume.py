@@ -147,9 +147,16 @@ def loader_for(form, seed, num_workers):
     if form == "sampler":
         sampler = FastWeightedSampler(WEIGHTS, N, seed=seed)
         kwargs = {"sampler": sampler, "batch_size": 32}
-    else:
+    elif form == "batch":
         sampler = FastWeightedBatchSampler(WEIGHTS, N, 32, seed=seed)
         kwargs = {"batch_sampler": sampler}
+    else:  # rank 1 of 3, as one DDP process would use it
+        sampler = DistributedWeightedSampler(WEIGHTS, N, num_replicas=3, rank=1, seed=seed)
+        if form == "distributed_batch":
+            sampler = DistributedWeightedBatchSampler(sampler, 32)
+            kwargs = {"batch_sampler": sampler}
+        else:
+            kwargs = {"sampler": sampler, "batch_size": 32}
     return sampler, StatefulDataLoader(IndexDataset(len(WEIGHTS)), num_workers=num_workers, **kwargs)
 
 
@@ -165,8 +172,11 @@ def loader_epochs(sampler, loader, first_epoch, epochs, stop_after=None):
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
-@pytest.mark.parametrize("seed", [7, None])
-@pytest.mark.parametrize("form", ["sampler", "batch"])
+@pytest.mark.parametrize(
+    "form,seed",
+    [("sampler", 7), ("sampler", None), ("batch", 7), ("batch", None), ("distributed", 7),
+     ("distributed_batch", 7)],
+)
 @pytest.mark.parametrize("cut", ["mid", "boundary"])
 def test_stateful_dataloader_resumes_exactly(num_workers, seed, form, cut):
     torch.manual_seed(3)
