@@ -23,15 +23,14 @@ from collections import deque
 from typing import Callable
 
 import torch
-from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
-from torch.utils.data import Sampler, WeightedRandomSampler
-from torchdata.stateful_dataloader import StatefulDataLoader
-
 from fastloader import (
     DistributedWeightedBatchSampler,
     DistributedWeightedSampler,
     FastWeightedSampler,
 )
+from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+from torch.utils.data import Sampler, WeightedRandomSampler
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 WORLD = 2
 BATCH = 256
@@ -191,8 +190,10 @@ def render(n: int, repeats: int, epoch_times, memory, resume_times) -> str:
                      f"{stock / statistics.median(samples):.1f}x |")
     lines += ["", f"{repeats} interleaved rounds; each is one epoch (set_epoch(round)).", ""]
     lines += [f"## Peak memory of one epoch, n = {n:,} (MiB above the built sampler)", ""]
-    lines += ["| epoch as | single process | rank 0 of 2 | Lightning wrapper, rank 0 | "
-              "rank / single |", "|---|---:|---:|---:|---:|"]
+    lines += [
+        "| epoch as | single process | rank 0 of 2 | Lightning wrapper, rank 0 | rank / single |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for how in ("tensor", "iter"):
         peaks = {kind: peak for kind, h, peak in memory if h == how}
         wrapper = f"{peaks['wrapper'] / 2**20:.1f}" if "wrapper" in peaks else "-"
@@ -201,8 +202,8 @@ def render(n: int, repeats: int, epoch_times, memory, resume_times) -> str:
             f"{peaks['rank'] / max(1, peaks['single']):.2f} |"
         )
     lines += ["", "Fresh process per cell; VmHWM reset after construction.", ""]
-    lines += [f"## Resume at 90% of an epoch, n = {n:,}, batch {BATCH}: load_state_dict to "
-              "first batch (seconds)", ""]
+    title = f"## Resume at 90% of an epoch, n = {n:,}, batch {BATCH}: load_state_dict to first batch"
+    lines += [f"{title} (seconds)", ""]
     lines += ["| replacement | skip fallback | ours | speed-up |", "|---|---:|---:|---:|"]
     for replacement, times in resume_times.items():
         skip = times["StatefulDataLoader skip (no state_dict)"]

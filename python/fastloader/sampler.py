@@ -277,8 +277,8 @@ class FastWeightedSampler(Sampler[int]):
         iteration yields the rest of that epoch; saved after an epoch ended, the next iteration
         starts a fresh epoch (``set_epoch`` called before or after loading selects it; the epoch
         never goes back). A state saved at another world size continues at the same global
-        position. Raises ValueError when the state belongs to other
-        weights, ``num_samples`` or ``replacement``, or to an unknown format version.
+        position. Raises ValueError when the state belongs to other weights, ``num_samples`` or
+        ``replacement``, or to an unknown format version, and then changes nothing.
         """
         checked = self._checked_state(state)
         saved_epoch, position = checked["epoch"], checked["position"]
