@@ -162,6 +162,13 @@ def test_bad_arguments_raise_as_distributed_sampler_does():
         DistributedWeightedSampler([1.0, -1.0], num_replicas=2, rank=0)
     with pytest.raises(ValueError, match="drop_last should be a boolean"):
         DistributedWeightedSampler(weights, num_replicas=2, rank=0, drop_last=1)
+    sampler = DistributedWeightedSampler(weights, num_replicas=2, rank=1)
+    with pytest.raises(ValueError, match="epoch should be a non-negative integer"):
+        sampler.set_epoch(-1)
+    with pytest.raises(ValueError, match="batch_size should be a positive integer"):
+        DistributedWeightedBatchSampler(sampler, 0)
+    with pytest.raises(ValueError, match="drop_last should be a boolean"):
+        DistributedWeightedBatchSampler(sampler, 2, drop_last="yes")
     with pytest.raises(TypeError, match="use_distributed_sampler=False"):
         DistributedWeightedBatchSampler(DistributedSampler(range(10), 2, 0), 4)
     with pytest.raises(RuntimeError, match="init_process_group"):
