@@ -30,6 +30,11 @@ class AliasTable {
   void draw(uint64_t seed, uint64_t stream, int64_t start, int64_t count, int64_t* out,
             int threads) const;
 
+  // Writes draws start, start+stride, ..., start+(count-1)*stride of the same stream to out: one
+  // rank's shard of a global stream (weighted_sampling_strided.cpp). stride >= 1.
+  void draw_strided(uint64_t seed, uint64_t stream, int64_t start, int64_t stride, int64_t count,
+                    int64_t* out, int threads) const;
+
   const std::vector<Cell, HugePageAllocator<Cell>>& cells() const noexcept { return cells_; }
 
  private:

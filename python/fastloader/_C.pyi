@@ -18,6 +18,17 @@ class AliasTable:
         count: int,
         threads: int = 1,
     ) -> None: ...
+    # Draws start, start+stride, ... of the stream: one rank's shard (bind_strided_draw.cpp).
+    def draw_strided(
+        self,
+        seed: int,
+        stream: int,
+        start: int,
+        stride: int,
+        out: npt.NDArray[np.int64],
+        count: int,
+        threads: int = 1,
+    ) -> None: ...
     def acceptance(self) -> npt.NDArray[np.float64]: ...
     def alias(self) -> npt.NDArray[np.int64]: ...
 

@@ -9,6 +9,11 @@ from .collate import (
     set_buffer_pool_limit,
 )
 from .datasets import SyntheticDetection, VOCDetection
+from .distributed import (
+    DistributedWeightedBatchSampler,
+    DistributedWeightedSampler,
+    broadcast_seed,
+)
 from .ring import SharedRing
 from .sampler import FastWeightedBatchSampler, FastWeightedSampler
 from .tuner import SampleLoadError, TuneReport, WorkerMeasurement, tune_num_workers
@@ -16,6 +21,9 @@ from .tuner import SampleLoadError, TuneReport, WorkerMeasurement, tune_num_work
 __all__ = [
     "FastWeightedSampler",
     "FastWeightedBatchSampler",
+    "DistributedWeightedSampler",
+    "DistributedWeightedBatchSampler",
+    "broadcast_seed",
     "DetectionCollate",
     "DetectionBatch",
     "fast_detection_collate",
