@@ -8,5 +8,6 @@ namespace fastloader::bindings {
 void register_sampler(pybind11::module_& m);
 void register_collate(pybind11::module_& m);
 void register_buffer_pool(pybind11::module_& m);
+void register_policies(pybind11::module_& m);
 
 }  // namespace fastloader::bindings
