@@ -2,11 +2,10 @@
 
 import math
 
+import fastloader
 import numpy as np
 import pytest
 import torch
-
-import fastloader
 from fastloader import (
     class_balanced_weights,
     class_image_counts,
@@ -56,7 +55,9 @@ def test_repeat_factors_follow_the_lvis_rule_and_empty_images_get_one(sqrt):
 def test_repeated_objects_of_a_class_count_once_per_image():
     labels = [np.array([0, 0, 0, 0]), np.array([1]), np.array([1]), np.array([1])]
     # f(0) = 1/4, f(1) = 3/4: with t = 1, r(0) = 2 and r(1) = max(1, sqrt(4/3)).
-    np.testing.assert_allclose(repeat_factors(labels, 1.0), [2.0, math.sqrt(4 / 3)] + [math.sqrt(4 / 3)] * 2)
+    np.testing.assert_allclose(
+        repeat_factors(labels, 1.0), [2.0, math.sqrt(4 / 3)] + [math.sqrt(4 / 3)] * 2
+    )
     assert class_image_counts(labels).tolist() == [1, 3]
 
 

@@ -7,17 +7,16 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 import torch
-from scipy import stats
-from scipy.optimize import linear_sum_assignment
-from stats import pooled_chisquare_pvalue
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
-
 from fastloader import (
     AspectRatioGroupedBatchSampler,
     ClassAwareSampler,
     RepeatFactorSampler,
     create_aspect_ratio_groups,
 )
+from scipy import stats
+from scipy.optimize import linear_sum_assignment
+from stats import pooled_chisquare_pvalue
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
 # -------------------------------------------------------------------------------------------
 # RepeatFactorSampler
@@ -53,7 +52,9 @@ def test_repeat_counts_have_mean_r_chi_square():
     statistic = np.sum((totals - epochs * factors) ** 2 / (epochs * fraction * (1 - fraction)))
     p_value = stats.chi2.sf(statistic, len(factors))
     assert 1e-3 < p_value < 1 - 1e-3
-    assert abs(totals.sum() / epochs - factors.sum()) < 4 * np.sqrt((fraction * (1 - fraction)).sum() / epochs)
+    assert abs(totals.sum() / epochs - factors.sum()) < 4 * np.sqrt(
+        (fraction * (1 - fraction)).sum() / epochs
+    )
 
 
 def test_shuffle_puts_every_image_anywhere_uniformly_across_buckets():
@@ -226,8 +227,10 @@ def test_class_aware_visits_every_class_equally_in_mmdet_order(num_sample_class)
 
 def test_class_aware_draws_classes_equally_within_tolerance_with_multilabel_images():
     rng = np.random.default_rng(0)
-    labels = [rng.choice(8, size=rng.integers(1, 3), p=[0.5, 0.2, 0.1, 0.08, 0.06, 0.03, 0.02, 0.01])
-              for _ in range(3000)]
+    labels = [
+        rng.choice(8, size=rng.integers(1, 3), p=[0.5, 0.2, 0.1, 0.08, 0.06, 0.03, 0.02, 0.01])
+        for _ in range(3000)
+    ]
     sampler = ClassAwareSampler(labels, seed=4)
     epoch_visits = Counter()
     for epoch in range(3):
@@ -385,7 +388,7 @@ def test_sparse_group_ids_batch_like_dense_ones():
 
 def test_grouped_state_dict_resumes_after_the_saved_batch():
     labels = np.random.default_rng(1).uniform(0.5, 2.0, 900)
-    make = lambda seed: AspectRatioGroupedBatchSampler(  # noqa: E731
+    make = lambda seed: AspectRatioGroupedBatchSampler(
         RepeatFactorSampler(labels, seed=seed), np.arange(900) % 4, 10
     )
     grouped = make(5)
@@ -397,7 +400,9 @@ def test_grouped_state_dict_resumes_after_the_saved_batch():
     resumed = make(123)
     resumed.load_state_dict(state)
     assert head + list(resumed) == everything
-    other = AspectRatioGroupedBatchSampler(RepeatFactorSampler(labels, seed=5), np.arange(900) % 4, 9)
+    other = AspectRatioGroupedBatchSampler(
+        RepeatFactorSampler(labels, seed=5), np.arange(900) % 4, 9
+    )
     with pytest.raises(ValueError, match="fingerprint"):
         other.load_state_dict(state)
 
@@ -405,8 +410,13 @@ def test_grouped_state_dict_resumes_after_the_saved_batch():
 def test_grouped_batch_sampler_in_a_dataloader():
     grouped = AspectRatioGroupedBatchSampler(SequentialSampler(range(20)), np.arange(20) % 2, 4)
     loader = DataLoader(range(20), batch_sampler=grouped)
-    assert [b.tolist() for b in loader] == [[0, 2, 4, 6], [1, 3, 5, 7], [8, 10, 12, 14],
-                                             [9, 11, 13, 15], [16, 18, 0, 2]]
+    assert [b.tolist() for b in loader] == [
+        [0, 2, 4, 6],
+        [1, 3, 5, 7],
+        [8, 10, 12, 14],
+        [9, 11, 13, 15],
+        [16, 18, 0, 2],
+    ]
 
 
 def test_grouped_bad_input():

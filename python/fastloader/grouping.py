@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import numbers
-from typing import Any, Iterator, Sequence, Union
+from collections.abc import Iterator, Sequence
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -58,10 +59,9 @@ def _group_array(group_ids: Any) -> tuple[np.ndarray, int]:
     ids = _numeric_vector(group_ids, "group_ids")
     if ids.size == 0:
         raise ValueError("group_ids should hold one group id per dataset index, but it is empty")
-    if ids.dtype.kind == "f":
-        if not np.all(np.isfinite(ids)) or np.any(ids != np.floor(ids)):
-            index = int(np.flatnonzero(~np.isfinite(ids) | (ids != np.floor(ids)))[0])
-            raise ValueError(f"group_ids should be integers, but group_ids[{index}]={ids[index]}")
+    if ids.dtype.kind == "f" and not np.all(np.isfinite(ids) & (ids == np.floor(ids))):
+        index = int(np.flatnonzero(~np.isfinite(ids) | (ids != np.floor(ids)))[0])
+        raise ValueError(f"group_ids should be integers, but group_ids[{index}]={ids[index]}")
     ids = ids.astype(np.int64)
     if ids.min() < 0:
         index = int(np.flatnonzero(ids < 0)[0])
@@ -98,7 +98,8 @@ class AspectRatioGroupedBatchSampler(BatchSampler):
 
     def __init__(self, sampler: Sampler, group_ids: Any, batch_size: int) -> None:
         if not isinstance(sampler, Sampler):
-            raise ValueError(
+            # ValueError, not TypeError: what torchvision's GroupedBatchSampler raises.
+            raise ValueError(  # noqa: TRY004
                 f"sampler should be an instance of torch.utils.data.Sampler, but got sampler={sampler}"
             )
         self.sampler = sampler
@@ -175,7 +176,9 @@ class AspectRatioGroupedBatchSampler(BatchSampler):
             if key not in state_dict:
                 raise ValueError(f"state_dict is missing {key!r}")
         if state_dict["version"] != _STATE_VERSION:
-            raise ValueError(f"state_dict version {state_dict['version']!r} is not {_STATE_VERSION}")
+            raise ValueError(
+                f"state_dict version {state_dict['version']!r} is not {_STATE_VERSION}"
+            )
         if state_dict["fingerprint"] != self._fingerprint():
             raise ValueError(
                 "state_dict fingerprint does not match: it was saved with other group_ids or "

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,9 @@ class _ShardedEpochSampler(Sampler[int]):
     def _init_stream(
         self, seed: int | None, num_replicas: int | None, rank: int | None, drop_last: bool
     ) -> None:
-        self.num_replicas = 1 if num_replicas is None else positive_int(num_replicas, "num_replicas")
+        self.num_replicas = (
+            1 if num_replicas is None else positive_int(num_replicas, "num_replicas")
+        )
         self.rank = 0 if rank is None else non_negative_int(rank, "rank")
         if self.rank >= self.num_replicas:
             raise ValueError(
@@ -319,8 +322,12 @@ class ClassAwareSampler(_ShardedEpochSampler):
         if self._epoch_cache is None or self._epoch_cache[0] != key:
             self._epoch_cache = None
             indices = _C.class_aware_epoch(
-                self._class_offsets, self._members, self.num_sample_class, *key,
-                self.num_samples, native_threads(),
+                self._class_offsets,
+                self._members,
+                self.num_sample_class,
+                *key,
+                self.num_samples,
+                native_threads(),
             )
             self._epoch_cache = (key, indices)
         return self._epoch_cache[1]
