@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.fastloader-installed
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc python -type f 2>/dev/null)
 
-.PHONY: test bench bench-sampler bench-collate bench-ring wheel-check cpp-test dev clean
+.PHONY: test bench bench-sampler bench-collate bench-ring bench-policies wheel-check cpp-test dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench-collate: $(INSTALLED)
 
 bench-ring: $(INSTALLED)
 	$(PY) bench/bench_ring.py
+
+bench-policies: $(INSTALLED)
+	$(PY) bench/bench_policies.py
 
 # Proves the wheel installs and imports in a fresh venv with no compiler or build step.
 wheel-check: $(PY)

@@ -26,7 +26,7 @@ const T* vector_data(const py::array& array, const char* name, int64_t expected 
   if (!py::isinstance<py::array_t<T>>(array) || array.ndim() != 1 ||
       !(array.flags() & py::array::c_style))
     throw py::type_error(std::string(name) + " must be a contiguous 1-D " +
-                         (sizeof(T) == 8 && std::is_floating_point_v<T> ? "float64" : "int64") +
+                         (std::is_floating_point_v<T> ? "float64" : "integer") +
                          " numpy array");
   if (expected >= 0 && array.shape(0) != expected)
     throw py::value_error(std::string(name) + " holds " + std::to_string(array.shape(0)) +
@@ -162,25 +162,33 @@ void register_epochs(py::module_& m) {
       [](const py::array& indices, const py::array& group_ids, int64_t num_groups,
          int64_t batch_size, int64_t wanted_batches) {
         const int64_t* index_data = vector_data<int64_t>(indices, "indices");
-        const int64_t* group_data = vector_data<int64_t>(group_ids, "group_ids");
         if (batch_size <= 0) throw py::value_error("batch_size must be positive");
         const int64_t count = indices.shape(0);
         const int64_t capacity = std::max(count / batch_size, std::max<int64_t>(0, wanted_batches));
         py::array_t<int64_t> out({capacity, batch_size});
         int64_t* dst = out.mutable_data();
-        int64_t rows = 0;
-        {
+        const int64_t num_ids = group_ids.ndim() == 1 ? group_ids.shape(0) : 0;
+        // One instantiation per id width; anything else is refused rather than converted.
+        auto run = [&](const auto* ids) {
           // Safe without the GIL: inputs are held by the caller, `out` is ours alone.
           py::gil_scoped_release release;
-          rows = group_batches(index_data, count, group_data, group_ids.shape(0), num_groups,
-                               batch_size, wanted_batches, dst, capacity);
-        }
+          return group_batches(index_data, count, ids, num_ids, num_groups, batch_size,
+                               wanted_batches, dst, capacity);
+        };
+        int64_t rows = 0;
+        if (py::isinstance<py::array_t<uint8_t>>(group_ids))
+          rows = run(vector_data<uint8_t>(group_ids, "group_ids"));
+        else if (py::isinstance<py::array_t<int32_t>>(group_ids))
+          rows = run(vector_data<int32_t>(group_ids, "group_ids"));
+        else
+          rows = run(vector_data<int64_t>(group_ids, "group_ids"));
         if (rows < capacity) out.resize({rows, batch_size});
         return out;
       },
       py::arg("indices"), py::arg("group_ids"), py::arg("num_groups"), py::arg("batch_size"),
       py::arg("wanted_batches"),
-      "torchvision GroupedBatchSampler's batches of a finished index stream, as [rows, batch_size].");
+      "torchvision GroupedBatchSampler's batches of a finished index stream, as [rows, batch_size];\n"
+      "group_ids may be uint8, int32 or int64.");
 }
 
 }  // namespace

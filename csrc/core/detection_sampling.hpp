@@ -73,7 +73,9 @@ void class_aware_epoch(const int64_t* class_offsets, const int64_t* members, int
 // partial buffers (fullest first, ties by when the buffer was opened) are completed with the
 // group's first indices of the epoch, cycled. indices must lie in [0, num_ids); group_ids in
 // [0, num_groups). Writes rows of batch_size to out (out_rows capacity) and returns the row count.
-int64_t group_batches(const int64_t* indices, int64_t count, const int64_t* group_ids,
+// GroupId is uint8_t, int32_t or int64_t: small ids keep the random lookups in cache.
+template <typename GroupId>
+int64_t group_batches(const int64_t* indices, int64_t count, const GroupId* group_ids,
                       int64_t num_ids, int64_t num_groups, int64_t batch_size,
                       int64_t wanted_batches, int64_t* out, int64_t out_rows);
 

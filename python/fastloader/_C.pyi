@@ -98,7 +98,7 @@ def class_aware_epoch(
 ) -> npt.NDArray[np.int64]: ...
 def group_batches(
     indices: npt.NDArray[np.int64],
-    group_ids: npt.NDArray[np.int64],
+    group_ids: npt.NDArray[np.uint8] | npt.NDArray[np.int32] | npt.NDArray[np.int64],
     num_groups: int,
     batch_size: int,
     wanted_batches: int,

@@ -13,6 +13,7 @@ from torch.utils.data import BatchSampler, Sampler
 
 from . import _C
 from ._checks import non_negative_int, positive_int
+from .policies import _position, _Progress
 
 RatiosLike = Union[Sequence[float], np.ndarray, torch.Tensor]
 _STATE_VERSION = 1
@@ -70,7 +71,9 @@ def _group_array(group_ids: Any) -> tuple[np.ndarray, int]:
     if num_groups > len(ids):  # sparse ids: relabel densely (the batching only compares ids)
         _, ids = np.unique(ids, return_inverse=True)
         num_groups = int(ids.max()) + 1
-    return np.ascontiguousarray(ids, dtype=np.int64), num_groups
+    # The narrowest id type: the kernel's random lookups then stay in cache.
+    narrow = np.uint8 if num_groups <= 256 else np.int32 if num_groups < 2**31 else np.int64
+    return np.ascontiguousarray(ids, dtype=narrow), num_groups
 
 
 class AspectRatioGroupedBatchSampler(BatchSampler):
@@ -105,7 +108,7 @@ class AspectRatioGroupedBatchSampler(BatchSampler):
         self.sampler = sampler
         self._group_ids, self.num_groups = _group_array(group_ids)
         self.batch_size = positive_int(batch_size, "batch_size")
-        self._yielded = 0
+        self._progress: _Progress = (0, 0, None)
         self._resume_at = 0
 
     @property
@@ -135,17 +138,18 @@ class AspectRatioGroupedBatchSampler(BatchSampler):
     def __iter__(self) -> Iterator[list[int]]:
         start, self._resume_at = self._resume_at, 0
         rows = self.batches()
-        self._yielded = start
+        self._progress = (start, 0, None)
         for begin in range(start, len(rows), _CHUNK_ROWS):
-            for batch in rows[begin : begin + _CHUNK_ROWS].tolist():
-                self._yielded += 1
-                yield batch
+            chunk = rows[begin : begin + _CHUNK_ROWS].tolist()
+            iterator = iter(chunk)
+            self._progress = (begin, len(chunk), iterator)
+            yield from iterator
 
     def set_epoch(self, epoch: int) -> None:
         """Forwards to the inner sampler's ``set_epoch``; a new epoch starts at batch 0."""
         epoch = non_negative_int(epoch, "epoch")
         if epoch != getattr(self.sampler, "epoch", None):
-            self._yielded = self._resume_at = 0
+            self._progress, self._resume_at = (0, 0, None), 0
         if callable(getattr(self.sampler, "set_epoch", None)):
             self.sampler.set_epoch(epoch)
 
@@ -161,7 +165,7 @@ class AspectRatioGroupedBatchSampler(BatchSampler):
         epoch = getattr(self.sampler, "epoch", None)
         return {
             "version": _STATE_VERSION,
-            "batches_yielded": self._yielded,
+            "batches_yielded": _position(self._progress),
             "num_batches": len(self),
             "fingerprint": self._fingerprint(),
             "sampler_epoch": epoch if isinstance(epoch, numbers.Integral) else None,
@@ -198,7 +202,7 @@ class AspectRatioGroupedBatchSampler(BatchSampler):
         position = non_negative_int(state_dict["batches_yielded"], "state_dict['batches_yielded']")
         if position > len(self):
             raise ValueError(f"state_dict batches_yielded={position} is past {len(self)} batches")
-        self._resume_at = self._yielded = position
+        self._resume_at, self._progress = position, (position, 0, None)
 
     def __repr__(self) -> str:
         return (

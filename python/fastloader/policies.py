@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -19,6 +19,17 @@ from .balance import ImageLabels, _label_table
 _CHUNK = 1 << 16
 _STATE_VERSION = 1
 _MAX_FACTOR = float(1 << 31)
+
+# Where an iteration is: (first position of the current chunk, its length, its list iterator).
+_Progress = tuple[int, int, Optional[Iterator[Any]]]
+
+
+def _position(progress: _Progress) -> int:
+    """Items taken so far: the chunk's start plus what its list iterator has handed out."""
+    begin, length, iterator = progress
+    if iterator is None:
+        return begin
+    return begin + length - iterator.__length_hint__()  # type: ignore[attr-defined]
 
 
 class _ShardedEpochSampler(Sampler[int]):
@@ -52,7 +63,7 @@ class _ShardedEpochSampler(Sampler[int]):
             seed = int(torch.empty((), dtype=torch.int64).random_().item()) % (1 << 64)
         self.seed = seed
         self.epoch = 0
-        self._yielded = 0
+        self._progress: _Progress = (0, 0, None)
         self._resume_at = 0
         self._fingerprint: str | None = None
 
@@ -96,11 +107,15 @@ class _ShardedEpochSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         start, self._resume_at = self._resume_at, 0
         indices = self._rank_indices()
-        self._yielded = start
+        self._progress = (start, 0, None)
         for begin in range(start, len(indices), _CHUNK):
-            for index in indices[begin : begin + _CHUNK].tolist():
-                self._yielded += 1
-                yield index
+            chunk = indices[begin : begin + _CHUNK].tolist()
+            iterator = iter(chunk)
+            self._progress = (begin, len(chunk), iterator)
+            yield from iterator  # C speed; the list iterator itself counts what was taken
+
+    def _position(self) -> int:
+        return _position(self._progress)
 
     def set_epoch(self, epoch: int) -> None:
         """Selects the epoch's stream (call it before each epoch, as with DistributedSampler).
@@ -109,7 +124,7 @@ class _ShardedEpochSampler(Sampler[int]):
         """
         epoch = non_negative_int(epoch, "epoch")
         if epoch != self.epoch:
-            self._yielded = self._resume_at = 0
+            self._progress, self._resume_at = (0, 0, None), 0
         self.epoch = epoch
 
     # -- torchdata's Stateful protocol
@@ -128,7 +143,7 @@ class _ShardedEpochSampler(Sampler[int]):
             "version": _STATE_VERSION,
             "seed": self.seed,
             "epoch": self.epoch,
-            "position": self._yielded,
+            "position": self._position(),
             "num_samples": len(self),
             "num_replicas": self.num_replicas,
             "fingerprint": self.fingerprint(),
@@ -162,7 +177,7 @@ class _ShardedEpochSampler(Sampler[int]):
             raise ValueError(
                 f"state_dict position={position} is past the epoch's {state['num_samples']} indices"
             )
-        self._resume_at = self._yielded = position
+        self._resume_at, self._progress = position, (position, 0, None)
 
 
 def _checked_state(state_dict: Any, keys: tuple[str, ...]) -> dict[str, Any]:
