@@ -455,3 +455,28 @@ def test_bad_aspect_ratios_are_named(bad):
 def test_bad_k():
     with pytest.raises(ValueError, match="k"):
         create_aspect_ratio_groups([1.0], k=-1)
+
+
+def test_real_gloo_ranks_share_out_one_global_stream(tmp_path):
+    import torch.multiprocessing as mp
+    from policy_ranks import gather_epochs
+
+    world = 3
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(gather_epochs, args=(world, str(tmp_path / "init"), results), nprocs=world)
+        results = dict(results)
+    factors = np.linspace(0.3, 2.7, 997)
+    labels = [np.array([i % 7]) for i in range(997)]
+    for which, single in enumerate(
+        (RepeatFactorSampler(factors, seed=5), ClassAwareSampler(labels, seed=5))
+    ):
+        single.set_epoch(2)
+        stream = single.indices().numpy()
+        per_rank = results[0][which]
+        assert all(results[r][which] == per_rank for r in range(world))  # all ranks agree
+        size = -(-len(stream) // world)
+        assert [len(p) for p in per_rank] == [size] * world
+        for rank, got in enumerate(per_rank):
+            positions = (np.arange(size) * world + rank) % len(stream)
+            assert got == stream[positions].tolist()
