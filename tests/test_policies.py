@@ -377,6 +377,15 @@ def test_grouping_over_our_sampler_takes_its_epoch_without_iterating():
     assert list(grouped) != expected
 
 
+def test_grouping_over_the_weighted_sampler_uses_its_epoch_array():
+    from fastloader import FastWeightedSampler
+
+    sampler = FastWeightedSampler(np.linspace(1, 2, 300), 1000, seed=4)
+    group_ids = np.arange(300) % 3
+    expected = torchvision_grouped_batches(list(sampler), group_ids.tolist(), 16)
+    assert list(AspectRatioGroupedBatchSampler(sampler, group_ids, 16)) == expected
+
+
 def test_sparse_group_ids_batch_like_dense_ones():
     sampler = SequentialSampler(range(50))
     sparse = (np.arange(50) % 3) * 1_000_000

@@ -122,6 +122,11 @@ class AspectRatioGroupedBatchSampler(BatchSampler):
         native = getattr(self.sampler, "_rank_indices", None)
         if callable(native):
             return np.ascontiguousarray(native(), dtype=np.int64)
+        if type(self.sampler).__module__.startswith("fastloader.") and callable(
+            getattr(self.sampler, "indices", None)
+        ):
+            # fastloader samplers document indices() as exactly what __iter__ would yield.
+            return np.ascontiguousarray(self.sampler.indices().numpy(), dtype=np.int64)
         return np.fromiter(iter(self.sampler), dtype=np.int64)
 
     def batches(self) -> np.ndarray:
