@@ -293,9 +293,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, 3 repeats")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--images", type=int, help="repeat-factor images (default 1e7; quick 1e6)")
+    parser.add_argument("--indices", type=int, help="indices grouped (default 1e6; quick 2e5)")
     args = parser.parse_args()
-    images = 1_000_000 if args.quick else 10_000_000
-    indices = 200_000 if args.quick else 1_000_000
+    # detectron2's loop unbinds the factor tensor into one Python tensor per image: about 0.6 GB
+    # per 1e6 images at its peak.
+    images = args.images or (1_000_000 if args.quick else 10_000_000)
+    indices = args.indices or (200_000 if args.quick else 1_000_000)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     print(f"torch threads: {torch.get_num_threads()}\n")
     print("## One epoch of repeat-factor indices\n")

@@ -1,4 +1,4 @@
-// Python bindings of the detection sampling policies: buffer checks, then the kernel without the GIL.
+// Python bindings of the detection sampling policies: buffer checks, then kernels without the GIL.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -64,14 +64,16 @@ void register_label_statistics(py::module_& m) {
         return counts;
       },
       py::arg("labels"), py::arg("offsets"), py::arg("num_classes"),
-      "Images holding each class (labels in CSR form: image i holds labels[offsets[i]:offsets[i+1]]).");
+      "Images holding each class (labels in CSR form: image i holds "
+      "labels[offsets[i]:offsets[i+1]]).");
 
   m.def(
       "class_members",
       [](const py::array& labels, const py::array& offsets, int64_t num_classes,
          const py::array& class_offsets) {
         const ImageLabels table = label_table(labels, offsets, num_classes);
-        const int64_t* bounds = vector_data<int64_t>(class_offsets, "class_offsets", num_classes + 1);
+        const int64_t* bounds =
+            vector_data<int64_t>(class_offsets, "class_offsets", num_classes + 1);
         Int64Array members(bounds[num_classes]);
         int64_t* dst = members.mutable_data();
         // Safe without the GIL: inputs are held by the caller, `members` is ours alone.
@@ -99,7 +101,8 @@ void register_label_statistics(py::module_& m) {
       },
       py::arg("labels"), py::arg("offsets"), py::arg("class_values"), py::arg("reduce"),
       py::arg("empty_value"), py::arg("threads") = 1,
-      "Per image: max, mean or sum of class_values over its distinct classes (empty_value if none).");
+      "Per image: max, mean or sum of class_values over its distinct classes "
+      "(empty_value if none).");
 }
 
 void register_epochs(py::module_& m) {
@@ -134,7 +137,8 @@ void register_epochs(py::module_& m) {
         return out;
       },
       py::arg("factors"), py::arg("seed"), py::arg("epoch"), py::arg("threads") = 1,
-      "The shuffled image indices of one repeat-factor epoch (stochastic rounding of each factor).");
+      "The shuffled image indices of one repeat-factor epoch (stochastic rounding of each "
+      "factor).");
 
   m.def(
       "class_aware_epoch",
@@ -187,7 +191,8 @@ void register_epochs(py::module_& m) {
       },
       py::arg("indices"), py::arg("group_ids"), py::arg("num_groups"), py::arg("batch_size"),
       py::arg("wanted_batches"),
-      "torchvision GroupedBatchSampler's batches of a finished index stream, as [rows, batch_size];\n"
+      "torchvision GroupedBatchSampler's batches of a finished index stream, as "
+      "[rows, batch_size];\n"
       "group_ids may be uint8, int32 or int64.");
 }
 

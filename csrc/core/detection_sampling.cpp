@@ -51,7 +51,9 @@ class PairedBits {
 // A counter-based SplitMix64 stream: bits for counter i are mix64(key + i * golden), 2 ns a draw
 // where Philox takes 8. Its key is drawn from Philox, so (seed, epoch, position) still fixes it.
 constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
-inline uint64_t counter_bits(uint64_t key, uint64_t counter) { return mix64(key + counter * kGolden); }
+inline uint64_t counter_bits(uint64_t key, uint64_t counter) {
+  return mix64(key + counter * kGolden);
+}
 
 uint64_t stream_key(uint64_t seed, uint64_t purpose, uint64_t part, uint64_t epoch) {
   return low64(Philox4x32(derive_key(seed, purpose))(part, epoch));
@@ -76,6 +78,96 @@ uint32_t rounded_copies(double factor, uint64_t bits) {
   return whole + (unit_interval(bits) < fraction ? 1u : 0u);
 }
 
+// A stable counting sort by bucket: turns per-range bucket counts (range-major) into each range's
+// write cursor per bucket, and returns where each bucket begins (width + 1 entries). The layout is
+// the same for every choice of ranges.
+std::vector<int64_t> cursors_from_counts(std::vector<int64_t>& counts, int64_t ranges,
+                                         size_t width) {
+  std::vector<int64_t> bucket_begin(width + 1, 0);
+  int64_t running = 0;
+  for (size_t b = 0; b < width; ++b) {
+    bucket_begin[b] = running;
+    for (int64_t k = 0; k < ranges; ++k) {
+      int64_t& slot = counts[static_cast<size_t>(k) * width + b];
+      const int64_t here = slot;
+      slot = running;
+      running += here;
+    }
+  }
+  bucket_begin[width] = running;
+  return bucket_begin;
+}
+
+// Fisher-Yates inside each bucket, from a stream keyed by the bucket: no thread dependence.
+void shuffle_buckets(int64_t* out, const std::vector<int64_t>& bucket_begin, uint64_t seed,
+                     uint64_t epoch, int threads) {
+  const int64_t buckets = static_cast<int64_t>(bucket_begin.size()) - 1;
+  parallel_for(buckets, threads, 4, [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      const uint64_t key = stream_key(seed, kShufflePurpose, static_cast<uint64_t>(b), epoch);
+      const int64_t begin = bucket_begin[static_cast<size_t>(b)];
+      for (int64_t j = bucket_begin[static_cast<size_t>(b) + 1] - 1; j > begin; --j) {
+        const uint64_t span = static_cast<uint64_t>(j - begin + 1);
+        const int64_t r = begin + static_cast<int64_t>(bounded(counter_bits(key, span), span));
+        std::swap(out[j], out[r]);
+      }
+    }
+  });
+}
+
+// Class-aware visits: visit v belongs to cycle v / classes, each cycle a fresh random order of
+// the classes that have images.
+std::vector<int64_t> class_visit_order(const std::vector<int64_t>& valid, int64_t visits,
+                                       uint64_t seed, uint64_t epoch, int threads) {
+  const int64_t classes = static_cast<int64_t>(valid.size());
+  const int64_t cycles = (visits + classes - 1) / classes;
+  std::vector<int64_t> visit_class(static_cast<size_t>(visits));
+  const Philox4x32 rng(derive_key(seed, kClassPurpose));
+  const int64_t min_cycles = std::max<int64_t>(1, kMinImagesPerThread / classes);
+  parallel_for(cycles, threads, min_cycles, [&](int64_t first, int64_t last) {
+    std::vector<int64_t> order;
+    for (int64_t t = first; t < last; ++t) {
+      order = valid;
+      const int64_t base = t * classes, need = std::min(classes, visits - base);
+      for (int64_t j = 0; j < need; ++j) {
+        const uint64_t bits = low64(rng(static_cast<uint64_t>(base + j), epoch));
+        const uint64_t left = static_cast<uint64_t>(classes - j);
+        const size_t r = static_cast<size_t>(j) + static_cast<size_t>(bounded(bits, left));
+        std::swap(order[static_cast<size_t>(j)], order[r]);
+        visit_class[static_cast<size_t>(base + j)] = order[static_cast<size_t>(j)];
+      }
+    }
+  });
+  return visit_class;
+}
+
+// Class c's draws, sequence[draws[c] .. draws[c + 1]): Fisher-Yates passes over its images, each
+// pass a fresh uniform permutation of the class, from a stream keyed by the class.
+void class_draw_sequences(const int64_t* class_offsets, const int64_t* members,
+                          const std::vector<int64_t>& valid, const std::vector<int64_t>& draws,
+                          uint64_t seed, uint64_t epoch, int64_t* sequence, int threads) {
+  const uint64_t member_key = derive_key(seed, kMemberPurpose);
+  parallel_for(static_cast<int64_t>(valid.size()), threads, 1, [&](int64_t first, int64_t last) {
+    std::vector<int64_t> deck;
+    for (int64_t v = first; v < last; ++v) {
+      const int64_t c = valid[static_cast<size_t>(v)];
+      const int64_t size = class_offsets[c + 1] - class_offsets[c];
+      deck.assign(members + class_offsets[c], members + class_offsets[c + 1]);
+      const Philox4x32 rng(mix64(member_key ^ mix64(static_cast<uint64_t>(c))));
+      int64_t* dst = sequence + draws[static_cast<size_t>(c)];
+      const int64_t wanted = draws[static_cast<size_t>(c) + 1] - draws[static_cast<size_t>(c)];
+      for (int64_t m = 0; m < wanted; ++m) {
+        const int64_t j = m % size;
+        const uint64_t bits = low64(rng(static_cast<uint64_t>(m), epoch));
+        const uint64_t left = static_cast<uint64_t>(size - j);
+        const size_t r = static_cast<size_t>(j) + static_cast<size_t>(bounded(bits, left));
+        std::swap(deck[static_cast<size_t>(j)], deck[r]);
+        dst[m] = deck[static_cast<size_t>(j)];
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void check_image_labels(const ImageLabels& t) {
@@ -96,7 +188,7 @@ void check_image_labels(const ImageLabels& t) {
 
 void images_per_class(const ImageLabels& t, int64_t* counts) {
   check_image_labels(t);
-  // last_image[c] remembers the last image that counted class c: repeats inside an image count once.
+  // last_image[c] is the last image that counted class c: repeats inside an image count once.
   std::vector<int64_t> last_image(static_cast<size_t>(t.num_classes), -1);
   std::fill(counts, counts + t.num_classes, int64_t{0});
   for (int64_t i = 0; i < t.num_images; ++i)
@@ -217,7 +309,8 @@ void RepeatFactorEpoch::write(int64_t* out, int threads) const {
   std::vector<int64_t> range_start(static_cast<size_t>(ranges.number) + 1, 0);
   for (int64_t k = 0; k < ranges.number; ++k) {
     int64_t copies = 0;
-    for (int64_t i = ranges.begin(k); i < ranges.end(k); ++i) copies += counts_[static_cast<size_t>(i)];
+    for (int64_t i = ranges.begin(k); i < ranges.end(k); ++i)
+      copies += counts_[static_cast<size_t>(i)];
     range_start[static_cast<size_t>(k) + 1] = range_start[static_cast<size_t>(k)] + copies;
   }
   // Calls body(image, bucket) for each copy of range k, in copy order.
@@ -235,37 +328,14 @@ void RepeatFactorEpoch::write(int64_t* out, int threads) const {
       for_each_copy(k, [&](int64_t, uint64_t b) { ++counts[b]; });
     }
   });
-  // A stable counting sort by bucket: the layout is the same for every choice of ranges.
-  std::vector<int64_t> bucket_begin(width + 1, 0);
-  int64_t running = 0;
-  for (size_t b = 0; b < width; ++b) {
-    bucket_begin[b] = running;
-    for (int64_t k = 0; k < ranges.number; ++k) {
-      int64_t& slot = histogram[static_cast<size_t>(k) * width + b];
-      const int64_t here = slot;
-      slot = running;  // becomes range k's write cursor in bucket b
-      running += here;
-    }
-  }
-  bucket_begin[width] = running;
+  const std::vector<int64_t> bucket_begin = cursors_from_counts(histogram, ranges.number, width);
   parallel_for(ranges.number, threads, 1, [&](int64_t first, int64_t last) {
     for (int64_t k = first; k < last; ++k) {
       int64_t* cursor = histogram.data() + static_cast<size_t>(k) * width;
       for_each_copy(k, [&](int64_t image, uint64_t b) { out[cursor[b]++] = image; });
     }
   });
-  // Fisher-Yates inside each bucket, from a stream keyed by the bucket: no thread dependence.
-  parallel_for(static_cast<int64_t>(width), threads, 4, [&](int64_t first, int64_t last) {
-    for (int64_t b = first; b < last; ++b) {
-      const uint64_t key = stream_key(seed_, kShufflePurpose, static_cast<uint64_t>(b), epoch_);
-      const int64_t begin = bucket_begin[static_cast<size_t>(b)];
-      for (int64_t j = bucket_begin[static_cast<size_t>(b) + 1] - 1; j > begin; --j) {
-        const uint64_t span = static_cast<uint64_t>(j - begin + 1);
-        const int64_t r = begin + static_cast<int64_t>(bounded(counter_bits(key, span), span));
-        std::swap(out[j], out[r]);
-      }
-    }
-  });
+  shuffle_buckets(out, bucket_begin, seed_, epoch_, threads);
 }
 
 void class_aware_epoch(const int64_t* class_offsets, const int64_t* members, int64_t num_classes,
@@ -280,58 +350,18 @@ void class_aware_epoch(const int64_t* class_offsets, const int64_t* members, int
   if (length == 0) return;
   const int64_t classes = static_cast<int64_t>(valid.size());
   const int64_t visits = (length + per_visit - 1) / per_visit;
-  const int64_t cycles = (visits + classes - 1) / classes;
-
-  // Visit v is in class cycle v / classes; each cycle is a fresh random order of the classes.
-  std::vector<int64_t> visit_class(static_cast<size_t>(visits));
-  const Philox4x32 class_rng(derive_key(seed, kClassPurpose));
-  parallel_for(cycles, threads, std::max<int64_t>(1, kMinImagesPerThread / classes),
-               [&](int64_t first, int64_t last) {
-                 std::vector<int64_t> order;
-                 for (int64_t t = first; t < last; ++t) {
-                   order = valid;
-                   const int64_t base = t * classes, need = std::min(classes, visits - base);
-                   for (int64_t j = 0; j < need; ++j) {
-                     const uint64_t bits = low64(class_rng(static_cast<uint64_t>(base + j), epoch));
-                     const int64_t r = j + static_cast<int64_t>(bounded(bits, static_cast<uint64_t>(classes - j)));
-                     std::swap(order[static_cast<size_t>(j)], order[static_cast<size_t>(r)]);
-                     visit_class[static_cast<size_t>(base + j)] = order[static_cast<size_t>(j)];
-                   }
-                 }
-               });
-
+  const std::vector<int64_t> visit_class = class_visit_order(valid, visits, seed, epoch, threads);
   // A class visited t times before takes its draws t*per_visit .. t*per_visit + per_visit - 1.
   std::vector<int64_t> draws(static_cast<size_t>(num_classes) + 1, 0);
   for (const int64_t c : visit_class) draws[static_cast<size_t>(c) + 1] += per_visit;
-  for (int64_t c = 0; c < num_classes; ++c) draws[static_cast<size_t>(c) + 1] += draws[static_cast<size_t>(c)];
-  std::vector<int64_t> sequence(static_cast<size_t>(draws[static_cast<size_t>(num_classes)]));
-  const uint64_t member_key = derive_key(seed, kMemberPurpose);
-  parallel_for(classes, threads, 1, [&](int64_t first, int64_t last) {
-    std::vector<int64_t> deck;
-    for (int64_t v = first; v < last; ++v) {
-      const int64_t c = valid[static_cast<size_t>(v)];
-      const int64_t* begin = members + class_offsets[c];
-      const int64_t size = class_offsets[c + 1] - class_offsets[c];
-      deck.assign(begin, begin + size);
-      const Philox4x32 rng(mix64(member_key ^ mix64(static_cast<uint64_t>(c))));
-      int64_t* dst = sequence.data() + draws[static_cast<size_t>(c)];
-      const int64_t wanted = draws[static_cast<size_t>(c) + 1] - draws[static_cast<size_t>(c)];
-      // Fisher-Yates passes over the deck, each a fresh uniform permutation of the class.
-      for (int64_t m = 0; m < wanted; ++m) {
-        const int64_t j = m % size;
-        const uint64_t bits = low64(rng(static_cast<uint64_t>(m), epoch));
-        const int64_t r = j + static_cast<int64_t>(bounded(bits, static_cast<uint64_t>(size - j)));
-        std::swap(deck[static_cast<size_t>(j)], deck[static_cast<size_t>(r)]);
-        dst[m] = deck[static_cast<size_t>(j)];
-      }
-    }
-  });
-
+  for (size_t c = 0; c < static_cast<size_t>(num_classes); ++c) draws[c + 1] += draws[c];
+  std::vector<int64_t> sequence(static_cast<size_t>(draws.back()));
+  class_draw_sequences(class_offsets, members, valid, draws, seed, epoch, sequence.data(), threads);
   parallel_for(length, threads, kMinImagesPerThread, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const int64_t v = p / per_visit, k = p % per_visit;
-      const int64_t c = visit_class[static_cast<size_t>(v)];
-      out[p] = sequence[static_cast<size_t>(draws[static_cast<size_t>(c)] + (v / classes) * per_visit + k)];
+      const size_t c = static_cast<size_t>(visit_class[static_cast<size_t>(v)]);
+      out[p] = sequence[static_cast<size_t>(draws[c] + (v / classes) * per_visit + k)];
     }
   });
 }

@@ -1,4 +1,4 @@
-// Detection sampling policies: label statistics, repeat-factor and class-aware epochs, grouped batches.
+// Detection sampling: label statistics, repeat-factor and class-aware epochs, grouped batches.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// C++ unit tests of the detection sampling core, without Python: run by ctest (also under ASan/UBSan).
+// C++ unit tests of the detection sampling core, without Python: run by ctest (ASan/UBSan too).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -20,7 +20,8 @@ void repeat_epochs_round_each_factor_and_ignore_threads() {
   std::vector<double> factors(50000);
   for (size_t i = 0; i < factors.size(); ++i) factors[i] = 0.25 * static_cast<double>(i % 13);
   const int64_t n = static_cast<int64_t>(factors.size());
-  const fastloader::RepeatFactorEpoch one(factors.data(), n, 3, 7, 1), three(factors.data(), n, 3, 7, 3);
+  const fastloader::RepeatFactorEpoch one(factors.data(), n, 3, 7, 1);
+  const fastloader::RepeatFactorEpoch three(factors.data(), n, 3, 7, 3);
   check(one.size() == three.size(), "epoch size does not depend on threads");
   check(one.size() == fastloader::repeat_factor_epoch_size(factors.data(), n, 3, 7, 2),
         "epoch size agrees with repeat_factor_epoch_size");
@@ -53,7 +54,8 @@ void class_aware_cycles_cover_every_class() {
   const std::vector<int64_t> class_offsets{0, 3, 3, 4, 9};
   const std::vector<int64_t> members{0, 1, 2, 3, 4, 5, 6, 7, 8};
   std::vector<int64_t> out(300);
-  fastloader::class_aware_epoch(class_offsets.data(), members.data(), 4, 1, 1, 0, 300, out.data(), 2);
+  fastloader::class_aware_epoch(class_offsets.data(), members.data(), 4, 1, 1, 0, 300, out.data(),
+                                2);
   bool covered = true;
   for (size_t cycle = 0; cycle < 100; ++cycle) {
     std::set<int> classes;
