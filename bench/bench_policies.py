@@ -2,6 +2,7 @@
 
     python bench/bench_policies.py            # 1e7 images for repeat factors, 1e6 indices grouped
     python bench/bench_policies.py --quick    # 1e6 and 2e5: a minute on a busy machine
+    python bench/bench_policies.py --markdown bench/results/policies.md
 
 Sections (medians of interleaved repeats, min-max spread in brackets):
 1. One epoch of repeat-factor indices: detectron2's RepeatFactorTrainingSampler algorithm (its
@@ -295,19 +296,28 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--images", type=int, help="repeat-factor images (default 1e7; quick 1e6)")
     parser.add_argument("--indices", type=int, help="indices grouped (default 1e6; quick 2e5)")
+    parser.add_argument("--markdown", help="also write the tables to this file")
+    parser.add_argument("--only", choices=["repeat", "group", "padding"], help="one section")
     args = parser.parse_args()
     # detectron2's loop unbinds the factor tensor into one Python tensor per image: about 0.6 GB
     # per 1e6 images at its peak.
     images = args.images or (1_000_000 if args.quick else 10_000_000)
     indices = args.indices or (200_000 if args.quick else 1_000_000)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    print(f"torch threads: {torch.get_num_threads()}\n")
-    print("## One epoch of repeat-factor indices\n")
-    print(repeat_factor_section(images, args.repeats), "\n")
-    print("## Aspect-ratio grouping of one epoch\n")
-    print(grouping_section(indices, args.repeats), "\n")
-    print("## Padding with and without aspect-ratio grouping\n")
-    print(padding_section(4096, 320 if args.quick else 512, 16, args.repeats))
+    sections = [f"torch threads: {torch.get_num_threads()}\n"]
+    if args.only in (None, "repeat"):
+        sections += ["## One epoch of repeat-factor indices\n"]
+        sections += [repeat_factor_section(images, args.repeats) + "\n"]
+    if args.only in (None, "group"):
+        sections += ["## Aspect-ratio grouping of one epoch\n"]
+        sections += [grouping_section(indices, args.repeats) + "\n"]
+    if args.only in (None, "padding"):
+        sections += ["## Padding with and without aspect-ratio grouping\n"]
+        sections += [padding_section(4096, 320 if args.quick else 512, 16, args.repeats)]
+    report = "\n".join(sections)
+    print(report)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(report + "\n")
 
 
 if __name__ == "__main__":
