@@ -212,7 +212,9 @@ class RepeatFactorSampler(_ShardedEpochSampler):
             :func:`fastloader.repeat_factors`); 0 leaves an image out. Copied.
         seed: fixes every epoch's stream; when None one is drawn once from torch's default
             generator (required when ``num_replicas > 1``).
-        num_replicas, rank: share the global stream between ranks (default: one process).
+        num_replicas, rank: share the global stream between ranks (default: one process): rank
+            ``r`` takes global positions ``r, r + R, ...``, the stream wrapping around to pad
+            the tail, with DistributedSampler's sizes.
         drop_last: drop the tail instead of padding it when ``T`` is not a multiple of the ranks.
     """
 
@@ -291,7 +293,8 @@ class ClassAwareSampler(_ShardedEpochSampler):
         num_sample_class: images taken per class visit.
         num_classes: the label range ``[0, num_classes)``; the largest label + 1 when None.
         num_samples: indices per epoch over all ranks.
-        seed, num_replicas, rank, drop_last: as for :class:`RepeatFactorSampler`.
+        seed, num_replicas, rank, drop_last: as for :class:`RepeatFactorSampler` (mmdet gives
+            each rank a contiguous block instead; every rank's share is class-balanced either way).
     """
 
     def __init__(
