@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.fastloader-installed
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc python -type f 2>/dev/null)
 
-.PHONY: test bench bench-sampler bench-collate bench-ring bench-distributed wheel-check cpp-test dev clean
+.PHONY: test bench bench-sampler bench-collate bench-ring bench-distributed bench-policies wheel-check cpp-test dev clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench-ring: $(INSTALLED)
 # Distributed per-rank epochs, memory per rank and resume time (n = 1e7; --quick for 1e6).
 bench-distributed: $(INSTALLED)
 	$(PY) bench/bench_distributed.py --markdown bench/results/distributed.md
+
+# Repeat-factor epochs, aspect-ratio grouping and padding against the detectron2 / torchvision ways.
+bench-policies: $(INSTALLED)
+	$(PY) bench/bench_policies.py
 
 # Proves the wheel installs and imports in a fresh venv with no compiler or build step.
 wheel-check: $(PY)

@@ -75,3 +75,45 @@ class PooledBuffer:
 def buffer_pool_stats() -> dict[str, int]: ...
 def set_buffer_pool_limit(bytes: int) -> None: ...
 def clear_buffer_pool() -> None: ...
+
+# Detection sampling policies (bind_policies.cpp). Labels in CSR form: image i holds
+# labels[offsets[i]:offsets[i + 1]].
+def images_per_class(
+    labels: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64], num_classes: int
+) -> npt.NDArray[np.int64]: ...
+def class_members(
+    labels: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.int64],
+    num_classes: int,
+    class_offsets: npt.NDArray[np.int64],
+) -> npt.NDArray[np.int64]: ...
+def reduce_class_values(
+    labels: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.int64],
+    class_values: npt.NDArray[np.float64],
+    reduce: str,
+    empty_value: float,
+    threads: int = 1,
+) -> npt.NDArray[np.float64]: ...
+def repeat_factor_epoch_size(
+    factors: npt.NDArray[np.float64], seed: int, epoch: int, threads: int = 1
+) -> int: ...
+def repeat_factor_epoch(
+    factors: npt.NDArray[np.float64], seed: int, epoch: int, threads: int = 1
+) -> npt.NDArray[np.int64]: ...
+def class_aware_epoch(
+    class_offsets: npt.NDArray[np.int64],
+    members: npt.NDArray[np.int64],
+    num_sample_class: int,
+    seed: int,
+    epoch: int,
+    length: int,
+    threads: int = 1,
+) -> npt.NDArray[np.int64]: ...
+def group_batches(
+    indices: npt.NDArray[np.int64],
+    group_ids: npt.NDArray[np.uint8] | npt.NDArray[np.int32] | npt.NDArray[np.int64],
+    num_groups: int,
+    batch_size: int,
+    wanted_batches: int,
+) -> npt.NDArray[np.int64]: ...

@@ -1,5 +1,12 @@
 """fastloader: native samplers and collate functions for torch.utils.data.DataLoader."""
 
+from .balance import (
+    class_balanced_weights,
+    class_image_counts,
+    image_weights,
+    power_weights,
+    repeat_factors,
+)
 from .collate import (
     DetectionBatch,
     DetectionCollate,
@@ -14,6 +21,8 @@ from .distributed import (
     DistributedWeightedSampler,
     broadcast_seed,
 )
+from .grouping import AspectRatioGroupedBatchSampler, create_aspect_ratio_groups
+from .policies import ClassAwareSampler, RepeatFactorSampler
 from .ring import SharedRing
 from .sampler import FastWeightedBatchSampler, FastWeightedSampler
 from .tuner import SampleLoadError, TuneReport, WorkerMeasurement, tune_num_workers
@@ -24,6 +33,15 @@ __all__ = [
     "DistributedWeightedSampler",
     "DistributedWeightedBatchSampler",
     "broadcast_seed",
+    "RepeatFactorSampler",
+    "ClassAwareSampler",
+    "AspectRatioGroupedBatchSampler",
+    "create_aspect_ratio_groups",
+    "repeat_factors",
+    "class_balanced_weights",
+    "power_weights",
+    "image_weights",
+    "class_image_counts",
     "DetectionCollate",
     "DetectionBatch",
     "fast_detection_collate",
