@@ -11,10 +11,7 @@ import torch
 
 from ._checks import non_negative_int
 
-try:  # lxml parses the same documents faster; the standard library is the fallback
-    from lxml import etree as _etree  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on the environment
-    _etree = _stdlib_etree  # type: ignore[assignment]
+_etree = _stdlib_etree
 
 __all__ = [
     "NUM_LANDMARKS",
@@ -41,19 +38,12 @@ class Annotation(NamedTuple):
     landmarks: np.ndarray  # float32 [N, 5, 2], -1 where absent
 
 
-def _text(element: Any, path: str, source: Path) -> str:
-    found = element.find(path)
-    if found is None or found.text is None or not found.text.strip():
-        raise ValueError(f"{source}: missing <{path}> element")
-    return found.text.strip()
-
-
-def _number(element: Any, path: str, source: Path) -> float:
-    text = _text(element, path, source)
+def _number(text: str | None, tag: str, source: Path) -> float:
     try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"{source}: <{path}> should be a number, but got {text!r}") from None
+        return float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        shown = "missing" if text is None or not text.strip() else f"{text!r}, not a number"
+        raise ValueError(f"{source}: <{tag}> is {shown}") from None
 
 
 def _root(path: Path) -> Any:
@@ -65,35 +55,90 @@ def _root(path: Path) -> Any:
         raise ValueError(f"{path}: cannot parse the annotation: {exc}") from None
 
 
-def _is_difficult(obj: Any) -> bool:
-    flag = obj.find("difficult")
-    return flag is not None and flag.text is not None and flag.text.strip() == "1"
+def _children(element: Any) -> dict[str, str | None]:
+    """Child tag -> text: one pass over the children instead of one search per field."""
+    return {child.tag: child.text for child in element}
+
+
+def _object(obj: Any, path: Path) -> tuple[str, bool, list[float], list[float] | None]:
+    """name, difficult, box, landmarks (None when absent) of one <object>."""
+    name = difficult = None
+    box = marks = None
+    for child in obj:
+        tag = child.tag
+        if tag == "name":
+            name = (child.text or "").strip()
+        elif tag == "difficult":
+            difficult = (child.text or "").strip() == "1"
+        elif tag == "bndbox":
+            box = _children(child)
+        elif tag == "landmarks":
+            marks = _children(child)
+    if not name:
+        raise ValueError(f"{path}: missing <object>/<name> element")
+    if box is None:
+        raise ValueError(f"{path}: object {name!r} has no <bndbox>")
+    coords = [_number(box.get(tag), f"bndbox/{tag}", path) for tag in _BOX_TAGS]
+    points = None
+    if marks is not None:
+        tags = [f"{axis}{k + 1}" for k in range(NUM_LANDMARKS) for axis in "xy"]
+        points = [_number(marks.get(tag), f"landmarks/{tag}", path) for tag in tags]
+    return name, bool(difficult), coords, points
+
+
+class _Raw(NamedTuple):
+    """One file's annotation as plain lists (packing many files converts once, at the end)."""
+
+    filename: str | None
+    height: int
+    width: int
+    names: list[str]
+    boxes: list[list[float]]
+    landmarks: list[list[float] | None]
+
+
+def _parse_raw(path: Path, keep_difficult: bool) -> _Raw:
+    filename = size = None
+    objects = []
+    for child in _root(path):
+        tag = child.tag
+        if tag == "object":
+            objects.append(_object(child, path))
+        elif tag == "size":
+            size = _children(child)
+        elif tag == "filename" and child.text and child.text.strip():
+            filename = child.text.strip()
+    if size is None:
+        raise ValueError(f"{path}: missing <size> element (VOC annotations give the image size)")
+    width = int(_number(size.get("width"), "size/width", path))
+    height = int(_number(size.get("height"), "size/height", path))
+    kept = [obj for obj in objects if keep_difficult or not obj[1]]
+    return _Raw(
+        filename,
+        height,
+        width,
+        [obj[0] for obj in kept],
+        [obj[2] for obj in kept],
+        [obj[3] for obj in kept],
+    )
+
+
+def _landmark_array(rows: list[list[float] | None]) -> np.ndarray:
+    # Objects without landmarks (plain VOC) get -1, the RetinaFace convention for "absent".
+    out = np.full((len(rows), NUM_LANDMARKS, 2), -1.0, dtype=np.float32)
+    for row, points in enumerate(rows):
+        if points is not None:
+            out[row] = np.reshape(points, (NUM_LANDMARKS, 2))
+    return out
 
 
 def parse_annotation(path: Path, keep_difficult: bool) -> Annotation:
     """Reads one VOC XML file; every missing or malformed field is an error naming the file."""
-    root = _root(path)
-    found = root.find("filename")
-    filename = found.text.strip() if found is not None and found.text else None
-    if root.find("size") is None:
-        raise ValueError(f"{path}: missing <size> element (VOC annotations give the image size)")
-    width = int(_number(root, "size/width", path))
-    height = int(_number(root, "size/height", path))
-    objects = [obj for obj in root.iter("object") if keep_difficult or not _is_difficult(obj)]
-    boxes = np.empty((len(objects), 4), dtype=np.float32)
-    # Objects without landmarks (plain VOC) get -1, the RetinaFace convention for "absent".
-    landmarks = np.full((len(objects), NUM_LANDMARKS, 2), -1.0, dtype=np.float32)
-    names = []
-    for row, obj in enumerate(objects):
-        names.append(_text(obj, "name", path))
-        for column, tag in enumerate(_BOX_TAGS):
-            boxes[row, column] = _number(obj, f"bndbox/{tag}", path)
-        points = obj.find("landmarks")
-        if points is not None:
-            for k in range(NUM_LANDMARKS):
-                landmarks[row, k, 0] = _number(points, f"x{k + 1}", path)
-                landmarks[row, k, 1] = _number(points, f"y{k + 1}", path)
-    return Annotation(filename, height, width, names, boxes, landmarks)
+    raw = _parse_raw(path, keep_difficult)
+    boxes = np.array(raw.boxes, dtype=np.float32).reshape(len(raw.names), 4)
+    return Annotation(
+        raw.filename, raw.height, raw.width, raw.names, boxes, _landmark_array(raw.landmarks)
+    )
 
 
 def class_indices(names: Sequence[str], class_to_index: dict[str, int], source: Path) -> np.ndarray:
@@ -109,18 +154,33 @@ class AnnotationIndex:
     """Every annotation of a dataset packed into a few arrays, read once: labels, weights, image
     sizes and samples then need no XML parse (and workers share the arrays after a fork)."""
 
-    def __init__(self, annotations: Sequence[Annotation], labels: Sequence[np.ndarray]) -> None:
-        counts = np.array([len(a.names) for a in annotations], dtype=np.int64)
-        self.offsets = np.zeros(len(annotations) + 1, dtype=np.int64)
+    def __init__(
+        self, paths: Sequence[Path], keep_difficult: bool, class_to_index: dict[str, int] | None
+    ) -> None:
+        """Reads ``paths``; ``class_to_index`` None: classes are set later by ``set_classes``."""
+        raws = [_parse_raw(path, keep_difficult) for path in paths]
+        self.paths = list(paths)
+        self.names = [raw.names for raw in raws]
+        counts = np.array([len(names) for names in self.names], dtype=np.int64)
+        self.offsets = np.zeros(len(raws) + 1, dtype=np.int64)
         np.cumsum(counts, out=self.offsets[1:])
-        self.filenames = [a.filename for a in annotations]
-        self.sizes = np.array([(a.height, a.width) for a in annotations], dtype=np.int64)
-        self.sizes = self.sizes.reshape(len(annotations), 2)
-        self.labels = _concat([np.asarray(x, dtype=np.int64) for x in labels], (0,), np.int64)
-        self.boxes = _concat([a.boxes for a in annotations], (0, 4), np.float32)
-        self.landmarks = _concat(
-            [a.landmarks for a in annotations], (0, NUM_LANDMARKS, 2), np.float32
-        )
+        self.filenames = [raw.filename for raw in raws]
+        self.sizes = np.array([(r.height, r.width) for r in raws], dtype=np.int64).reshape(-1, 2)
+        flat_boxes = [box for raw in raws for box in raw.boxes]
+        self.boxes = np.array(flat_boxes, dtype=np.float32).reshape(len(flat_boxes), 4)
+        self.landmarks = _landmark_array([p for raw in raws for p in raw.landmarks])
+        self.labels = np.empty(0, dtype=np.int64)
+        if class_to_index is not None:
+            self.set_classes(class_to_index)
+
+    def set_classes(self, class_to_index: dict[str, int]) -> None:
+        """Class indices of every object; an unknown name is an error naming its file."""
+        flat = [class_to_index.get(name, -1) for names in self.names for name in names]
+        self.labels = np.array(flat, dtype=np.int64)
+        unknown = np.flatnonzero(self.labels < 0)
+        if len(unknown):
+            image = int(np.searchsorted(self.offsets, unknown[0], side="right")) - 1
+            class_indices(self.names[image], class_to_index, self.paths[image])  # raises
 
     def __len__(self) -> int:
         return len(self.filenames)

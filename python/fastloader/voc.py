@@ -12,7 +12,6 @@ from torch.utils.data import Dataset
 
 from .annotations import (
     NUM_LANDMARKS,
-    Annotation,
     AnnotationIndex,
     class_histogram,
     class_indices,
@@ -153,10 +152,10 @@ class VOCDetection(Dataset):
             if listed.is_file():
                 classes = [line.strip() for line in listed.read_text().splitlines() if line.strip()]
             else:  # every annotation is read anyway: keep them packed
-                parsed = [self._parse(path) for path in self.annotation_files]
-                names = {name for annotation in parsed for name in annotation.names}
+                self._index = AnnotationIndex(self.annotation_files, self.keep_difficult, None)
+                names = {name for names in self._index.names for name in names}
                 classes = list(VOC_CLASSES) if names <= set(VOC_CLASSES) else sorted(names)
-                self._build_index(parsed, {name: k for k, name in enumerate(classes)})
+                self._index.set_classes({name: k for k, name in enumerate(classes)})
         if isinstance(classes, str) or not all(isinstance(name, str) for name in classes):
             raise TypeError("classes should be a sequence of class-name strings")
         classes = list(classes)
@@ -186,23 +185,17 @@ class VOCDetection(Dataset):
             raise IndexError(f"index {index} is out of range for a dataset of {size} images")
         return int(index) % size
 
-    def _parse(self, path: Path) -> Annotation:
+    def _parse(self, path: Path) -> Any:
         return parse_annotation(path, self.keep_difficult)
 
     # ---- the packed annotations ---------------------------------------------------------------
     def annotation_index(self) -> AnnotationIndex:
         """Every annotation read once (XML only) and packed; cached, and kept when pickled."""
         if self._index is None:
-            parsed = [self._parse(path) for path in self.annotation_files]
-            self._build_index(parsed, self.class_to_index)
+            self._index = AnnotationIndex(
+                self.annotation_files, self.keep_difficult, self.class_to_index
+            )
         return self._index
-
-    def _build_index(self, parsed: list[Annotation], class_to_index: dict[str, int]) -> None:
-        labels = [
-            class_indices(a.names, class_to_index, path)
-            for a, path in zip(parsed, self.annotation_files)
-        ]
-        self._index = AnnotationIndex(parsed, labels)
 
     def labels(self) -> list[np.ndarray]:
         """The class indices of every image (int64 arrays, one per image, possibly empty)."""
