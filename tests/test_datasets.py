@@ -458,3 +458,34 @@ def test_bad_arguments_raise_named_errors(tmp_path):
         VOCDetection(ds.root, decoder="opencv")
     with pytest.raises(ValueError, match="keep_difficult"):
         VOCDetection(ds.root, keep_difficult="yes")
+
+
+def test_npy_images_read_into_recycled_memory_stay_independent(tmp_path):
+    ds = SyntheticDetection(tmp_path / "d", 6, seed=9, image_format="npy", **SMALL)
+    expected = [torch.from_numpy(np.load(ds.image_path(i))) for i in range(6)]
+    held = [ds[i][0] for i in range(6)]  # all alive at once: six distinct blocks
+    assert len({image.data_ptr() for image in held}) == 6
+    for _ in range(3):  # freed blocks come back for later samples, with the right pixels
+        del held
+        held = [ds[i][0] for i in (5, 4, 3, 2, 1, 0)][::-1]
+        assert all(torch.equal(a, b) for a, b in zip(held, expected))
+        held[0].fill_(7)  # writable, and writing one sample leaves the others alone
+        assert all(torch.equal(a, b) for a, b in zip(held[1:], expected[1:]))
+
+
+def test_bad_npy_images_name_the_file(tmp_path):
+    ds = SyntheticDetection(tmp_path / "d", 2, seed=0, image_format="npy", **SMALL)
+    path = ds.image_path(0)
+    np.save(path, np.zeros((3, 4, 5), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"000000\.npy: cannot read the image.*uint8 \[3, H, W\]"):
+        ds[0]
+    np.save(path, np.asfortranarray(np.zeros((3, 4, 5), dtype=np.uint8)))
+    with pytest.raises(ValueError, match=r"000000\.npy: cannot read the image.*Fortran"):
+        ds[0]
+    np.save(path, np.zeros((3, 4, 5), dtype=np.uint8))
+    path.write_bytes(path.read_bytes()[:-7])
+    with pytest.raises(ValueError, match=r"000000\.npy: cannot read the image.*truncated"):
+        ds[0]
+    path.write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(ValueError, match=r"000000\.npy: cannot read the image"):
+        ds[0]
