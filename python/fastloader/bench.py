@@ -15,6 +15,7 @@ import platform
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
@@ -636,7 +637,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="dataset folder (default: a cache under the temp directory)",
     )
-    parser.add_argument("--num-images", type=int, default=None, help="default 192, --quick 64")
+    parser.add_argument("--num-images", type=int, default=None, help="default 128, --quick 64")
     parser.add_argument(
         "--image-size", type=int, default=None, help="longer side; default 640, --quick 320"
     )
@@ -660,6 +661,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--annotations", type=int, default=0, help="also time reading N generated XML files"
     )
     parser.add_argument(
+        "--annotations-only",
+        action="store_true",
+        help="only time reading --annotations N XML files; writes <out>/annotations.md",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -671,15 +677,24 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _header(command: str, jpeg: SyntheticDetection, batch_size: int) -> list[str]:
+def _load() -> str:
+    """The 1-minute load average: on a shared machine, how busy the other programs were."""
+    try:
+        return f"load average {os.getloadavg()[0]:.1f} at the start"
+    except (OSError, AttributeError):
+        return "load average unknown"
+
+
+def _header(command: str, jpeg: SyntheticDetection, batch_size: int, load: str) -> list[str]:
     cuda = "available" if torch.cuda.is_available() else "not available"
     size = jpeg.params["max_size"]
     return [
         "# fastloader bench",
         "",
         f"Measured by `{command}` on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} "
-        f"UTC: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"torch {torch.__version__} (CUDA {cuda}), fastloader {__version__}, JPEG decoder "
+        f"UTC: {platform.platform()}, {os.cpu_count()} CPUs ({load}), "
+        f"Python {platform.python_version()}, torch {torch.__version__} (CUDA {cuda}), "
+        f"fastloader {__version__}, JPEG decoder "
         f"{default_jpeg_decoder()}, torch threads in the main process {torch.get_num_threads()}. "
         f"Dataset: {len(jpeg)} synthetic {size}x{size} JPEG images "
         f"(and their pre-decoded .npy copies), {jpeg.num_classes} imbalanced classes, 0-50 boxes "
@@ -688,24 +703,44 @@ def _header(command: str, jpeg: SyntheticDetection, batch_size: int) -> list[str
     ]
 
 
+def _annotations_only(args: argparse.Namespace, command: str) -> int:
+    count = args.annotations or 100_000
+    load = _load()
+    root = args.root or Path(tempfile.gettempdir()) / f"fastloader-annotations-{count}"
+    section = annotation_section(count, root)
+    print(section.text())
+    args.out.mkdir(parents=True, exist_ok=True)
+    when = datetime.datetime.now(datetime.timezone.utc)
+    (args.out / "annotations.md").write_text(
+        "# fastloader: reading VOC annotations\n\n"
+        f"Measured by `{command}` on {when:%Y-%m-%d %H:%M} UTC: {platform.platform()}, "
+        f"{os.cpu_count()} CPUs ({load}), Python {platform.python_version()}."
+        f"\n\n{section.markdown()}"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     started = time.perf_counter()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     quick = args.quick
-    num_images = args.num_images or (64 if quick else 192)
+    num_images = args.num_images or (64 if quick else 128)
     size = args.image_size or (320 if quick else 640)
     batch_size = args.batch_size or (16 if quick else 32)
-    seconds = args.seconds or (0.3 if quick else 0.6)
+    seconds = args.seconds or (0.25 if quick else 0.5)
     rounds = max(1, args.rounds)
     repeats = max(3, rounds)
     candidates = args.candidates or list(range((os.cpu_count() or 1) + 1))
-    sampler_n = args.sampler_n or (1_000_000 if quick else 10_000_000)
+    sampler_n = args.sampler_n or (200_000 if quick else 1_000_000)
     steps = 1 + 3 + 2 + rounds * (4 + 6 * len(candidates)) + 2
-    progress = _Progress(steps, enabled=not args.no_progress)
     given = list(sys.argv[1:] if argv is None else argv)
     command = " ".join(["python -m fastloader.bench", *given])
+    if args.annotations_only:
+        return _annotations_only(args, command)
+    load = _load()
+    progress = _Progress(steps, enabled=not args.no_progress)
     try:
         common = dict(num_images=num_images, min_size=size, max_size=size, seed=0)
         jpeg = SyntheticDetection(args.root, **common)
@@ -739,7 +774,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         footer = [f"{plot_message}. Total bench time {elapsed:.0f} s.", ""]
         body = "\n".join(section.markdown() for section in sections)
         (args.out / "latest.md").write_text(
-            "\n".join(_header(command, jpeg, batch_size)) + "\n" + body + "\n".join(footer)
+            "\n".join(_header(command, jpeg, batch_size, load)) + "\n" + body + "\n".join(footer)
         )
         progress.step("write")
     finally:
