@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import math
 import os
-from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -64,7 +65,7 @@ def _recycled(shape: tuple[int, ...]) -> np.ndarray:
     """A uint8 array from fastloader's recycling pool: a block freed by an earlier sample (its
     pages already faulted in) when one fits. Fresh memory costs a page fault per 4 KiB, which
     here took longer than reading a pre-decoded image and half as long as decoding a JPEG."""
-    nbytes = int(np.prod(shape))
+    nbytes = math.prod(shape)
     return np.asarray(_C.PooledBuffer(max(nbytes, 1)))[:nbytes].reshape(shape)
 
 
@@ -74,10 +75,11 @@ def _hwc_as_chw(pixels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
-def _decode_simplejpeg(path: Path) -> torch.Tensor | None:
+def _decode_simplejpeg(path: str) -> torch.Tensor | None:
     """None for files Pillow should take: CMYK and YCCK JPEGs (Pillow's conversion to RGB is the
     reference; libjpeg-turbo's differs by a level or two) and files simplejpeg declines."""
-    data = path.read_bytes()
+    with open(path, "rb") as file:
+        data = file.read()
     try:
         height, width, colour, _ = _simplejpeg.decode_jpeg_header(data)
         if colour not in _SIMPLEJPEG_COLOURS:
@@ -89,7 +91,7 @@ def _decode_simplejpeg(path: Path) -> torch.Tensor | None:
     return _hwc_as_chw(pixels)
 
 
-def _decode_pillow(path: Path) -> torch.Tensor:
+def _decode_pillow(path: str) -> torch.Tensor:
     if _Image is None:
         raise ImportError(f"{path}: decoding this image needs Pillow: {_EXTRA_HINT}")
     with _Image.open(path) as opened:
@@ -102,15 +104,41 @@ def _decode_pillow(path: Path) -> torch.Tensor:
     return _hwc_as_chw(pixels)
 
 
-def _load_npy(path: Path) -> torch.Tensor:
+_NPY_MAGIC = b"\x93NUMPY"
+_npy_headers: dict[bytes, tuple[tuple[int, ...], bool, np.dtype]] = {}  # header text -> parsed
+
+
+def _read_header_2_0(stream: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    return np.lib.format.read_array_header_2_0(stream)  # versions 2 and 3 share the layout
+
+
+def _npy_header(file: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """shape, fortran_order, dtype of an open .npy file, leaving it at the data. numpy parses
+    the header with ast.literal_eval (a tenth of a worker's time here); images of a dataset
+    share a few headers, so each distinct one is parsed once."""
+    start = file.read(10)
+    if len(start) < 10 or not start.startswith(_NPY_MAGIC):
+        raise ValueError("not a .npy file (no NUMPY magic)")
+    if start[6] == 1:
+        length, prefix = int.from_bytes(start[8:10], "little"), start
+    else:
+        more = file.read(2)
+        length, prefix = int.from_bytes(start[8:10] + more, "little"), start + more
+    header = file.read(length)
+    parsed = _npy_headers.get(header)
+    if parsed is None:
+        read = np.lib.format.read_array_header_1_0 if start[6] == 1 else _read_header_2_0
+        parsed = read(io.BytesIO(prefix[8:] + header))  # after the magic and version
+        if len(_npy_headers) < 1024:
+            _npy_headers[header] = parsed
+    return parsed
+
+
+def _load_npy(path: str) -> torch.Tensor:
     """A uint8 [3, H, W] .npy file read straight into recycled memory (np.load's fresh array
     costs more in page faults than the read itself)."""
     with open(path, "rb") as file:
-        version = np.lib.format.read_magic(file)
-        if version == (1, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(file)
-        else:
-            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(file)
+        shape, fortran_order, dtype = _npy_header(file)
         if dtype != np.uint8 or len(shape) != 3 or shape[0] != 3 or fortran_order:
             order = ", Fortran order" if fortran_order else ""
             raise ValueError(
@@ -135,10 +163,10 @@ def read_image(path: PathLike, decoder: str = "auto") -> torch.Tensor:
         ValueError: the file is missing or cannot be decoded; the message names it.
         ImportError: the file needs Pillow and it is not installed (the datasets extra).
     """
-    path = Path(path)
+    path = os.fspath(path)
     if decoder != "auto":
         check_decoder(decoder)
-    suffix = path.suffix.lower()
+    suffix = os.path.splitext(path)[1].lower()
     try:
         if suffix == ".npy":
             return _load_npy(path)

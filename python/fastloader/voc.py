@@ -124,6 +124,7 @@ class VOCDetection(Dataset):
         self.split = split
         self.image_suffix = image_suffix
         self.image_root = self.root / image_dir
+        self._image_folder = str(self.image_root)
         self.annotation_files = self._annotation_files(annotation_dir, split, split_dir)
         self._index: AnnotationIndex | None = None
         self.classes = self._resolve_classes(classes)  # may read (and pack) every annotation
@@ -263,19 +264,20 @@ class VOCDetection(Dataset):
         """Where image ``index`` is read from."""
         position = self._position(index)
         filename = self._objects(position)[0]
-        return self._image_path(position, filename)
+        return Path(self._image_file(position, filename))
 
-    def _image_path(self, position: int, filename: str | None) -> Path:
+    def _image_file(self, position: int, filename: str | None) -> str:
+        # String operations: pathlib costs more than the .npy header parse per sample.
         if filename is None:
             filename = self.annotation_files[position].stem + ".jpg"
         if self.image_suffix is not None:
-            filename = Path(filename).stem + self.image_suffix
-        return self.image_root / filename
+            filename = os.path.splitext(os.path.basename(filename))[0] + self.image_suffix
+        return os.path.join(self._image_folder, filename)
 
     def __getitem__(self, index: int) -> Any:
         position = self._position(index)
         filename, size, boxes, labels, landmarks = self._objects(position)
-        image_path = self._image_path(position, filename)
+        image_path = self._image_file(position, filename)
         image = read_image(image_path, self.decoder)
         if tuple(image.shape[1:]) != size:
             raise ValueError(
