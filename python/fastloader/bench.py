@@ -616,10 +616,10 @@ def _plot_loaders(axis: Any, results: LoaderResults, fmt: str, candidates: Seque
         floor = statistics.median(results.floor_batches(fmt, kind))
         axis.axhline(floor, linestyle=style, color="black", label=f"decode floor, {kind} dataset")
     axis.set_xticks(list(candidates))
-    axis.set_ylim(bottom=0)
+    axis.set_ylim(0, axis.get_ylim()[1] * 1.3)  # room for the legend above the lines
     axis.set_xlabel("num_workers")
     axis.set_ylabel("batches/s (median, min-max)")
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="upper right", ncol=2)
 
 
 # --------------------------------------------------------------------------------------------
