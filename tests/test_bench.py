@@ -126,3 +126,17 @@ def test_detectron2_style_padding_reference():
     assert padded[0, :, :5, :7].eq(1).all() and padded[0, :, 5:].eq(0).all()
     assert padded[1, :, :9, :4].eq(2).all() and padded[1, :, :, 4:].eq(0).all()
     assert np.array_equal(padded[1, 0, :9, :4].numpy(), np.full((9, 4), 2, dtype=np.uint8))
+
+
+def test_ring_only_compares_the_set_up_with_and_without_the_ring(tmp_path):
+    out = tmp_path / "results"
+    code = bench.main(
+        ["--ring-only", "--num-images", "6", "--image-size", "32", "--seconds", "0.1",
+         "--rounds", "3", "--candidates", "0", "1", "--root", str(tmp_path / "d"),
+         "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    markdown = (out / "ring.md").read_text()
+    rows = [line for line in markdown.splitlines() if line.startswith(("| jpeg", "| npy"))]
+    assert len(rows) == 4 and all(row.rstrip(" |").endswith(")") for row in rows)
+    assert "'fallbacks': 0" in markdown and "3 interleaved rounds" in markdown

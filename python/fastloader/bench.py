@@ -31,12 +31,14 @@ from .bench_loaders import (
     detection_collate,
     gpu_wait_share,
     measure_round,
+    recommended_collate,
     setups,
 )
 from .collate import DetectionCollate, fast_detection_collate
 from .decode import default_jpeg_decoder
 from .sampler import FastWeightedBatchSampler, FastWeightedSampler
 from .synthetic import SyntheticDetection
+from .tuner import tune_num_workers
 
 __all__ = ["detection_collate", "main", "pad_like_detectron2"]
 
@@ -130,12 +132,16 @@ def _number(value: float) -> str:
     return f"{value:.2f}" if 0.1 <= value < 100 else f"{value:.2g}"
 
 
-def spread(values: Sequence[float], unit: str = "x") -> str:
+def spread(values: Sequence[float], unit: str = "x", number: Callable = _number) -> str:
     """``median unit (min-max)`` of the values."""
     if not values:
         return "-"
     middle = statistics.median(values)
-    return f"{_number(middle)}{unit} ({_number(min(values))}-{_number(max(values))})"
+    return f"{number(middle)}{unit} ({number(min(values))}-{number(max(values))})"
+
+
+def _rate(value: float) -> str:
+    return f"{value:.1f}"
 
 
 def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -680,6 +686,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "a busy machine torch's multi-threaded copies spin and run up to 10x slower, which "
         "would flatter fastloader)",
     )
+    parser.add_argument(
+        "--ring-only",
+        action="store_true",
+        help="only compare fastloader's set-up with and without the shared ring; writes "
+        "<out>/ring.md",
+    )
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -727,6 +739,66 @@ def _annotations_only(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def ring_section(
+    datasets: dict[str, SyntheticDetection], candidates: Sequence[int], seconds: float, rounds: int
+) -> _Section:
+    """fastloader's full set-up with and without the shared ring, interleaved per round."""
+    rates: dict[tuple[str, int, bool], list[float]] = {}
+    collates = {
+        (fmt, ring): recommended_collate(fmt, ring) for fmt in datasets for ring in (True, False)
+    }
+    for _ in range(rounds):
+        for fmt, dataset in datasets.items():
+            weights = dataset.image_class_weights()
+            for workers in candidates:
+                for ring in (True, False):
+                    batches = FastWeightedBatchSampler(weights, len(dataset), 32, seed=0)
+                    row = tune_num_workers(
+                        dataset, 32, batch_sampler=batches, collate_fn=collates[(fmt, ring)],
+                        candidates=[workers], seconds=seconds, pin_memory=torch.cuda.is_available(),
+                    ).rows[0]  # fmt: skip
+                    rates.setdefault((fmt, workers, ring), []).append(row.batches_per_s)
+    rows = []
+    for fmt in datasets:
+        for workers in candidates:
+            ring, plain = rates[(fmt, workers, True)], rates[(fmt, workers, False)]
+            ratios = [a / b for a, b in zip(ring, plain) if b > 0]
+            rows.append(
+                [fmt, workers, spread(ring, "", _rate), spread(plain, "", _rate), spread(ratios)]
+            )
+    section = _Section("Shared ring: fastloader's set-up with and without it")
+    section.table(
+        ["images", "num_workers", "ring batches/s", "no ring batches/s", "ring / no ring"], rows
+    )
+    stats = {fmt: collates[(fmt, True)].ring.stats() for fmt in datasets}
+    section.note(
+        f"batch_size=32, medians (min-max) of {rounds} interleaved rounds of {seconds:g} s. "
+        f"Ring statistics at the end: {stats}."
+    )
+    return section
+
+
+def _ring_only(args: argparse.Namespace, command: str) -> int:
+    load = _load()
+    size = args.image_size or 640
+    common = dict(num_images=args.num_images or 128, min_size=size, max_size=size, seed=0)
+    datasets = {
+        fmt: SyntheticDetection(args.root, image_format=fmt, **common) for fmt in ("jpeg", "npy")
+    }
+    candidates = args.candidates or list(range((os.cpu_count() or 1) + 1))
+    section = ring_section(datasets, candidates, args.seconds or 0.6, max(1, args.rounds))
+    print(section.text())
+    args.out.mkdir(parents=True, exist_ok=True)
+    when = datetime.datetime.now(datetime.timezone.utc)
+    (args.out / "ring.md").write_text(
+        "# fastloader: the shared ring in the recommended set-up\n\n"
+        f"Measured by `{command}` on {when:%Y-%m-%d %H:%M} UTC: {platform.platform()}, "
+        f"{os.cpu_count()} CPUs ({load}), Python {platform.python_version()}, {size}x{size} "
+        f"images.\n\n{section.markdown()}"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     started = time.perf_counter()
@@ -746,6 +818,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = " ".join(["python -m fastloader.bench", *given])
     if args.annotations_only:
         return _annotations_only(args, command)
+    if args.ring_only:
+        return _ring_only(args, command)
     load = _load()
     progress = _Progress(steps, enabled=not args.no_progress)
     try:
