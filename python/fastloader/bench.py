@@ -63,8 +63,8 @@ def pad_like_detectron2(
 
 
 class _Progress:
-    """A tqdm bar on stderr when tqdm is installed and enabled; tables go through ``write``, which
-    clears the bar's line first, so a table never shares a line with it."""
+    """A tqdm bar on stderr when tqdm is installed, enabled and stderr is a terminal; tables go
+    through ``write``, which clears the bar's line first, so a table never shares a line with it."""
 
     def __init__(self, total: int, enabled: bool) -> None:
         self._bar = None
@@ -72,8 +72,15 @@ class _Progress:
             try:
                 from tqdm.auto import tqdm
 
+                # disable=None: no bar when stderr is not a terminal (a log file would get the
+                # bar's carriage-return updates mixed into the tables' lines).
                 self._bar = tqdm(
-                    total=total, desc="fastloader bench", unit="step", leave=False, file=sys.stderr
+                    total=total,
+                    desc="fastloader bench",
+                    unit="step",
+                    leave=False,
+                    file=sys.stderr,
+                    disable=None,
                 )
             except ImportError:
                 self._bar = None
