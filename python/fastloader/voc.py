@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ._checks import boolean
 from .annotations import (
     NUM_LANDMARKS,
     AnnotationIndex,
@@ -115,11 +116,9 @@ class VOCDetection(Dataset):
             raise TypeError(
                 f"transform should be callable or None, but got {type(transform).__name__}"
             )
-        if not isinstance(keep_difficult, bool):
-            raise ValueError(f"keep_difficult should be a boolean, but got {keep_difficult!r}")
         self.sample_format = sample_format
         self.transform = transform
-        self.keep_difficult = keep_difficult
+        self.keep_difficult = boolean(keep_difficult, "keep_difficult")
         self.decoder = check_decoder(decoder)
         self.split = split
         self.image_suffix = image_suffix
