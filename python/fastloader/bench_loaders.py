@@ -128,7 +128,7 @@ def decode_floor(dataset: Any, seconds: float, processes: int | None = None) -> 
     processes = processes or os.cpu_count() or 1
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
     with context.Pool(processes, initializer=_floor_init, initargs=(dataset,)) as pool:
-        start_at = time.time() + 0.3  # time for every process to come up
+        start_at = time.time() + 0.2  # time for every process to come up
         jobs = [(seed, start_at, start_at + seconds) for seed in range(processes)]
         results = pool.map(_floor_run, jobs, chunksize=1)
     return sum(count / elapsed for count, elapsed in results)
