@@ -1,8 +1,9 @@
-"""`python -m fastloader.bench`: stock PyTorch vs fastloader on a synthetic imbalanced detection set
+"""`python -m fastloader.bench`: stock PyTorch vs fastloader on a synthetic VOC-layout detection set
 
-Sections: sampler (draw time and class balance), collate (when fast_detection_collate is in this
-build) and end to end (DataLoader batches/s per num_workers, via tune_num_workers). Prints aligned
-tables with ratios, writes <out>/latest.md and, with matplotlib installed, <out>/latest.png.
+Sections: summary (the headline ratios), sampler (draw time and class balance), collate, and end
+to end (DataLoader batches/s per num_workers on JPEG and pre-decoded .npy, against the decode
+floor). Every ratio is the median of interleaved repeats with its min-max spread. Prints aligned
+tables, writes <out>/latest.md and, with matplotlib installed, <out>/latest.png.
 """
 
 from __future__ import annotations
@@ -11,30 +12,35 @@ import argparse
 import datetime
 import os
 import platform
+import shutil
+import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, WeightedRandomSampler
 
 from . import __version__
-from .datasets import SyntheticDetection
-from .sampler import FastWeightedBatchSampler, FastWeightedSampler
-from .tuner import TuneReport, tune_num_workers
-
+from .bench_loaders import (
+    CONFIGS,
+    LoaderResults,
+    detection_collate,
+    gpu_wait_share,
+    measure_round,
+    recommended_collate,
+    setups,
+)
 from .collate import DetectionCollate, fast_detection_collate
+from .decode import default_jpeg_decoder
+from .sampler import FastWeightedBatchSampler, FastWeightedSampler
+from .synthetic import SyntheticDetection
+from .tuner import tune_num_workers
 
-
-def detection_collate(batch: Sequence[Any]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The stock way, as detection code has written it for years (the baseline)."""
-    imgs, targets = [], []
-    for sample in batch:
-        imgs.append(sample[0])
-        targets.append(torch.FloatTensor(sample[1]))
-    return torch.stack(imgs, 0), targets
+__all__ = ["detection_collate", "main", "pad_like_detectron2"]
 
 
 def pad_like_detectron2(
@@ -57,7 +63,8 @@ def pad_like_detectron2(
 
 
 class _Progress:
-    """A tqdm bar when tqdm is installed and stderr is a terminal or forced; else plain prints."""
+    """A tqdm bar on stderr when tqdm is installed, enabled and stderr is a terminal; tables go
+    through ``write``, which clears the bar's line first, so a table never shares a line with it."""
 
     def __init__(self, total: int, enabled: bool) -> None:
         self._bar = None
@@ -65,7 +72,16 @@ class _Progress:
             try:
                 from tqdm.auto import tqdm
 
-                self._bar = tqdm(total=total, desc="fastloader bench", unit="step", leave=False)
+                # disable=None: no bar when stderr is not a terminal (a log file would get the
+                # bar's carriage-return updates mixed into the tables' lines).
+                self._bar = tqdm(
+                    total=total,
+                    desc="fastloader bench",
+                    unit="step",
+                    leave=False,
+                    file=sys.stderr,
+                    disable=None,
+                )
             except ImportError:
                 self._bar = None
 
@@ -76,7 +92,7 @@ class _Progress:
 
     def write(self, text: str) -> None:
         if self._bar is not None:
-            self._bar.write(text)
+            self._bar.write(text, file=sys.stdout)
         else:
             print(text, flush=True)
 
@@ -85,20 +101,54 @@ class _Progress:
             self._bar.close()
 
 
-def _seconds(function: Callable[[], Any], repeats: int) -> float:
-    """Best per-call time of ``repeats`` runs; calls under a millisecond are looped so the clock
-    resolution and timer overhead do not dominate."""
+class Paired(NamedTuple):
+    """Interleaved timings of the stock and the fastloader way: medians and per-repeat ratios."""
+
+    stock_s: float
+    fast_s: float
+    ratios: list[float]  # stock / fast of each repeat
+
+
+def _loops(function: Callable[[], Any]) -> int:
     started = time.perf_counter()
     function()
     once = time.perf_counter() - started
-    loops = 1 if once >= 1e-3 else min(10_000, int(2e-2 / max(once, 1e-7)) + 1)
-    best = once if loops == 1 else float("inf")
-    for _ in range(repeats if loops > 1 else repeats - 1):
-        started = time.perf_counter()
-        for _ in range(loops):
-            function()
-        best = min(best, (time.perf_counter() - started) / loops)
-    return best
+    return 1 if once >= 1e-3 else min(10_000, int(2e-2 / max(once, 1e-7)) + 1)
+
+
+def _timed(function: Callable[[], Any], loops: int) -> float:
+    started = time.perf_counter()
+    for _ in range(loops):
+        function()
+    return (time.perf_counter() - started) / loops
+
+
+def paired(stock: Callable[[], Any], fast: Callable[[], Any], repeats: int) -> Paired:
+    """Times ``stock`` then ``fast`` in each of ``repeats`` rounds (calls under a millisecond are
+    looped so clock resolution does not dominate); one ratio per round, same load for both."""
+    stock_loops, fast_loops = _loops(stock), _loops(fast)
+    stock_times, fast_times = [], []
+    for _ in range(repeats):
+        stock_times.append(_timed(stock, stock_loops))
+        fast_times.append(_timed(fast, fast_loops))
+    ratios = [s / f for s, f in zip(stock_times, fast_times) if f > 0]
+    return Paired(statistics.median(stock_times), statistics.median(fast_times), ratios)
+
+
+def _number(value: float) -> str:
+    return f"{value:.2f}" if 0.1 <= value < 100 else f"{value:.2g}"
+
+
+def spread(values: Sequence[float], unit: str = "x", number: Callable = _number) -> str:
+    """``median unit (min-max)`` of the values."""
+    if not values:
+        return "-"
+    middle = statistics.median(values)
+    return f"{number(middle)}{unit} ({number(min(values))}-{number(max(values))})"
+
+
+def _rate(value: float) -> str:
+    return f"{value:.1f}"
 
 
 def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -122,10 +172,6 @@ def _ms(seconds: float) -> str:
     return f"{milliseconds:.1f}" if milliseconds >= 10 else f"{milliseconds:.3g}"
 
 
-def _ratio(stock: float, fast: float) -> str:
-    return f"{stock / fast:.2f}x" if fast > 0 else "-"
-
-
 class _Section:
     def __init__(self, title: str) -> None:
         self.title = title
@@ -141,7 +187,7 @@ class _Section:
         out = [f"== {self.title} =="]
         for kind, value in self.parts:
             out.append(_text_table(*value) if kind == "table" else value[0])
-        return "\n".join(out)
+        return "\n".join(out) + "\n"
 
     def markdown(self) -> str:
         out = [f"## {self.title}", ""]
@@ -152,28 +198,22 @@ class _Section:
 
 
 # --------------------------------------------------------------------------------------------
-# Sections
+# Sampler and collate
 
 
-def _sampler_rows(weights: torch.Tensor, runs: int, per_index: bool, batch: int = 32) -> list:
+def _sampler_rows(weights: torch.Tensor, repeats: int, per_index: bool, batch: int = 32) -> list:
     n = len(weights)
-    stock_build = _seconds(lambda: WeightedRandomSampler(weights, n), runs)
-    fast_build = _seconds(lambda: FastWeightedSampler(weights, n, seed=0), runs)
-    rows = [
-        [
-            f"{n:,}",
-            "build the sampler",
-            _ms(stock_build),
-            _ms(fast_build),
-            _ratio(stock_build, fast_build),
-        ]
-    ]
-    # Built once, outside the clock: what follows is the per-epoch cost.
+    # Built once, outside the clock: what follows "build" is the per-epoch cost.
     stock_sampler = WeightedRandomSampler(weights, n)
     stock_batches = BatchSampler(stock_sampler, batch, False)
     fast_sampler = FastWeightedSampler(weights, n, seed=0)
     fast_batches = FastWeightedBatchSampler(weights, n, batch, seed=0)
     cases = [
+        (
+            "build the sampler",
+            lambda: WeightedRandomSampler(weights, n),
+            lambda: FastWeightedSampler(weights, n, seed=0),
+        ),
         # WeightedRandomSampler.__iter__ computes exactly this tensor, then yields from it.
         (
             "epoch as a tensor",
@@ -184,128 +224,101 @@ def _sampler_rows(weights: torch.Tensor, runs: int, per_index: bool, batch: int 
     ]
     if per_index:
         cases.insert(
-            1, ("epoch via iter()", lambda: list(stock_sampler), lambda: list(fast_sampler))
+            2, ("epoch via iter()", lambda: list(stock_sampler), lambda: list(fast_sampler))
         )
+    rows = []
     for name, stock, fast in cases:
-        stock_s = _seconds(stock, runs)
-        fast_s = _seconds(fast, runs)
-        rows.append([f"{n:,}", name, _ms(stock_s), _ms(fast_s), _ratio(stock_s, fast_s)])
+        timing = paired(stock, fast, repeats)
+        rows.append(
+            [f"{n:,}", name, _ms(timing.stock_s), _ms(timing.fast_s), spread(timing.ratios)]
+        )
     return rows
 
 
 def sampler_section(
-    dataset: SyntheticDetection,
-    big_n: int,
-    repeats: int,
-    per_index_at_big_n: bool,
-    progress: _Progress,
-) -> tuple[_Section, dict[str, Any]]:
+    dataset: SyntheticDetection, big_n: int, repeats: int, progress: _Progress
+) -> tuple[_Section, dict[str, Any], list]:
     section = _Section("Sampler: WeightedRandomSampler vs FastWeightedSampler")
     weights = dataset.image_class_weights()
     rows = []
     for n in (len(dataset), big_n):
         tiled = torch.from_numpy(np.resize(weights, n))  # a dataset of n images, same class mix
-        per_index = n == len(dataset) or per_index_at_big_n
-        rows += _sampler_rows(tiled, repeats if n < big_n else 1, per_index)
+        rows += _sampler_rows(tiled, repeats, per_index=n == len(dataset))
         progress.step(f"sampler n={n:,}")
-    section.table(["n", "draw", "stock ms", "fastloader ms", "speed-up"], rows)
+    section.table(["n", "draw", "stock ms", "fastloader ms", "speed-up (min-max)"], rows)
     section.note(
-        "Building each sampler, then one epoch of n weighted draws with replacement from "
-        f"the built sampler (best of {repeats} at the dataset's n, one run at "
-        f"n={big_n:,}); 'epoch of batches' is what a DataLoader consumes. "
+        "Building each sampler, then one epoch of n weighted draws with replacement from the "
+        f"built sampler; medians of {repeats} interleaved repeats, speed-up = median of the "
+        "per-repeat ratios (min-max). 'epoch of batches' is what a DataLoader consumes. "
         "WeightedRandomSampler refuses n > 2**24."
     )
+    shares = _class_shares(dataset, weights)
+    _class_table(section, dataset, shares)
+    progress.step("class histogram")
+    return section, shares, rows
 
+
+def _class_shares(dataset: SyntheticDetection, weights: np.ndarray) -> dict[str, np.ndarray]:
     n = len(dataset)
     uniform = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
     stock = torch.tensor(
-        list(
-            WeightedRandomSampler(
-                torch.from_numpy(weights), n, generator=torch.Generator().manual_seed(0)
-            )
-        )
+        list(WeightedRandomSampler(torch.from_numpy(weights), n, generator=generator))
     )
     fast = FastWeightedSampler(weights, n, seed=0).indices()
     shares = {
         name: dataset.class_histogram(indices) / n * 100
         for name, indices in (("uniform", uniform), ("stock", stock), ("fast", fast))
     }
-    dataset_share = dataset.class_histogram() / n * 100
-    hist_rows = [
-        [
-            dataset.classes[k],
-            f"{dataset_share[k]:.1f}",
-            f"{shares['uniform'][k]:.1f}",
-            f"{shares['stock'][k]:.1f}",
-            f"{shares['fast'][k]:.1f}",
-        ]
+    return {"dataset_share": dataset.class_histogram() / n * 100, **shares}
+
+
+def _class_table(section: _Section, dataset: SyntheticDetection, shares: dict) -> None:
+    columns = ("dataset_share", "uniform", "stock", "fast")
+    rows = [
+        [dataset.classes[k], *(f"{shares[c][k]:.1f}" for c in columns)]
         for k in range(dataset.num_classes)
     ]
+    present = shares["dataset_share"] > 0  # classes the dataset has at all
 
-    present = dataset_share > 0  # classes the dataset has at all
-
-    def spread(share: np.ndarray) -> str:
+    def ratio(share: np.ndarray) -> str:
         share = share[present]
         return f"{share.max() / share.min():.1f}" if share.min() > 0 else "inf"
 
-    hist_rows.append(
-        [
-            "commonest/rarest",
-            spread(dataset_share),
-            spread(shares["uniform"]),
-            spread(shares["stock"]),
-            spread(shares["fast"]),
-        ]
-    )
-    section.table(
-        [
-            "class",
-            "images %",
-            "one epoch, unweighted %",
-            "WeightedRandomSampler %",
-            "FastWeightedSampler %",
-        ],
-        hist_rows,
-    )
+    rows.append(["commonest/rarest", *(ratio(shares[c]) for c in columns)])
+    header = ["class", "images %", "one epoch, unweighted %", "WeightedRandomSampler %"]
+    section.table([*header, "FastWeightedSampler %"], rows)
     section.note(
-        f"Share of the {n} images drawn in one epoch that contain each class; weights "
+        f"Share of the {len(dataset)} images drawn in one epoch that contain each class; weights "
         "from dataset.image_class_weights() (read from the XML only)."
     )
-    progress.step("class histogram")
-    return section, {"dataset_share": dataset_share, **shares}
 
 
-def collate_section(repeats: int, batch_size: int, progress: _Progress) -> _Section:
-    section = _Section("Collate: detection_collate vs fast_detection_collate")
+def _collate_batches(batch_size: int) -> tuple[list, list]:
     rng = np.random.default_rng(0)
 
     def target() -> torch.Tensor:
         return torch.from_numpy(rng.random((int(rng.integers(0, 51)), 15), dtype=np.float32))
 
-    same = [
-        (torch.from_numpy(rng.integers(0, 256, (3, 640, 640), dtype=np.uint8)), target())
-        for _ in range(batch_size)
-    ]
+    def image(height: int, width: int) -> torch.Tensor:
+        return torch.from_numpy(rng.integers(0, 256, (3, height, width), dtype=np.uint8))
+
+    same = [(image(640, 640), target()) for _ in range(batch_size)]
     variable = [
-        (
-            torch.from_numpy(
-                rng.integers(
-                    0,
-                    256,
-                    (3, int(rng.integers(480, 801)), int(rng.integers(480, 801))),
-                    dtype=np.uint8,
-                )
-            ),
-            target(),
-        )
+        (image(int(rng.integers(480, 801)), int(rng.integers(480, 801))), target())
         for _ in range(batch_size)
     ]
+    return same, variable
+
+
+def collate_section(repeats: int, batch_size: int, progress: _Progress) -> tuple[_Section, list]:
+    section = _Section("Collate: detection_collate vs fast_detection_collate")
+    same, variable = _collate_batches(batch_size)
     padded_collate = DetectionCollate(size_divisibility=32)
 
     def stock_variable() -> Any:
-        return pad_like_detectron2([image for image, _ in variable], 32), [
-            torch.FloatTensor(t) for _, t in variable
-        ]
+        images = [image for image, _ in variable]
+        return pad_like_detectron2(images, 32), [torch.FloatTensor(t) for _, t in variable]
 
     rows = []
     for name, stock, fast, batch in (
@@ -322,134 +335,255 @@ def collate_section(repeats: int, batch_size: int, progress: _Progress) -> _Sect
             variable,
         ),
     ):
-        stock_s, fast_s = _seconds(stock, repeats), _seconds(fast, repeats)
-        gigabytes = sum(image.numel() * image.element_size() for image, _ in batch) / 1e9
+        timing = paired(stock, fast, repeats)
+        gigabytes = sum(image.numel() for image, _ in batch) / 1e9
         rows.append(
-            [name, _ms(stock_s), _ms(fast_s), f"{gigabytes / fast_s:.1f}", _ratio(stock_s, fast_s)]
+            [
+                name,
+                _ms(timing.stock_s),
+                _ms(timing.fast_s),
+                f"{gigabytes / timing.fast_s:.1f}",
+                spread(timing.ratios),
+            ]
         )
         progress.step("collate")
-    section.table(["batch", "stock ms", "fastloader ms", "fastloader GB/s", "speed-up"], rows)
+    section.table(
+        ["batch", "stock ms", "fastloader ms", "fastloader GB/s", "speed-up (min-max)"], rows
+    )
     section.note(
-        f"Main process, best of {repeats}; stock variable-size = detectron2-style "
-        "padding in Python (new_full, then copy_ per image)."
+        f"Main process, medians of {repeats} interleaved repeats; stock variable-size = "
+        "detectron2-style padding in Python (new_full, then copy_ per image)."
+    )
+    return section, rows
+
+
+# --------------------------------------------------------------------------------------------
+# End to end
+
+
+def _rate_cell(rate: float, floor: float) -> str:
+    return f"{rate:.1f} ({100 * rate / floor:.0f}%)" if floor > 0 else f"{rate:.1f}"
+
+
+def _end_to_end_rows(results: LoaderResults, candidates: Sequence[int]) -> list[list[str]]:
+    rows = []
+    for fmt in ("jpeg", "npy"):
+        stock_floor = statistics.median(results.floor_batches(fmt, "stock"))
+        fast_floor = statistics.median(results.floor_batches(fmt, "fastloader"))
+        for workers in candidates:
+            stock, only, fast = ((fmt, config, workers) for config in CONFIGS)
+            rows.append(
+                [
+                    "JPEG" if fmt == "jpeg" else ".npy",
+                    str(workers),
+                    f"{stock_floor:.1f} / {fast_floor:.1f}",
+                    _rate_cell(results.median(stock), stock_floor),
+                    _rate_cell(results.median(only), stock_floor),
+                    _rate_cell(results.median(fast), fast_floor),
+                    spread(results.ratios(fast, stock)),
+                    spread(results.ratios(only, stock)),
+                ]
+            )
+    return rows
+
+
+def end_to_end_section(
+    jpeg: SyntheticDetection,
+    npy: SyntheticDetection,
+    candidates: list[int],
+    seconds: float,
+    rounds: int,
+    shared_ring: bool,
+    progress: _Progress,
+    batch_size: int,
+) -> tuple[_Section, LoaderResults, int]:
+    pin = torch.cuda.is_available()
+    section = _Section("End to end: DataLoader batches/s by num_workers, against the decode floor")
+    loaders = setups(jpeg, npy, batch_size, shared_ring)
+    floors = {
+        (fmt, kind): loaders[(fmt, "stock" if kind == "stock" else "fastloader")].dataset
+        for fmt in ("jpeg", "npy")
+        for kind in ("stock", "fastloader")
+    }
+    results = LoaderResults(batch_size)
+    # A discarded run first: the first loader of a process is slower (lazy initialisation).
+    measure_round(LoaderResults(batch_size), loaders, {}, [0], 0.2, pin, lambda _: None)
+    for _ in range(rounds):
+        measure_round(results, loaders, floors, candidates, seconds, pin, progress.step)
+    pick = results.report("jpeg", "fastloader", pin, seconds).best
+    stock_pick = results.report("jpeg", "stock", pin, seconds).best
+    section.table(
+        [
+            "images",
+            "num_workers",
+            "decode floor batches/s (stock / fastloader dataset)",
+            "stock batches/s (% of floor)",
+            "collate only",
+            "fastloader",
+            "fastloader / stock",
+            "collate only / stock",
+        ],
+        _end_to_end_rows(results, candidates),
+    )
+    decoder = default_jpeg_decoder()
+    ring = "the shared ring on" if shared_ring else "no shared ring"
+    section.note(
+        f"{len(jpeg)} images of {jpeg.params['max_size']}x{jpeg.params['max_size']}, "
+        f"batch_size={batch_size}, pin_memory={pin}. Stock: a Pillow VOC dataset (ElementTree "
+        "per sample, Image.open().convert('RGB'), pil_to_tensor layout; np.load for .npy) + "
+        "WeightedRandomSampler + detection_collate. Collate only: the same with fastloader's "
+        "collate. fastloader: VOCDetection (JPEG by "
+        f"{decoder}, annotations packed from the XML once) + FastWeightedBatchSampler + "
+        f"DetectionCollate (channels_last for JPEG, {ring}). Decode floor: one process "
+        "per core doing nothing but dataset[i], in batches/s; % of floor against the floor of "
+        f"the dataset the loader reads. Medians of {rounds} interleaved rounds of {seconds:g} s "
+        "per setting after warm-up; ratios are medians of per-round ratios (min-max). "
+        f"tune_num_workers picks num_workers={pick} for fastloader on JPEG, {stock_pick} for "
+        "stock."
+    )
+    _cuda_note(section, loaders, batch_size, pick)
+    return section, results, pick
+
+
+def _cuda_note(section: _Section, loaders: dict, batch_size: int, workers: int) -> None:
+    if not torch.cuda.is_available():
+        section.note(
+            "GPU step (pin_memory=True, .to('cuda', non_blocking=True), a fixed GPU step): "
+            "not measured: no CUDA device."
+        )
+        return
+    rows = []
+    for config in ("stock", "fastloader"):
+        share, rate = gpu_wait_share(loaders[("jpeg", config)], batch_size, workers, 30)
+        rows.append([config, f"{rate:.1f}", f"{100 * share:.0f}%"])
+    section.table(["JPEG set-up", "batches/s with a GPU step", "time waiting for data"], rows)
+    section.note(
+        f"num_workers={workers}, pin_memory=True, each batch .to('cuda', non_blocking=True) and "
+        "a fixed ~20 ms GPU step (matmuls); 30 batches after one warm-up batch."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Summary, annotations, plot
+
+
+def summary_section(
+    results: LoaderResults,
+    pick: int,
+    candidates: Sequence[int],
+    sampler_rows: list,
+    collate_rows: list,
+) -> _Section:
+    section = _Section("Summary: headline ratios")
+    rows = []
+    cases = [
+        ("jpeg", pick, "fastloader", "JPEG, num_workers=%d (tune_num_workers' pick): full stack")
+    ]
+    cases.append(
+        ("jpeg", pick, "collate only", "JPEG, num_workers=%d: collate only, stock dataset")
+    )
+    npy_workers = 2 if 2 in candidates else max(candidates)
+    cases.append(("npy", npy_workers, "fastloader", ".npy, num_workers=%d: full stack"))
+    if 0 in candidates:
+        cases.append(("npy", 0, "fastloader", ".npy, num_workers=%d: full stack"))
+    for fmt, workers, config, title in cases:
+        floor_kind = "fastloader" if config == "fastloader" else "stock"
+        floor = statistics.median(results.floor_batches(fmt, floor_kind))
+        stock, fast = (fmt, "stock", workers), (fmt, config, workers)
+        rows.append(
+            [
+                title % workers,
+                f"{results.median(stock):.1f} batches/s",
+                f"{results.median(fast):.1f} batches/s",
+                spread(results.ratios(fast, stock)),
+                f"{floor:.1f} batches/s ({100 * results.median(fast) / floor:.0f}%)",
+            ]
+        )
+    big = sampler_rows[-1]
+    rows.append([f"sampler, n={big[0]}: {big[1]}", f"{big[2]} ms", f"{big[3]} ms", big[4], "-"])
+    same = collate_rows[0]
+    rows.append([f"collate: {same[0]}", f"{same[1]} ms", f"{same[2]} ms", same[4], "-"])
+    section.table(
+        [
+            "case",
+            "stock",
+            "fastloader",
+            "fastloader / stock (min-max)",
+            "decode floor (share reached)",
+        ],
+        rows,
+    )
+    section.note(
+        "Medians of interleaved rounds; the ratio is the median of per-round ratios (min-max). "
+        "Full stack: VOCDetection + FastWeightedBatchSampler + DetectionCollate(shared_ring=True"
+        ", channels_last for JPEG) against a Pillow dataset + WeightedRandomSampler + "
+        "detection_collate. The decode floor is that of the dataset the loader reads (the stock "
+        "one for 'collate only'): one process per core doing nothing but dataset[i]."
     )
     return section
 
 
-def end_to_end_section(
-    dataset: SyntheticDetection,
-    batch_size: int,
-    candidates: list[int],
-    seconds: float,
-    rounds: int,
-    progress: _Progress,
-) -> tuple[_Section, TuneReport, TuneReport]:
-    pin = torch.cuda.is_available()
-    weights = dataset.image_class_weights()
-    n = len(dataset)
-    fast_collate = (
-        fast_detection_collate if fast_detection_collate is not None else detection_collate
-    )
-    section = _Section("End to end: DataLoader batches/s by num_workers")
+def annotation_section(count: int, folder: Path) -> _Section:
+    """Reading labels, weights and sizes of ``count`` VOC XML files (written once, then cached)."""
+    from .voc import VOC_CLASSES, VOCDetection
 
-    def step(label: str) -> Callable[[int], None]:
-        return lambda workers: progress.step(f"{label} num_workers={workers}")
-
-    # A discarded run first: the very first loader of a process is measurably slower (lazy
-    # initialisation, cold caches), which would otherwise count against whichever runs first.
-    tune_num_workers(
-        dataset,
-        batch_size,
-        sampler=WeightedRandomSampler(weights, n),
-        collate_fn=detection_collate,
-        pin_memory=pin,
-        candidates=[0],
-        seconds=min(seconds, 0.5),
-    )
-    stock_rows: dict[int, Any] = {}
-    fast_rows: dict[int, Any] = {}
-    # One setting at a time, stock then fastloader, so drift in a shared machine's load hits
-    # both; best of `rounds`, the usual defence against other programs stealing the cores.
-    def loader_setups():
-        yield "stock", stock_rows, dict(
-            sampler=WeightedRandomSampler(weights, n), collate_fn=detection_collate
+    annotations = folder / "Annotations"
+    existing = len(list(annotations.glob("*.xml"))) if annotations.is_dir() else 0
+    if existing != count:
+        shutil.rmtree(annotations, ignore_errors=True)
+        annotations.mkdir(parents=True)
+        obj = (
+            "<object><name>{}</name><pose>Left</pose><truncated>0</truncated><difficult>{}"
+            "</difficult><bndbox><xmin>48</xmin><ymin>240</ymin><xmax>195</xmax><ymax>371</ymax>"
+            "</bndbox></object>"
         )
-        yield "fastloader", fast_rows, dict(
-            batch_sampler=FastWeightedBatchSampler(weights, n, batch_size, seed=0),
-            collate_fn=fast_collate,
-        )
-
-    for _ in range(rounds):
-        for workers in candidates:
-            for label, best_rows, setup in loader_setups():
-                row = tune_num_workers(
-                    dataset,
-                    batch_size,
-                    pin_memory=pin,
-                    candidates=[workers],
-                    seconds=seconds,
-                    progress=step(label),
-                    **setup,
-                ).rows[0]
-                if workers not in best_rows or row.batches_per_s > best_rows[workers].batches_per_s:
-                    best_rows[workers] = row
-    stock_rows = [stock_rows[workers] for workers in candidates]
-    fast_rows = [fast_rows[workers] for workers in candidates]
-    stock = TuneReport.from_rows(stock_rows, batch_size=batch_size, pin_memory=pin, seconds=seconds)
-    fast = TuneReport.from_rows(fast_rows, batch_size=batch_size, pin_memory=pin, seconds=seconds)
-    rows = []
-    for workers in candidates:
-        s, f = stock.row(workers), fast.row(workers)
-        rows.append(
-            [
-                str(workers),
-                f"{s.batches_per_s:.1f}",
-                f"{f.batches_per_s:.1f}",
-                _ratio(f.batches_per_s, s.batches_per_s),
-                f"{s.cpu_percent:.0f}",
-                f"{f.cpu_percent:.0f}",
-                f"{s.peak_rss_bytes / 2**20:.0f}",
-                f"{f.peak_rss_bytes / 2**20:.0f}",
-            ]
-        )
+        for i in range(count):
+            objects = "".join(
+                obj.format(VOC_CLASSES[(i + k) % 20], int(k == 2)) for k in range(1 + i % 4)
+            )
+            (annotations / f"{i:06d}.xml").write_text(
+                f"<annotation><folder>VOC2007</folder><filename>{i:06d}.jpg</filename><size>"
+                f"<width>500</width><height>375</height><depth>3</depth></size>{objects}</annotation>"
+            )
+    started = time.perf_counter()
+    dataset = VOCDetection(folder, classes=VOC_CLASSES)
+    listed = time.perf_counter()
+    dataset.labels()
+    read = time.perf_counter()
+    dataset.image_class_weights(), dataset.image_sizes(), dataset.class_histogram()
+    done = time.perf_counter()
+    section = _Section("Annotations: labels, weights and sizes from the XML alone")
     section.table(
         [
-            "num_workers",
-            "stock batches/s",
-            "fastloader batches/s",
-            "fastloader/stock",
-            "stock CPU %",
-            "fastloader CPU %",
-            "stock RSS MiB",
-            "fastloader RSS MiB",
+            "files",
+            "list the folder s",
+            "read + pack every XML s",
+            "per file us",
+            "weights, sizes, histogram s",
         ],
-        rows,
-    )
-    what = (
-        "FastWeightedBatchSampler + fast_detection_collate"
-        if fast_detection_collate is not None
-        else "FastWeightedBatchSampler + the stock detection_collate (fast_detection_collate "
-        "is not in this build)"
+        [
+            [
+                f"{count:,}",
+                f"{listed - started:.2f}",
+                f"{read - listed:.2f}",
+                f"{(read - listed) / count * 1e6:.0f}",
+                f"{done - read:.3f}",
+            ]
+        ],
     )
     section.note(
-        f"Stock: WeightedRandomSampler + detection_collate. fastloader: {what}. "
-        f"batch_size={batch_size}, pin_memory={pin}, best of {rounds} rounds of {seconds:g} s "
-        f"per setting after warm-up, settings interleaved. tune_num_workers picks "
-        f"num_workers={fast.best} for fastloader "
-        f"({fast.best_row.batches_per_s:.1f} batches/s) and {stock.best} for stock."
+        "VOC2007-style XML files of 1-4 objects each (page cache warm); no image is decoded. "
+        "Samples read afterwards use the packed arrays, so no sample parses XML either."
     )
-    for label, report in (("fastloader", fast), ("stock", stock)):
-        title = f"tune_num_workers report, {label}:"
-        section.note(f"{title}\n{report.table()}", f"{title}\n\n{report.to_markdown()}")
-    return section, stock, fast
+    return section
 
 
 def _plot(
     path: Path,
     dataset: SyntheticDetection,
-    shares: dict[str, Any] | None,
-    stock: TuneReport | None,
-    fast: TuneReport | None,
+    shares: dict,
+    results: LoaderResults | None,
+    candidates: Sequence[int],
 ) -> str:
     try:
         import matplotlib
@@ -458,32 +592,47 @@ def _plot(
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed: no plot written (pip install matplotlib)"
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    if shares is not None:
-        positions = np.arange(dataset.num_classes)
-        axes[0].bar(positions - 0.2, shares["uniform"], width=0.4, label="one epoch, unweighted")
-        axes[0].bar(positions + 0.2, shares["fast"], width=0.4, label="FastWeightedSampler")
-        axes[0].set_xticks(positions)
-        axes[0].set_xlabel("class")
-        axes[0].set_ylabel("% of drawn images containing the class")
-        axes[0].set_title("Class balance of one epoch")
-        axes[0].legend()
-    if stock is not None and fast is not None:
-        for report, label in ((stock, "stock"), (fast, "fastloader")):
-            workers = [row.num_workers for row in report.rows]
-            axes[1].plot(
-                workers, [row.batches_per_s for row in report.rows], marker="o", label=label
-            )
-        axes[1].set_xticks([row.num_workers for row in stock.rows])
-        axes[1].set_ylim(bottom=0)
-        axes[1].set_xlabel("num_workers")
-        axes[1].set_ylabel("batches/s")
-        axes[1].set_title("DataLoader throughput")
-        axes[1].legend()
+    figure, axes = plt.subplots(1, 3, figsize=(17, 4.8))
+    positions = np.arange(dataset.num_classes)
+    axes[0].bar(positions - 0.2, shares["uniform"], width=0.4, label="one epoch, unweighted")
+    axes[0].bar(positions + 0.2, shares["fast"], width=0.4, label="FastWeightedSampler")
+    axes[0].set_xticks(positions)
+    axes[0].set_xlabel("class")
+    axes[0].set_ylabel("% of drawn images containing the class")
+    axes[0].set_title("Class balance of one epoch")
+    axes[0].legend()
+    if results is not None:
+        for axis, fmt, title in (
+            (axes[1], "jpeg", "JPEG (decode-bound)"),
+            (axes[2], "npy", ".npy (loader-bound)"),
+        ):
+            _plot_loaders(axis, results, fmt, candidates)
+            axis.set_title(f"DataLoader throughput, {title}")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return f"plot written to {path}"
+
+
+def _plot_loaders(axis: Any, results: LoaderResults, fmt: str, candidates: Sequence[int]) -> None:
+    for config, colour in zip(CONFIGS, ("tab:red", "tab:orange", "tab:blue")):
+        rates = [results.rates[(fmt, config, w)] for w in candidates]
+        middle = [statistics.median(r) for r in rates]
+        error = [
+            [m - min(r) for m, r in zip(middle, rates)],
+            [max(r) - m for m, r in zip(middle, rates)],
+        ]
+        axis.errorbar(
+            candidates, middle, yerr=error, marker="o", capsize=3, color=colour, label=config
+        )
+    for kind, style in (("fastloader", "--"), ("stock", ":")):
+        floor = statistics.median(results.floor_batches(fmt, kind))
+        axis.axhline(floor, linestyle=style, color="black", label=f"decode floor, {kind} dataset")
+    axis.set_xticks(list(candidates))
+    axis.set_ylim(0, axis.get_ylim()[1] * 1.3)  # room for the legend above the lines
+    axis.set_xlabel("num_workers")
+    axis.set_ylabel("batches/s (median, min-max)")
+    axis.legend(fontsize=8, loc="upper right", ncol=2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -508,17 +657,19 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="dataset folder (default: a cache under the temp directory)",
     )
-    parser.add_argument("--num-images", type=int, default=None)
-    parser.add_argument("--image-size", type=int, default=None, help="height and width")
-    parser.add_argument("--image-format", choices=("png", "npy"), default="png")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=None, help="timed window per setting")
+    parser.add_argument("--num-images", type=int, default=None, help="default 128, --quick 64")
     parser.add_argument(
-        "--rounds",
+        "--image-size", type=int, default=None, help="longer side; default 640, --quick 320"
+    )
+    parser.add_argument(
+        "--batch-size",
         type=int,
         default=None,
-        help="end-to-end rounds, best kept (default 3, --quick 2)",
+        help="default 32, --quick 16 (at 640x640, 32 images make a 39 MB batch: above glibc's "
+        "32 MB mmap threshold, so a fresh batch is page-faulted, as real batches are)",
     )
+    parser.add_argument("--seconds", type=float, default=None, help="timed window per setting")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     parser.add_argument(
         "--candidates",
         type=int,
@@ -527,78 +678,197 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="num_workers values (default: 0 .. cpu count)",
     )
     parser.add_argument(
-        "--sampler-n", type=int, default=10_000_000, help="the large n of the sampler section"
+        "--sampler-n", type=int, default=None, help="the large n of the sampler section"
+    )
+    parser.add_argument(
+        "--no-ring", action="store_true", help="fastloader's collate without the shared ring"
+    )
+    parser.add_argument(
+        "--annotations", type=int, default=0, help="also time reading N generated XML files"
+    )
+    parser.add_argument(
+        "--annotations-only",
+        action="store_true",
+        help="only time reading --annotations N XML files; writes <out>/annotations.md",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch.set_num_threads in the main process (default 1, as in DataLoader workers: on "
+        "a busy machine torch's multi-threaded copies spin and run up to 10x slower, which "
+        "would flatter fastloader)",
+    )
+    parser.add_argument(
+        "--ring-only",
+        action="store_true",
+        help="only compare fastloader's set-up with and without the shared ring; writes "
+        "<out>/ring.md",
     )
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
 
+def _load() -> str:
+    """The 1-minute load average: on a shared machine, how busy the other programs were."""
+    try:
+        return f"load average {os.getloadavg()[0]:.1f} at the start"
+    except (OSError, AttributeError):
+        return "load average unknown"
+
+
+def _header(command: str, jpeg: SyntheticDetection, batch_size: int, load: str) -> list[str]:
+    cuda = "available" if torch.cuda.is_available() else "not available"
+    size = jpeg.params["max_size"]
+    return [
+        "# fastloader bench",
+        "",
+        f"Measured by `{command}` on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} "
+        f"UTC: {platform.platform()}, {os.cpu_count()} CPUs ({load}), "
+        f"Python {platform.python_version()}, torch {torch.__version__} (CUDA {cuda}), "
+        f"fastloader {__version__}, JPEG decoder "
+        f"{default_jpeg_decoder()}, torch threads in the main process {torch.get_num_threads()}. "
+        f"Dataset: {len(jpeg)} synthetic {size}x{size} JPEG images "
+        f"(and their pre-decoded .npy copies), {jpeg.num_classes} imbalanced classes, 0-50 boxes "
+        f"with 5 landmarks each; batch_size={batch_size}.",
+        "",
+    ]
+
+
+def _annotations_only(args: argparse.Namespace, command: str) -> int:
+    count = args.annotations or 100_000
+    load = _load()
+    root = args.root or Path(tempfile.gettempdir()) / f"fastloader-annotations-{count}"
+    section = annotation_section(count, root)
+    print(section.text())
+    args.out.mkdir(parents=True, exist_ok=True)
+    when = datetime.datetime.now(datetime.timezone.utc)
+    (args.out / "annotations.md").write_text(
+        "# fastloader: reading VOC annotations\n\n"
+        f"Measured by `{command}` on {when:%Y-%m-%d %H:%M} UTC: {platform.platform()}, "
+        f"{os.cpu_count()} CPUs ({load}), Python {platform.python_version()}."
+        f"\n\n{section.markdown()}"
+    )
+    return 0
+
+
+def ring_section(
+    datasets: dict[str, SyntheticDetection], candidates: Sequence[int], seconds: float, rounds: int
+) -> _Section:
+    """fastloader's full set-up with and without the shared ring, interleaved per round."""
+    rates: dict[tuple[str, int, bool], list[float]] = {}
+    collates = {
+        (fmt, ring): recommended_collate(fmt, ring) for fmt in datasets for ring in (True, False)
+    }
+    for _ in range(rounds):
+        for fmt, dataset in datasets.items():
+            weights = dataset.image_class_weights()
+            for workers in candidates:
+                for ring in (True, False):
+                    batches = FastWeightedBatchSampler(weights, len(dataset), 32, seed=0)
+                    row = tune_num_workers(
+                        dataset, 32, batch_sampler=batches, collate_fn=collates[(fmt, ring)],
+                        candidates=[workers], seconds=seconds, pin_memory=torch.cuda.is_available(),
+                    ).rows[0]  # fmt: skip
+                    rates.setdefault((fmt, workers, ring), []).append(row.batches_per_s)
+    rows = []
+    for fmt in datasets:
+        for workers in candidates:
+            ring, plain = rates[(fmt, workers, True)], rates[(fmt, workers, False)]
+            ratios = [a / b for a, b in zip(ring, plain) if b > 0]
+            rows.append(
+                [fmt, workers, spread(ring, "", _rate), spread(plain, "", _rate), spread(ratios)]
+            )
+    section = _Section("Shared ring: fastloader's set-up with and without it")
+    section.table(
+        ["images", "num_workers", "ring batches/s", "no ring batches/s", "ring / no ring"], rows
+    )
+    stats = {fmt: collates[(fmt, True)].ring.stats() for fmt in datasets}
+    section.note(
+        f"batch_size=32, medians (min-max) of {rounds} interleaved rounds of {seconds:g} s. "
+        f"Ring statistics at the end: {stats}."
+    )
+    return section
+
+
+def _ring_only(args: argparse.Namespace, command: str) -> int:
+    load = _load()
+    size = args.image_size or 640
+    common = dict(num_images=args.num_images or 128, min_size=size, max_size=size, seed=0)
+    datasets = {
+        fmt: SyntheticDetection(args.root, image_format=fmt, **common) for fmt in ("jpeg", "npy")
+    }
+    candidates = args.candidates or list(range((os.cpu_count() or 1) + 1))
+    section = ring_section(datasets, candidates, args.seconds or 0.6, max(1, args.rounds))
+    print(section.text())
+    args.out.mkdir(parents=True, exist_ok=True)
+    when = datetime.datetime.now(datetime.timezone.utc)
+    (args.out / "ring.md").write_text(
+        "# fastloader: the shared ring in the recommended set-up\n\n"
+        f"Measured by `{command}` on {when:%Y-%m-%d %H:%M} UTC: {platform.platform()}, "
+        f"{os.cpu_count()} CPUs ({load}), Python {platform.python_version()}, {size}x{size} "
+        f"images.\n\n{section.markdown()}"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     started = time.perf_counter()
-    num_images = args.num_images or (64 if args.quick else 256)
-    size = args.image_size or 640
-    seconds = args.seconds or (0.5 if args.quick else 2.0)
-    rounds = args.rounds or (2 if args.quick else 3)
-    repeats = 2 if args.quick else 5
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    quick = args.quick
+    num_images = args.num_images or (64 if quick else 128)
+    size = args.image_size or (320 if quick else 640)
+    batch_size = args.batch_size or (16 if quick else 32)
+    seconds = args.seconds or (0.25 if quick else 0.4)
+    rounds = max(1, args.rounds)
+    repeats = max(3, rounds)
     candidates = args.candidates or list(range((os.cpu_count() or 1) + 1))
-    steps = (
-        2 + 1 + 2 + 2 * rounds * len(candidates) + 1
-    )  # dataset, sampler x3, collate x2, tuner, write
+    sampler_n = args.sampler_n or (200_000 if quick else 1_000_000)
+    steps = 1 + 3 + 2 + rounds * (4 + 6 * len(candidates)) + 2
+    given = list(sys.argv[1:] if argv is None else argv)
+    command = " ".join(["python -m fastloader.bench", *given])
+    if args.annotations_only:
+        return _annotations_only(args, command)
+    if args.ring_only:
+        return _ring_only(args, command)
+    load = _load()
     progress = _Progress(steps, enabled=not args.no_progress)
     try:
-        dataset = SyntheticDetection(
-            args.root,
-            num_images,
-            min_size=size,
-            max_size=size,
-            image_format=args.image_format,
-            seed=0,
-            progress=not args.no_progress,
-        )
+        common = dict(num_images=num_images, min_size=size, max_size=size, seed=0)
+        jpeg = SyntheticDetection(args.root, **common)
+        npy = SyntheticDetection(args.root, image_format="npy", **common)
         progress.step("dataset")
-        for image in sorted((dataset.root / "images").iterdir()):
-            image.read_bytes()  # into the page cache, so the first setting measured is not slower
+        for path in (*jpeg.root.glob("JPEGImages/*"), *jpeg.root.glob("Predecoded/*")):
+            path.read_bytes()  # into the page cache, so the first setting measured is not slower
         progress.write(
-            f"dataset: {dataset.root} ({len(dataset)} images {size}x{size} "
-            f"{args.image_format}, {'written now' if dataset.generated else 'cached'})"
+            f"dataset: {jpeg.root} ({len(jpeg)} images {size}x{size}, JPEG and .npy, "
+            f"{'written now' if jpeg.generated else 'cached'})\n"
         )
-        sections = []
-        sampler, shares = sampler_section(
-            dataset, args.sampler_n, repeats, per_index_at_big_n=not args.quick, progress=progress
-        )
-        sections.append(sampler)
+        sampler, shares, sampler_rows = sampler_section(jpeg, sampler_n, repeats, progress)
         progress.write(sampler.text())
-        collate = collate_section(repeats, args.batch_size, progress)
-        sections.append(collate)
+        collate, collate_rows = collate_section(repeats, batch_size, progress)
         progress.write(collate.text())
-        end_to_end, stock, fast = end_to_end_section(
-            dataset, args.batch_size, candidates, seconds, rounds, progress
+        end_to_end, results, pick = end_to_end_section(
+            jpeg, npy, candidates, seconds, rounds, not args.no_ring, progress, batch_size
         )
-        sections.append(end_to_end)
         progress.write(end_to_end.text())
-
+        summary = summary_section(results, pick, candidates, sampler_rows, collate_rows)
+        progress.write(summary.text())
+        sections = [summary, sampler, collate, end_to_end]
+        if args.annotations:
+            folder = jpeg.root.parent / f"fastloader-annotations-{args.annotations}"
+            sections.append(annotation_section(args.annotations, folder))
+            progress.write(sections[-1].text())
         args.out.mkdir(parents=True, exist_ok=True)
-        plot_message = _plot(args.out / "latest.png", dataset, shares, stock, fast)
-        given = list(sys.argv[1:] if argv is None else argv)
-        command = " ".join(["python -m fastloader.bench", *given])
-        cuda = "available" if torch.cuda.is_available() else "not available"
-        header = [
-            "# fastloader bench",
-            "",
-            f"Measured on this machine by `{command}` on "
-            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC: "
-            f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-            f"torch {torch.__version__} (CUDA {cuda}), "
-            f"fastloader {__version__}. Dataset: {len(dataset)} synthetic {size}x{size} "
-            f"{args.image_format} images, {dataset.num_classes} imbalanced classes, 0-50 boxes "
-            "with 5 landmarks each.",
-            "",
-        ]
+        plot_message = _plot(args.out / "latest.png", jpeg, shares, results, candidates)
+        progress.step("plot")
         elapsed = time.perf_counter() - started
         footer = [f"{plot_message}. Total bench time {elapsed:.0f} s.", ""]
+        body = "\n".join(section.markdown() for section in sections)
         (args.out / "latest.md").write_text(
-            "\n".join(header) + "\n" + "\n".join(s.markdown() for s in sections) + "\n".join(footer)
+            "\n".join(_header(command, jpeg, batch_size, load)) + "\n" + body + "\n".join(footer)
         )
         progress.step("write")
     finally:
