@@ -55,9 +55,9 @@ class DetectionCollate:
             send only a small handle; the main process views the slot zero-copy (page-locked
             where CUDA is available, so ``pin_memory()`` is a no-op) and the slot is reused once
             the last tensor viewing it is freed. See :attr:`ring` for its statistics.
-        ring_slots: most slots in the ring (each is created on first use, sized from the batch
-            and grown for a bigger one); cover ``num_workers * prefetch_factor`` plus the batches
-            the training loop holds.
+        ring_slots: most slots in the ring. Each is created on first use, sized from the batch
+            and grown for a bigger one, so only the slots in use cost memory: the default 64
+            covers ``num_workers * prefetch_factor`` plus the held batches of most set-ups.
         ring_timeout: seconds a worker waits for a free slot before it falls back to fresh shared
             memory (counted in ``ring.stats()["fallbacks"]``).
 
@@ -76,7 +76,7 @@ class DetectionCollate:
         target_dtype: torch.dtype | None = torch.float32,
         memory: str = "auto",
         shared_ring: bool = False,
-        ring_slots: int = 16,
+        ring_slots: int = 64,
         ring_timeout: float = 2.0,
     ) -> None:
         self.size_divisibility = _size_divisibility(size_divisibility)
