@@ -6,7 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.multiprocess
+@pytest.mark.slow
 def test_quick_bench_writes_every_section(tmp_path):
     out = tmp_path / "results"
     command = [
