@@ -33,9 +33,10 @@ _NUMPY_TO_TORCH = {
     np.dtype(np.int16): torch.int16,
     np.dtype(np.int32): torch.int32,
     np.dtype(np.int64): torch.int64,
-    np.dtype(np.uint16): torch.uint16,
-    np.dtype(np.uint32): torch.uint32,
-    np.dtype(np.uint64): torch.uint64,
+    # torch >= 2.3 only; before that such arrays are refused by _from_array, naming the dtype.
+    np.dtype(np.uint16): getattr(torch, "uint16", None),
+    np.dtype(np.uint32): getattr(torch, "uint32", None),
+    np.dtype(np.uint64): getattr(torch, "uint64", None),
     np.dtype(np.float16): torch.float16,
     np.dtype(np.float32): torch.float32,
     np.dtype(np.float64): torch.float64,
