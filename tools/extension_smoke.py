@@ -6,6 +6,7 @@ Run by `make wheel-all` with every CPython version we claim (most have no torch 
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import platform
@@ -15,10 +16,19 @@ from types import ModuleType
 
 import numpy as np
 
-# Same weights, seed and digests as tests/test_sampler.py::test_frozen_stream.
-FROZEN_WITH_REPLACEMENT = "ade3109bf2f926edc6f608a19960c94995d0bf0094a7027ee9f3aa398c04ff01"
-FROZEN_WITHOUT_REPLACEMENT = "319a110bc81fc7cab1a24560074753aa6286c631eeff2248c14eca7aa7cba234"
+# Same weights and seed as tests/test_sampler.py::test_frozen_stream, whose digests are read below.
 SEED = 20261125
+SAMPLER_TESTS = Path(__file__).resolve().parent.parent / "tests" / "test_sampler.py"
+
+
+def frozen_digests() -> dict[bool, str]:
+    """The FROZEN {replacement: sha256} table of tests/test_sampler.py: one copy of the digests."""
+    for node in ast.parse(SAMPLER_TESTS.read_text()).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "FROZEN" for t in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    raise SystemExit(f"no FROZEN digests in {SAMPLER_TESTS}")
 
 
 def load_extension() -> ModuleType:
@@ -42,14 +52,15 @@ def digest(indices: np.ndarray) -> str:
 
 
 def check_samplers(ext: ModuleType) -> None:
+    frozen = frozen_digests()
     weights = 1.0 / np.arange(1, 20_001)
     for threads in (1, 2):
         drawn = np.empty(10_000, dtype=np.int64)
         ext.AliasTable(weights).draw(SEED, 0, 0, drawn, 10_000, threads)
-        assert digest(drawn) == FROZEN_WITH_REPLACEMENT, f"alias stream, threads={threads}"
+        assert digest(drawn) == frozen[True], f"alias stream, threads={threads}"
         work = np.empty(20_000, dtype=np.int64)
         ext.sample_without_replacement(weights, 10_000, SEED, 0, work, threads)
-        assert digest(work[:10_000]) == FROZEN_WITHOUT_REPLACEMENT, f"keys, threads={threads}"
+        assert digest(work[:10_000]) == frozen[False], f"keys, threads={threads}"
     try:
         ext.AliasTable(np.array([1.0, -1.0]))
     except ValueError:
