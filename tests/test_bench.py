@@ -13,6 +13,9 @@ import torch
 from fastloader import DetectionCollate, SyntheticDetection, bench, bench_loaders
 
 
+
+@pytest.mark.multiprocess
+@pytest.mark.slow
 def test_quick_bench_writes_every_section(tmp_path):
     out = tmp_path / "results"
     command = [

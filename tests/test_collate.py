@@ -452,6 +452,8 @@ def test_pin_memory_without_cuda_falls_back_without_error():
     )
 
 
+@pytest.mark.multiprocess
+@pytest.mark.slow
 @pytest.mark.parametrize("context", ["fork", "spawn"])
 def test_dataloader_workers_use_shared_memory(context):
     ds = SyntheticDetection(12)
@@ -486,6 +488,7 @@ def test_dataloader_in_main_process_dict_samples():
         assert_same(batch.packed("landmarks"), torch.cat([s["landmarks"] for s in samples]))
 
 
+@pytest.mark.gpu
 @needs_cuda
 def test_cuda_main_process_outputs_are_pinned():
     out = fast_detection_collate(
@@ -495,6 +498,7 @@ def test_cuda_main_process_outputs_are_pinned():
     assert out.pin_memory() is out
 
 
+@pytest.mark.gpu
 @needs_cuda
 def test_cuda_to_device_rebuilds_views():
     cpu = DetectionCollate(memory="plain")(
@@ -511,6 +515,8 @@ def test_cuda_to_device_rebuilds_views():
     assert padded.is_cuda and mask.tolist() == [[True, True], [False, False]]
 
 
+@pytest.mark.gpu
+@pytest.mark.multiprocess
 @needs_cuda
 def test_cuda_dataloader_pin_memory_thread():
     loader = DataLoader(
@@ -702,6 +708,7 @@ def test_channels_last_needs_three_dimensional_images():
         DetectionCollate(channels_last=True)([(torch.zeros(4, 4), [])])
 
 
+@pytest.mark.gpu
 @needs_cuda
 def test_cuda_input_tensors_are_refused():
     with pytest.raises(ValueError, match="sample 0 field 'image'.*CPU"):

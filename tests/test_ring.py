@@ -58,6 +58,8 @@ def expected(ds, batch_size: int, k: int, **options) -> DetectionBatch:
     return DetectionCollate(memory="plain", **options)([ds[i] for i in range(batch_size * k, end)])
 
 
+@pytest.mark.multiprocess
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "workers,context,persistent",
     [(1, "fork", False), (2, "fork", True), (2, "spawn", False), (1, "forkserver", True)],
@@ -106,6 +108,7 @@ def test_dict_samples_in_main_process_recycle_slots():
     collate.close_ring()
 
 
+@pytest.mark.multiprocess
 def test_held_batches_are_never_overwritten():
     ds = SyntheticDetection(40)
     collate = DetectionCollate(shared_ring=True, ring_slots=3, ring_timeout=0.05)
@@ -125,6 +128,7 @@ def test_held_batches_are_never_overwritten():
     collate.close_ring()
 
 
+@pytest.mark.multiprocess
 def test_workers_wait_for_slots_the_loop_frees():
     ds = SyntheticDetection(48)
     # Slots for 2 workers * prefetch_factor 2 in flight plus the 2 batches the loop keeps: every
@@ -148,6 +152,7 @@ def test_workers_wait_for_slots_the_loop_frees():
     collate.close_ring()
 
 
+@pytest.mark.multiprocess
 def test_two_dataloaders_share_one_ring_at_once():
     """Supported, not an error: slots are claimed under the ring's lock by whichever process."""
     first, second = SyntheticDetection(12), SyntheticDetection(12, as_dict=True)
@@ -249,6 +254,7 @@ def test_cpu_path_never_touches_cuda():
     collate.close_ring()
 
 
+@pytest.mark.multiprocess
 @pytest.mark.parametrize("persistent", [False, True])
 def test_abandoned_epoch_slots_come_back(persistent):
     ds = SyntheticDetection(40)
@@ -274,6 +280,7 @@ def test_abandoned_epoch_slots_come_back(persistent):
 
 
 # ---- lifecycle: no file left in /dev/shm -------------------------------------------------------
+@pytest.mark.multiprocess
 @needs_dev_shm
 def test_files_removed_when_the_collate_is_freed():
     before = ring_files()
@@ -286,6 +293,8 @@ def test_files_removed_when_the_collate_is_freed():
     assert ring_files() == before
 
 
+@pytest.mark.multiprocess
+@pytest.mark.slow
 @needs_dev_shm
 @pytest.mark.parametrize(
     "case,context",
@@ -314,6 +323,7 @@ def test_no_files_left_after_the_process_ends(case, context):
     assert not ring_files(int(name[len(RING_FILE_PREFIX) :].split("-")[0]))  # nor any other
 
 
+@pytest.mark.multiprocess
 @needs_dev_shm
 def test_sigkilled_worker_raises_and_its_slot_and_files_are_reclaimed():
     before = ring_files()
@@ -381,6 +391,8 @@ def test_pinned_bookkeeping_without_a_gpu(monkeypatch):
 
 
 # ---- pinned path ---------------------------------------------------------------------------
+@pytest.mark.gpu
+@pytest.mark.multiprocess
 @needs_cuda
 def test_batches_arrive_pinned_and_copy_correctly():
     ds = SyntheticDetection(12)

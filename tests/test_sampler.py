@@ -134,6 +134,7 @@ def test_without_replacement_matches_successive_sampling_exactly():
     np.testing.assert_allclose(observed / trials, inclusion, atol=0.012)
 
 
+@pytest.mark.slow
 def test_above_two_to_the_24_items_both_ways():
     n = 2**24 + 5
     weights = torch.ones(n, dtype=torch.float32)
@@ -243,6 +244,8 @@ def test_batch_sampler_matches_sampler_stream(replacement, drop_last):
 
 # ---------------------------------------------------------------- DataLoader, pickling, fork
 
+@pytest.mark.multiprocess
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "num_workers,context", [(0, None), (2, "fork"), (2, "spawn")]
 )
@@ -289,6 +292,7 @@ def _draw_in_child(sampler, queue):
     queue.put(sampler.indices().tolist())
 
 
+@pytest.mark.multiprocess
 def test_usable_in_a_forked_process():
     sampler = FastWeightedSampler(np.random.default_rng(4).random(300_000), 200_000, seed=6)
     expected = sampler.indices().tolist()  # the parent used its native code before forking

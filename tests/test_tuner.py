@@ -15,6 +15,7 @@ from fastloader import (
     SampleLoadError,
     SyntheticDetection,
     TuneReport,
+    WorkerMeasurement,
     tune_num_workers,
 )
 from fastloader import tuner as tuner_module
@@ -65,6 +66,7 @@ def _assert_no_new_children(before: set[int]) -> None:
     assert not extra, f"worker processes left alive: {extra}"
 
 
+@pytest.mark.multiprocess
 def test_every_candidate_measured_and_the_fastest_picked():
     before = _children()
     report = tune_num_workers(Sleepy(), 4, candidates=[0, 2], seconds=SECONDS, pin_memory=False)
@@ -73,9 +75,6 @@ def test_every_candidate_measured_and_the_fastest_picked():
     assert [row.num_workers for row in report.rows] == [0, 2]
     fastest = max(report.rows, key=lambda row: row.batches_per_s)
     assert report.best == fastest.num_workers == report.best_row.num_workers
-    # 4 samples of 4 ms each: ~60 batches/s in one process, about twice that with 2 sleeping workers
-    assert report.best == 2
-    assert report.row(2).batches_per_s > 1.3 * report.row(0).batches_per_s
     for row in report.rows:
         assert row.batches >= 3 and row.seconds >= SECONDS
         assert row.batches_per_s == pytest.approx(row.batches / row.seconds)
@@ -88,6 +87,36 @@ def test_every_candidate_measured_and_the_fastest_picked():
     assert report.batch_size == 4 and report.pin_memory is False and report.seconds == SECONDS
 
 
+def _row(num_workers: int, batches_per_s: float) -> WorkerMeasurement:
+    return WorkerMeasurement(
+        num_workers=num_workers,
+        batches=10,
+        seconds=10 / batches_per_s,
+        batches_per_s=batches_per_s,
+        samples_per_s=4 * batches_per_s,
+        startup_s=0.1,
+        cpu_percent=50.0,
+        peak_rss_bytes=2**30,
+        peak_main_rss_bytes=2**29,
+        peak_worker_rss_bytes=2**29 if num_workers else 0,
+        peak_shm_bytes=0,
+    )
+
+
+def test_the_highest_throughput_is_picked_whatever_its_position():
+    # The choice itself, on fixed measurements: which setting wins on this busy machine is a
+    # timing, and timings belong to bench/.
+    for order in ([0, 2, 4], [4, 0, 2], [2, 4, 0]):
+        speeds = {0: 60.0, 2: 131.5, 4: 118.0}
+        rows = [_row(n, speeds[n]) for n in order]
+        report = TuneReport.from_rows(rows, batch_size=4, pin_memory=False, seconds=1.0)
+        assert report.best == 2 and report.best_row is rows[order.index(2)]
+        assert [row.num_workers for row in report.rows] == order
+    with pytest.raises(ValueError, match="rows should not be empty"):
+        TuneReport.from_rows([], batch_size=4, pin_memory=False, seconds=1.0)
+
+
+@pytest.mark.multiprocess
 def test_report_renders_text_markdown_and_dict():
     report = tune_num_workers(
         Sleepy(delay=0.0), 8, candidates=[1, 0], seconds=SECONDS, pin_memory=False
@@ -106,6 +135,7 @@ def test_report_renders_text_markdown_and_dict():
     assert str(report) == report.table()
 
 
+@pytest.mark.multiprocess
 @pytest.mark.parametrize("num_workers", [0, 2])
 @pytest.mark.parametrize("dataset_class", [Failing, FailingBatched])
 def test_failing_sample_is_named_and_no_worker_survives(num_workers, dataset_class):
@@ -122,6 +152,7 @@ def test_failing_sample_is_named_and_no_worker_survives(num_workers, dataset_cla
     assert error.__cause__ is not None
 
 
+@pytest.mark.multiprocess
 def test_other_errors_pass_through_and_still_stop_workers():
     def broken_collate(batch):
         raise ZeroDivisionError("collate bug")
@@ -187,6 +218,7 @@ def test_zero_weight_samples_are_never_loaded():
     assert report.rows[0].batches > 0
 
 
+@pytest.mark.multiprocess
 def test_proc_fallback_without_psutil(monkeypatch):
     monkeypatch.setattr(tuner_module, "psutil", None)
     before = _children()

@@ -36,19 +36,22 @@ def seed_or_none(value: Any, name: str = "seed") -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} should be an int or None, but got {type(value).__name__}")
-    if not -(1 << 63) <= value < _UINT64:
+    number = int(value)
+    if not -(1 << 63) <= number < _UINT64:
         raise ValueError(f"{name} should be in [-2**63, 2**64), but got {name}={value}")
-    return int(value) % _UINT64
+    return number % _UINT64
 
 
 def generator_or_none(value: Any, name: str = "generator") -> torch.Generator | None:
     if value is not None and not isinstance(value, torch.Generator):
-        raise TypeError(f"{name} should be a torch.Generator or None, but got {type(value).__name__}")
+        raise TypeError(
+            f"{name} should be a torch.Generator or None, but got {type(value).__name__}"
+        )
     return value
 
 
 def weight_array(weights: Any, name: str = "weights") -> np.ndarray:
-    """A fresh contiguous float64 copy of 1-D non-negative finite weights with a positive, finite sum.
+    """A fresh contiguous float64 copy of 1-D non-negative finite weights; their sum is finite, > 0.
 
     The caller's object is never modified: every path below copies.
     """
@@ -58,14 +61,17 @@ def weight_array(weights: Any, name: str = "weights") -> np.ndarray:
         array = weights.detach().to(device="cpu", dtype=torch.float64).numpy().copy()
     else:
         if isinstance(weights, (str, bytes)):
-            raise TypeError(f"{name} should be a sequence of numbers, but got {type(weights).__name__}")
+            raise TypeError(
+                f"{name} should be a sequence of numbers, but got {type(weights).__name__}"
+            )
         try:
             raw = np.asarray(weights)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{name} should be a 1-D sequence of numbers: {exc}") from None
         if raw.dtype.kind not in "iuf":
             raise TypeError(
-                f"{name} should be a sequence of real numbers, but got elements of dtype {raw.dtype}"
+                f"{name} should be a sequence of real numbers, "
+                f"but got elements of dtype {raw.dtype}"
             )
         array = np.array(raw, dtype=np.float64, order="C", copy=True)
     if array.ndim != 1:

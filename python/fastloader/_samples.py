@@ -12,20 +12,22 @@ import torch
 
 __all__ = ["NUMPY_TO_TORCH", "REAL_DTYPES", "Source", "as_dicts", "converted", "read_field"]
 
-NUMPY_TO_TORCH = {
+_NUMPY_TO_TORCH_ANY_VERSION = {
     np.dtype(np.bool_): torch.bool,
     np.dtype(np.uint8): torch.uint8,
     np.dtype(np.int8): torch.int8,
     np.dtype(np.int16): torch.int16,
     np.dtype(np.int32): torch.int32,
     np.dtype(np.int64): torch.int64,
-    np.dtype(np.uint16): torch.uint16,
-    np.dtype(np.uint32): torch.uint32,
-    np.dtype(np.uint64): torch.uint64,
+    # torch >= 2.3 only; before that such arrays are refused, naming the dtype.
+    np.dtype(np.uint16): getattr(torch, "uint16", None),
+    np.dtype(np.uint32): getattr(torch, "uint32", None),
+    np.dtype(np.uint64): getattr(torch, "uint64", None),
     np.dtype(np.float16): torch.float16,
     np.dtype(np.float32): torch.float32,
     np.dtype(np.float64): torch.float64,
 }
+NUMPY_TO_TORCH = {n: t for n, t in _NUMPY_TO_TORCH_ANY_VERSION.items() if t is not None}
 TORCH_TO_NUMPY = {t: n for n, t in NUMPY_TO_TORCH.items()}
 INDEX_KEY = "__index__"  # DetectionBatch.tensors() lists the index block under this name
 _NUMPY_VIEWABLE = frozenset(NUMPY_TO_TORCH.values())

@@ -1,4 +1,4 @@
-"""How many native threads a kernel may use: whatever torch is allowed (1 inside DataLoader workers)."""
+"""How many native threads a kernel may use: as many as torch may (1 inside DataLoader workers)."""
 
 import torch
 

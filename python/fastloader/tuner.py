@@ -6,8 +6,9 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, SequentialSampler
@@ -15,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, Sequ
 from ._checks import boolean, non_negative_int, positive_int
 
 try:
-    import psutil  # type: ignore[import-untyped]
+    import psutil
 except ImportError:  # pragma: no cover - depends on the environment
     psutil = None
 
@@ -174,7 +175,7 @@ class _MemoryWatch:
             target=self._run, name="fastloader-tuner-watch", daemon=True
         )
 
-    def __enter__(self) -> "_MemoryWatch":
+    def __enter__(self) -> _MemoryWatch:
         self._thread.start()
         return self
 
@@ -266,7 +267,7 @@ class TuneReport:
     @classmethod
     def from_rows(
         cls, rows: Sequence[WorkerMeasurement], *, batch_size: int, pin_memory: bool, seconds: float
-    ) -> "TuneReport":
+    ) -> TuneReport:
         """A report over measured rows (e.g. gathered from several runs); ``best`` is the
         fastest."""
         if not rows:
@@ -307,7 +308,7 @@ class TuneReport:
         header, body = self._grid()
         widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
         lines = [
-            "  ".join(cell.rjust(width) for cell, width in zip(line, widths))
+            "  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True))
             for line in [header, *body]
         ]
         lines.insert(1, "  ".join("-" * width for width in widths))
@@ -418,7 +419,7 @@ def _measure(
             del iterator
     used = sum(
         after - before
-        for before, after in zip(cpu_before, cpu_after)
+        for before, after in zip(cpu_before, cpu_after, strict=True)
         if before is not None and after is not None
     )
     return WorkerMeasurement(
@@ -534,6 +535,7 @@ def tune_num_workers(
         if batch_sampler is not None:
             loader_args["batch_sampler"] = _Endless(batch_sampler)
         else:
+            assert sampler is not None  # a SequentialSampler was made above when both were None
             loader_args.update(batch_size=batch_size, sampler=_Endless(sampler))
         worker_args = dict(extra)
         if num_workers == 0:
