@@ -8,9 +8,25 @@
 
 namespace fastloader {
 
+// Bumped whenever a (seed, stream, position) can give a different index than before: users who
+// saved seeds can tell that a stream changed. 1: the first release. 2: without replacement, keys
+// from a ziggurat instead of a logarithm (the with-replacement stream is unchanged).
+constexpr int kStreamVersion = 2;
+
 // Fails with std::invalid_argument unless every weight is finite and >= 0, their sum is finite
 // and at least one is positive. Returns the number of positive weights.
 int64_t check_weights(const double* weights, int64_t n);
+
+// What check_weights learns in its one pass: the positive count and the extreme positive weights.
+struct WeightSummary {
+  int64_t positive;
+  double largest, smallest;
+};
+WeightSummary summarize_weights(const double* weights, int64_t n, int threads = 1);
+
+// The sum of n doubles with compensated (Neumaier) summation, added in index order: within about
+// an ulp of the exact sum, and the same on every platform (no long double, no reordering).
+double compensated_sum(const double* values, int64_t n);
 
 // Vose's alias method: O(n) build, O(1) per draw. Draw i of stream `stream` under `seed` depends on
 // nothing else, so draws can be produced in any chunking and by any number of threads.
