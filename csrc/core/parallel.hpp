@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <exception>
+#include <new>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -51,6 +52,8 @@ void parallel_for_using(StartThread&& start_thread, int64_t count, int threads,
       workers.push_back(start_thread([&run, &errors, t] { run(t, errors[static_cast<size_t>(t)]); }));
     } catch (const std::system_error&) {
       break;  // out of threads (EAGAIN, a process limit): the caller does the remaining ranges
+    } catch (const std::bad_alloc&) {
+      break;  // no memory for the thread's state: likewise
     }
   }
   run(0, errors[0]);

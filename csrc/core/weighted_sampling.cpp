@@ -452,6 +452,13 @@ bool store_keys(int64_t n, int64_t k) { return n <= 2 * k || n <= (int64_t{1} <<
 
 void sample_without_replacement(const double* weights, int64_t n, int64_t k, uint64_t seed,
                                 uint64_t stream, int64_t* out, int threads) {
+  detail::sample_without_replacement(weights, n, k, seed, stream, out, threads,
+                                     store_keys(n, k));
+}
+
+void detail::sample_without_replacement(const double* weights, int64_t n, int64_t k,
+                                        uint64_t seed, uint64_t stream, int64_t* out, int threads,
+                                        bool keep_keys) {
   const WeightSummary summary = summarize_weights(weights, n, threads);
   if (k < 0 || k > summary.positive)
     throw std::invalid_argument("cannot draw " + std::to_string(k) +
@@ -461,7 +468,7 @@ void sample_without_replacement(const double* weights, int64_t n, int64_t k, uin
   const ExponentialKeys keys(weights, seed, stream);
   const KeyBuckets buckets(summary);
   const Slices slices(n, threads);
-  UninitializedArray<uint64_t> stored(store_keys(n, k) ? static_cast<size_t>(n) : 0);
+  UninitializedArray<uint64_t> stored(keep_keys ? static_cast<size_t>(n) : 0);
 
   // Pass 1: count the keys of each slice per bucket (and keep them when `stored` has room).
   std::vector<std::vector<int64_t>> histogram(static_cast<size_t>(slices.parts));

@@ -55,9 +55,16 @@ class AliasTable {
 // Efraimidis-Spirakis weighted sampling without replacement: each positive-weight item gets the key
 // E_i / w_i with E_i ~ Exp(1); the k smallest keys, in increasing order, are a successive-sampling
 // draw (first item with probability w_i / sum w, and so on). `out` must hold 2 * k int64: the
-// kernel sorts (key, index) pairs there, so no other k-sized buffer is needed; the k indices end
-// up in out[0, k).
+// kernel sorts (key, index) pairs there; the k indices end up in out[0, k). It also keeps the n
+// keys in 8 * n bytes of scratch when n <= 2k or n <= 2^25 (else it computes them twice).
 void sample_without_replacement(const double* weights, int64_t n, int64_t k, uint64_t seed,
                                 uint64_t stream, int64_t* out, int threads);
+
+namespace detail {
+// The same kernel with the choice made by the caller: keep_keys stores the n keys between the two
+// passes (8 bytes per item) instead of computing them twice. The result is the same either way.
+void sample_without_replacement(const double* weights, int64_t n, int64_t k, uint64_t seed,
+                                uint64_t stream, int64_t* out, int threads, bool keep_keys);
+}  // namespace detail
 
 }  // namespace fastloader
