@@ -211,6 +211,8 @@ AliasTable::AliasTable(const double* weights, int64_t n) {
 void AliasTable::draw(uint64_t seed, uint64_t stream, int64_t start, int64_t count, int64_t* out,
                       int threads) const {
   if (start < 0 || count < 0) throw std::out_of_range("draw positions must be non-negative");
+  if (count > std::numeric_limits<int64_t>::max() - start)
+    throw std::out_of_range("draw positions start + count overflow int64");
   const AliasDrawer drawer(*this, seed, stream);
   parallel_for(count, threads, kMinDrawsPerThread, [&](int64_t begin, int64_t end) {
     drawer.draw_positions(begin, end, out, [start](int64_t j) { return static_cast<uint64_t>(start + j); });

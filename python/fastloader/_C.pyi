@@ -2,6 +2,9 @@
 import numpy as np
 import numpy.typing as npt
 
+# Bumped whenever a (seed, stream, position) can give a different index (bind_sampler.cpp).
+STREAM_VERSION: int
+
 class AliasTable:
     def __init__(self, weights: npt.NDArray[np.float64]) -> None: ...
     def __len__(self) -> int: ...
