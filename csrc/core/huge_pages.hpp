@@ -47,6 +47,21 @@ struct HugePageAllocator {
   bool operator!=(const HugePageAllocator<U>&) const noexcept { return false; }
 };
 
+// Asks for transparent huge pages on the 2 MiB-aligned part of a caller's buffer that is about
+// to be filled for the first time (a fresh numpy array, say): 512x fewer page faults. Advisory:
+// a buffer that is already backed, not anonymous memory, or too small is left as it is.
+inline void advise_huge_pages(void* buffer, std::size_t bytes) noexcept {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr std::size_t kHuge = std::size_t{2} << 20;
+  const std::size_t begin = (reinterpret_cast<std::size_t>(buffer) + kHuge - 1) / kHuge * kHuge;
+  const std::size_t end = (reinterpret_cast<std::size_t>(buffer) + bytes) / kHuge * kHuge;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)buffer;
+  (void)bytes;
+#endif
+}
+
 // A fixed-size array from HugePageAllocator whose elements start uninitialised: for scratch that
 // is written before it is read, so no pass is spent zeroing it.
 template <typename T>

@@ -90,42 +90,56 @@ double compensated_sum(const double* values, int64_t n) {
 
 namespace {
 
+constexpr double kHuge = std::numeric_limits<double>::max();
+
 // Throws for the first weight that is negative, NaN or infinite.
 [[noreturn]] void reject_weight(const double* weights, int64_t n) {
   int64_t i = 0;
-  while (i + 1 < n && weights[i] >= 0.0 && weights[i] <= std::numeric_limits<double>::max()) ++i;
+  while (i + 1 < n && weights[i] >= 0.0 && weights[i] <= kHuge) ++i;
   throw std::invalid_argument("weights must be finite and non-negative; weights[" +
                               std::to_string(i) + "] is " + std::to_string(weights[i]));
 }
 
-constexpr double kHuge = std::numeric_limits<double>::max();
-
-// The summary of weights[0, n) with `positive` = -1 when one is negative, NaN or infinite. Four
-// independent lanes of compares and selects: no branch and no long dependency chain.
-WeightSummary summarize_range(const double* weights, int64_t n) {
-  constexpr int kLanes = 4;
-  int64_t positive[kLanes] = {};
-  double largest[kLanes] = {}, smallest[kLanes] = {kHuge, kHuge, kHuge, kHuge};
+// Running weight statistics, item by item: branch-free compares and selects. Used by
+// summarize_weights and, fused with the key computation, by sample_without_replacement.
+struct WeightTally {
+  int64_t positive = 0;
+  double largest = 0.0, smallest = kHuge;
   bool bad = false;
-  const auto visit = [&](int lane, double w) {
+  void add(double w) noexcept {
     bad |= !(w >= 0.0 && w <= kHuge);  // NaN fails both
-    positive[lane] += (w > 0.0);
-    largest[lane] = w > largest[lane] ? w : largest[lane];
+    positive += (w > 0.0);
+    largest = w > largest ? w : largest;
     const double candidate = w > 0.0 ? w : kHuge;
-    smallest[lane] = candidate < smallest[lane] ? candidate : smallest[lane];
-  };
+    smallest = candidate < smallest ? candidate : smallest;
+  }
+  void merge(const WeightTally& other) noexcept {
+    positive += other.positive;
+    largest = std::max(largest, other.largest);
+    smallest = std::min(smallest, other.smallest);
+    bad |= other.bad;
+  }
+};
+
+// The tally of weights[0, n) in four independent lanes: no long dependency chain.
+WeightTally tally_range(const double* weights, int64_t n) {
+  constexpr int kLanes = 4;
+  WeightTally lanes[kLanes];
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
-    for (int lane = 0; lane < kLanes; ++lane) visit(lane, weights[i + lane]);
-  for (; i < n; ++i) visit(0, weights[i]);
-  WeightSummary summary{0, 0.0, kHuge};
-  for (int lane = 0; lane < kLanes; ++lane) {
-    summary.positive += positive[lane];
-    summary.largest = std::max(summary.largest, largest[lane]);
-    summary.smallest = std::min(summary.smallest, smallest[lane]);
-  }
-  if (bad) summary.positive = -1;
-  return summary;
+    for (int lane = 0; lane < kLanes; ++lane) lanes[lane].add(weights[i + lane]);
+  for (; i < n; ++i) lanes[0].add(weights[i]);
+  for (int lane = 1; lane < kLanes; ++lane) lanes[0].merge(lanes[lane]);
+  return lanes[0];
+}
+
+// Throws as summarize_weights documents for a tally of all n weights.
+void check_tally(const WeightTally& all, const double* weights, int64_t n) {
+  if (all.bad) reject_weight(weights, n);
+  if (all.positive == 0) throw std::invalid_argument("weights must contain a positive value");
+  // The sum cannot overflow when n * largest does not; only then is the slow sum needed.
+  if (all.largest > kHuge / static_cast<double>(n) && !(compensated_sum(weights, n) <= kHuge))
+    throw std::invalid_argument("the sum of weights overflows");
 }
 
 }  // namespace
@@ -134,25 +148,17 @@ WeightSummary summarize_weights(const double* weights, int64_t n, int threads) {
   if (n <= 0) throw std::invalid_argument("weights must not be empty");
   const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, n / kMinDrawsPerThread));
   const int64_t step = (n + parts - 1) / parts;
-  std::vector<WeightSummary> partial(static_cast<size_t>(parts));
+  std::vector<WeightTally> partial(static_cast<size_t>(parts));
   parallel_for(parts, static_cast<int>(parts), 1, [&](int64_t first, int64_t last) {
     for (int64_t p = first; p < last; ++p) {
       const int64_t begin = std::min(n, p * step), end = std::min(n, begin + step);
-      partial[static_cast<size_t>(p)] = summarize_range(weights + begin, end - begin);
+      partial[static_cast<size_t>(p)] = tally_range(weights + begin, end - begin);
     }
   });
-  WeightSummary summary{0, 0.0, kHuge};
-  for (const WeightSummary& part : partial) {
-    if (part.positive < 0) reject_weight(weights, n);
-    summary.positive += part.positive;
-    summary.largest = std::max(summary.largest, part.largest);
-    summary.smallest = std::min(summary.smallest, part.smallest);
-  }
-  if (summary.positive == 0) throw std::invalid_argument("weights must contain a positive value");
-  // The sum cannot overflow when n * largest does not; only then is the slow sum needed.
-  if (summary.largest > kHuge / static_cast<double>(n) && !(compensated_sum(weights, n) <= kHuge))
-    throw std::invalid_argument("the sum of weights overflows");
-  return summary;
+  WeightTally all;
+  for (const WeightTally& part : partial) all.merge(part);
+  check_tally(all, weights, n);
+  return {all.positive, all.largest, all.smallest};
 }
 
 int64_t check_weights(const double* weights, int64_t n) {
@@ -211,6 +217,7 @@ AliasTable::AliasTable(const double* weights, int64_t n) {
 void AliasTable::draw(uint64_t seed, uint64_t stream, int64_t start, int64_t count, int64_t* out,
                       int threads) const {
   if (start < 0 || count < 0) throw std::out_of_range("draw positions must be non-negative");
+  advise_huge_pages(out, static_cast<size_t>(count) * sizeof(int64_t));
   if (count > std::numeric_limits<int64_t>::max() - start)
     throw std::out_of_range("draw positions start + count overflow int64");
   const AliasDrawer drawer(*this, seed, stream);
@@ -342,7 +349,7 @@ class ExponentialKeys {
   ExponentialKeys(const double* weights, uint64_t seed, uint64_t stream)
       : weights_(weights), rng_(derive_key(seed, kExpKeyPurpose)), seed_(seed), stream_(stream) {}
 
-  // Calls visit(i, key) for every item in [begin, end), with key kNoKey for zero weights. One
+  // Calls visit(i, w_i, key) for every item in [begin, end), key kNoKey for zero weights. One
   // Philox block holds the bits of an even/odd pair of items, so it is computed once per pair.
   template <typename Visit>
   void for_each(int64_t begin, int64_t end, Visit&& visit) const {
@@ -351,7 +358,7 @@ class ExponentialKeys {
       if (i == begin || (i & 1) == 0) bits = rng_(static_cast<uint64_t>(i) >> 1, stream_);
       const double w = weights_[i];
       if (w == 0.0) {
-        visit(i, kNoKey);
+        visit(i, w, kNoKey);
         continue;
       }
       const auto more_bits = [&](uint64_t attempt) {
@@ -359,7 +366,7 @@ class ExponentialKeys {
                                                                           stream_);
       };
       const double e = standard_exponential((i & 1) ? high64(bits) : low64(bits), more_bits);
-      visit(i, RatioKey(w)(e));
+      visit(i, w, RatioKey(w)(e));
     }
   }
 
@@ -369,19 +376,21 @@ class ExponentialKeys {
   uint64_t seed_, stream_;
 };
 
-// Top-level buckets on the high bits of (key - low). E < 64 bounds the keys from above; below
-// `low` (E < 2^-30, about one item in 1e9) everything shares bucket 0. Key codes grow with the
-// binary exponent of E / w, so buckets are roughly logarithmic in the key; a skewed distribution
-// only makes them larger (slower), never the result different.
+// Top-level buckets on the high bits of (key - low), spanning E in [2^-12, 32] over the weights'
+// range: keys below go to bucket 0 (E < 2^-12: about one item in 4000), keys above to the last
+// (E > 32: about one in 1e14), where sort_bucket orders them like any other. Key codes grow with
+// the binary exponent of E / w, so buckets are roughly logarithmic in the key; a skewed
+// distribution only makes them larger (slower), never the result different.
 class KeyBuckets {
  public:
+  static constexpr int kMaxBucketBits = 12;
   KeyBuckets(const WeightSummary& weights)
-      : low_(RatioKey(weights.largest)(0x1p-30)) {
-    const uint64_t high = RatioKey(weights.smallest)(64.0);
+      : low_(RatioKey(weights.largest)(0x1p-12)) {
+    const uint64_t high = RatioKey(weights.smallest)(32.0);
     // Few enough buckets that their counters stay in cache and the scatter has few write
     // streams; each bucket is then sorted in cache by sort_bucket.
     int bits = 1;
-    while ((int64_t{1} << (bits + 8)) < weights.positive && bits < 12) ++bits;
+    while ((int64_t{1} << (bits + 8)) < weights.positive && bits < kMaxBucketBits) ++bits;
     shift_ = bucket_shift(low_, high, bits);
     count_ = static_cast<size_t>(((high - low_) >> shift_) + 1);
   }
@@ -395,6 +404,21 @@ class KeyBuckets {
   int shift_ = 0;
   size_t count_ = 1;
 };
+
+// The extreme positive weights of up to 4096 evenly spaced items and the positive count scaled
+// up from them: enough to place the buckets (a weight the sample misses only puts its keys in an
+// edge bucket, which costs time, never correctness). positive == 0 when the sample has none.
+WeightSummary sampled_summary(const double* weights, int64_t n) {
+  const int64_t stride = std::max<int64_t>(1, n / 4096);
+  WeightTally tally;
+  int64_t seen = 0;
+  for (int64_t i = 0; i < n; i += stride, ++seen) {
+    const double w = weights[i];
+    if (w >= 0.0 && w <= kHuge) tally.add(w);
+  }
+  if (tally.positive == 0) return {0, 0.0, kHuge};
+  return {std::max<int64_t>(1, tally.positive * (n / seen)), tally.largest, tally.smallest};
+}
 
 // Contiguous slices of the items, one per thread, the same for every pass.
 struct Slices {
@@ -445,6 +469,19 @@ std::vector<int64_t> bucket_offsets(std::vector<std::vector<int64_t>>& histogram
   return bucket_start;
 }
 
+// Throws as summarize_weights would for the weights the tallies saw, or if k exceeds the number
+// of positive weights.
+void check_tallies(const std::vector<WeightTally>& tallies, const double* weights, int64_t n,
+                   int64_t k) {
+  WeightTally all;
+  for (const WeightTally& t : tallies) all.merge(t);
+  check_tally(all, weights, n);
+  if (k > all.positive)
+    throw std::invalid_argument("cannot draw " + std::to_string(k) +
+                                " samples without replacement from " +
+                                std::to_string(all.positive) + " positive weights");
+}
+
 // Storing the keys makes the second pass a read instead of a second key computation: worth it
 // whenever the n keys take no more memory than the caller's 2k-slot buffer already does, or
 // little in absolute terms.
@@ -461,27 +498,35 @@ void sample_without_replacement(const double* weights, int64_t n, int64_t k, uin
 void detail::sample_without_replacement(const double* weights, int64_t n, int64_t k,
                                         uint64_t seed, uint64_t stream, int64_t* out, int threads,
                                         bool keep_keys) {
-  const WeightSummary summary = summarize_weights(weights, n, threads);
-  if (k < 0 || k > summary.positive)
-    throw std::invalid_argument("cannot draw " + std::to_string(k) +
-                                " samples without replacement from " +
-                                std::to_string(summary.positive) + " positive weights");
-  if (k == 0) return;
+  if (n <= 0) throw std::invalid_argument("weights must not be empty");
+  if (k < 0) throw std::invalid_argument("k must be non-negative");
+  // The buckets come from a sample of the weights; the full checks are made during pass 1, before
+  // anything is written to `out`. A sample without positive weights falls back to a full pass.
+  WeightSummary estimate = sampled_summary(weights, n);
+  if (estimate.positive == 0) estimate = summarize_weights(weights, n, threads);
   const ExponentialKeys keys(weights, seed, stream);
-  const KeyBuckets buckets(summary);
+  const KeyBuckets buckets(estimate);
   const Slices slices(n, threads);
   UninitializedArray<uint64_t> stored(keep_keys ? static_cast<size_t>(n) : 0);
 
-  // Pass 1: count the keys of each slice per bucket (and keep them when `stored` has room).
+  // Pass 1: count the keys of each slice per bucket (and keep them when `stored` has room), and
+  // check the weights on the way.
   std::vector<std::vector<int64_t>> histogram(static_cast<size_t>(slices.parts));
+  std::vector<WeightTally> tallies(static_cast<size_t>(slices.parts));
   slices.run([&](int64_t p, int64_t begin, int64_t end) {
     auto& h = histogram[static_cast<size_t>(p)];
+    WeightTally tally;
     h.assign(buckets.count(), 0);
-    keys.for_each(begin, end, [&](int64_t i, uint64_t key) {
+    keys.for_each(begin, end, [&](int64_t i, double w, uint64_t key) {
+      tally.add(w);
       if (!stored.empty()) stored[static_cast<size_t>(i)] = key;
       if (key != kNoKey) ++h[buckets.of(key)];
     });
+    tallies[static_cast<size_t>(p)] = tally;
   });
+  check_tallies(tallies, weights, n, k);
+  if (k == 0) return;
+  advise_huge_pages(out, static_cast<size_t>(2 * k) * sizeof(int64_t));
   const Cut cut = find_cut(histogram, k);
   const std::vector<int64_t> bucket_start = bucket_offsets(histogram, cut);
 
@@ -500,7 +545,7 @@ void detail::sample_without_replacement(const double* weights, int64_t n, int64_
         straddling[static_cast<size_t>(position[b]++ - cut.taken_whole)] = {key, i};
     };
     if (stored.empty())
-      keys.for_each(begin, end, place);
+      keys.for_each(begin, end, [&](int64_t i, double, uint64_t key) { place(i, key); });
     else
       for (int64_t i = begin; i < end; ++i) place(i, stored[static_cast<size_t>(i)]);
   });
