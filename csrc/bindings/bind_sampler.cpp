@@ -93,7 +93,9 @@ void bind_alias_table(py::module_& m) {
 }  // namespace
 
 void register_sampler(py::module_& m) {
-  m.attr("STREAM_VERSION") = kStreamVersion;
+  m.def(
+      "stream_version", [] { return kStreamVersion; },
+      "Bumped whenever a (seed, stream, position) can give a different index than before.");
   bind_alias_table(m);
   m.def(
       "sample_without_replacement",

@@ -141,6 +141,37 @@ void kept_and_recomputed_keys_agree() {
   }
 }
 
+// The buckets are placed from a sample of every (n / 4096)-th weight; the full checks happen in
+// the key pass. Weights off the sample grid must be checked and drawn all the same.
+void weights_the_bucket_sample_misses() {
+  const int64_t n = 100000, off_grid = 12345;  // stride 24: 12345 is not a sampled index
+  std::vector<double> w(static_cast<size_t>(n), 0.0);
+  w[off_grid] = 1.0;
+  std::vector<int64_t> out(4);
+  fastloader::sample_without_replacement(w.data(), n, 1, 0, 0, out.data(), 2);
+  check(out[0] == off_grid, "the only positive weight, unsampled, is drawn");
+  check_throws<std::invalid_argument>(
+      [&] { fastloader::sample_without_replacement(w.data(), n, 2, 0, 0, out.data(), 2); },
+      "k above the positive count rejected when the sample saw none");
+  w[off_grid + 1] = std::nan("");
+  check_throws<std::invalid_argument>(
+      [&] { fastloader::sample_without_replacement(w.data(), n, 1, 0, 0, out.data(), 2); },
+      "an unsampled NaN weight is rejected");
+  // Sampled weights 1, all others 1e-200: their keys lie far beyond the buckets' range.
+  for (int64_t i = 0; i < n; ++i) w[static_cast<size_t>(i)] = (i % 24 == 0) ? 1.0 : 1e-200;
+  std::vector<int64_t> all(2 * static_cast<size_t>(n)), again(all.size());
+  fastloader::detail::sample_without_replacement(w.data(), n, n, 5, 0, all.data(), 2, true);
+  fastloader::detail::sample_without_replacement(w.data(), n, n, 5, 0, again.data(), 1, false);
+  check(std::equal(all.begin(), all.begin() + n, again.begin()), "same draw either way");
+  check(std::all_of(all.begin(), all.begin() + n / 24, [](int64_t i) { return i % 24 == 0; }),
+        "the heavy weights come first");
+  std::vector<int64_t> sorted(all.begin(), all.begin() + n);
+  std::sort(sorted.begin(), sorted.end());
+  bool permutation = true;
+  for (int64_t i = 0; i < n; ++i) permutation &= sorted[static_cast<size_t>(i)] == i;
+  check(permutation, "k = n gives a permutation");
+}
+
 void compensated_sum_keeps_small_terms() {
   std::vector<double> values(1000001, 1e-16);
   values[0] = 1.0;  // naive summation loses every 1e-16 term against 1.0
@@ -178,6 +209,7 @@ int main() {
   portable_log_is_within_two_ulp_of_libm();
   streams_match_their_frozen_digests();
   kept_and_recomputed_keys_agree();
+  weights_the_bucket_sample_misses();
   compensated_sum_keeps_small_terms();
   bad_weights_throw();
   std::printf("%s\n", failures == 0 ? "all C++ checks passed" : "C++ checks FAILED");

@@ -3,7 +3,7 @@ import numpy as np
 import numpy.typing as npt
 
 # Bumped whenever a (seed, stream, position) can give a different index (bind_sampler.cpp).
-STREAM_VERSION: int
+def stream_version() -> int: ...
 
 class AliasTable:
     def __init__(self, weights: npt.NDArray[np.float64]) -> None: ...

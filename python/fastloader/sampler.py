@@ -22,7 +22,7 @@ from ._threads import native_threads
 WeightsLike = Union[Sequence[float], np.ndarray, torch.Tensor]
 
 #: Changes whenever a (seed, epoch) can yield different indices than before (see README).
-STREAM_VERSION: int = _C.STREAM_VERSION
+STREAM_VERSION: int = _C.stream_version()
 
 # Indices reach Python this many at a time: O(chunk) memory however long the epoch, and chunks
 # large enough for the draw kernel to use its threads.
