@@ -420,18 +420,23 @@ WeightSummary sampled_summary(const double* weights, int64_t n) {
   return {std::max<int64_t>(1, tally.positive * (n / seen)), tally.largest, tally.smallest};
 }
 
-// Contiguous slices of the items, one per thread, the same for every pass.
+// Contiguous slices of the items, the same for every pass: a few per thread, so that threads
+// which finish early (or were not descheduled) take more of them.
 struct Slices {
   int64_t n, parts, step;
-  Slices(int64_t items, int threads)
+  int threads;
+  Slices(int64_t items, int thread_count)
       : n(items),
-        parts(std::max<int64_t>(1, std::min<int64_t>(threads, items / kMinDrawsPerThread))),
-        step((items + parts - 1) / parts) {}
+        parts(thread_count <= 1 ? 1
+                                : std::max<int64_t>(1, std::min<int64_t>(thread_count * 4,
+                                                                         items / kMinDrawsPerThread))),
+        step((items + parts - 1) / parts),
+        threads(thread_count) {}
   int64_t begin(int64_t p) const { return std::min(n, p * step); }
   int64_t end(int64_t p) const { return std::min(n, (p + 1) * step); }
   template <typename Body>
-  void run(Body&& body) const {  // body(slice, begin, end) on every slice, one thread each
-    parallel_for(parts, static_cast<int>(parts), 1, [&](int64_t first, int64_t last) {
+  void run(Body&& body) const {  // body(slice, begin, end) once for every slice
+    parallel_for(parts, threads, 1, [&](int64_t first, int64_t last) {
       for (int64_t p = first; p < last; ++p) body(p, begin(p), end(p));
     });
   }

@@ -1,5 +1,5 @@
-// C++ unit tests of parallel_for: every range runs exactly once, errors reach the caller, and the
-// work still runs (inline) when threads cannot be started. Also run under TSan (make cpp-test-tsan).
+// C++ unit tests of parallel_for: every item is visited exactly once, errors reach the caller, and
+// the work still runs (on the caller) when threads cannot be started. Also run under TSan (make cpp-test-tsan).
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -61,7 +61,11 @@ void runs_inline_when_threads_cannot_start() {
                                    });
     check(covers_each_item_once(visits), "all ranges run although threads failed to start");
     check(started.load() == allowed, "threads up to the failure were used");
-    check(calls_on_caller.load() == 4 - allowed, "the caller ran the ranges of missing threads");
+    if (allowed == 0)
+      check(calls_on_caller.load() == 4 * fastloader::detail::kChunksPerThread,
+            "with no thread started the caller runs every range");
+    else
+      check(calls_on_caller.load() >= 1, "the caller takes part");
   }
 }
 
