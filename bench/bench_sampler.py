@@ -28,19 +28,26 @@ from fastloader import FastWeightedBatchSampler, FastWeightedSampler
 STOCK_LIMIT = 2**24  # torch.multinomial refuses more categories
 
 
-def seconds(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def seconds(fn: Callable[[], object], cpu: list[float] | None = None) -> float:
+    """Wall seconds of one call; its CPU seconds (all threads of this process) go to `cpu`."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    if cpu is not None:
+        cpu.append(time.process_time() - start_cpu)
+    return wall
 
 
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
     """Times of each fn over `repeats` rounds, one call of every fn per round: slow phases of a
-    shared machine then hit all contenders alike instead of one of them."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    shared machine then hit all contenders alike instead of one of them. Also the CPU seconds of
+    each call, under the name + "_cpu": less sensitive to other programs' load than wall time."""
+    times: dict[str, list[float]] = {}
+    for name in fns:
+        times[name], times[name + "_cpu"] = [], []
     for _ in range(repeats):
         for name, fn in fns.items():
-            times[name].append(seconds(fn))
+            times[name].append(seconds(fn, times[name + "_cpu"]))
     return times
 
 
@@ -197,6 +204,14 @@ def render(draws, memory, loader, header) -> str:
             f"{fmt_s(r['ours_draw'])} | {ratio(r.get('stock_draw'), r['ours_draw'])} | "
             f"{fmt_s(r.get('stock_epoch'))} | {fmt_s(r['ours_epoch'])} | "
             f"{ratio(r.get('stock_epoch'), r['ours_epoch'])} |"
+        )
+    lines += ["", "### CPU seconds per draw (all threads; medians of the same runs)", ""]
+    lines.append("| n = k | replacement | multinomial CPU s | ours CPU s | CPU ratio |")
+    lines.append("|---:|:---:|---:|---:|---:|")
+    for r in draws:
+        lines.append(
+            f"| {r['n']:.0e} | {r['replacement']} | {fmt_s(r.get('stock_draw_cpu'))} | "
+            f"{fmt_s(r['ours_draw_cpu'])} | {ratio(r.get('stock_draw_cpu'), r['ours_draw_cpu'])} |"
         )
     if memory:
         lines += ["", "### Memory per item (bytes, peak RSS above the weights, fresh process)", ""]

@@ -61,11 +61,9 @@ void runs_inline_when_threads_cannot_start() {
                                    });
     check(covers_each_item_once(visits), "all ranges run although threads failed to start");
     check(started.load() == allowed, "threads up to the failure were used");
-    if (allowed == 0)
+    if (allowed == 0)  // with threads, how the ranges spread over them is up to the scheduler
       check(calls_on_caller.load() == 4 * fastloader::detail::kChunksPerThread,
             "with no thread started the caller runs every range");
-    else
-      check(calls_on_caller.load() >= 1, "the caller takes part");
   }
 }
 
