@@ -163,8 +163,8 @@ def loader_rows(n: int, repeats: int) -> list[dict]:
         {name: functools.partial(exhaust, loader) for name, loader in loaders.items()}, repeats
     )
     rows = []
-    for name, runs in times.items():
-        middle = statistics.median(runs)
+    for name in loaders:
+        middle = statistics.median(times[name])
         rows.append(
             {"variant": name, "indices_per_s": n / middle, "ns_per_index": 1e9 * middle / n}
         )

@@ -33,7 +33,8 @@ int64_t* index_out(const py::array& out, int64_t needed) {
   if (!py::isinstance<IndexArray>(out) || out.ndim() != 1)
     throw py::type_error("out must be a contiguous 1-D int64 numpy array");
   if (!out.writeable()) throw py::value_error("out must be writeable, but it is read-only");
-  if (needed < 0) throw py::value_error("count must be non-negative, but got " + std::to_string(needed));
+  if (needed < 0)
+    throw py::value_error("count must be non-negative, but got " + std::to_string(needed));
   if (out.shape(0) < needed)
     throw py::value_error("out holds " + std::to_string(out.shape(0)) + " items, " +
                           std::to_string(needed) + " needed");

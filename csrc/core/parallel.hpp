@@ -56,7 +56,8 @@ void parallel_for_using(StartThread&& start_thread, int64_t count, int threads,
   workers.reserve(static_cast<size_t>(n - 1));
   for (int t = 1; t < n; ++t) {
     try {
-      workers.push_back(start_thread([&work, &errors, t] { work(errors[static_cast<size_t>(t)]); }));
+      auto& error = errors[static_cast<size_t>(t)];
+      workers.push_back(start_thread([&work, &error] { work(error); }));
     } catch (const std::system_error&) {
       break;  // out of threads (EAGAIN, a process limit): the caller takes their chunks too
     } catch (const std::bad_alloc&) {

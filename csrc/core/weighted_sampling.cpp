@@ -222,7 +222,8 @@ void AliasTable::draw(uint64_t seed, uint64_t stream, int64_t start, int64_t cou
     throw std::out_of_range("draw positions start + count overflow int64");
   const AliasDrawer drawer(*this, seed, stream);
   parallel_for(count, threads, kMinDrawsPerThread, [&](int64_t begin, int64_t end) {
-    drawer.draw_positions(begin, end, out, [start](int64_t j) { return static_cast<uint64_t>(start + j); });
+    const auto position_of = [start](int64_t j) { return static_cast<uint64_t>(start + j); };
+    drawer.draw_positions(begin, end, out, position_of);
   });
 }
 
@@ -396,7 +397,8 @@ class KeyBuckets {
   }
   size_t count() const noexcept { return count_; }
   size_t of(uint64_t key) const noexcept {
-    return key <= low_ ? size_t{0} : std::min(count_ - 1, static_cast<size_t>((key - low_) >> shift_));
+    if (key <= low_) return 0;
+    return std::min(count_ - 1, static_cast<size_t>((key - low_) >> shift_));
   }
 
  private:
@@ -427,9 +429,9 @@ struct Slices {
   int threads;
   Slices(int64_t items, int thread_count)
       : n(items),
-        parts(thread_count <= 1 ? 1
-                                : std::max<int64_t>(1, std::min<int64_t>(thread_count * 4,
-                                                                         items / kMinDrawsPerThread))),
+        parts(thread_count <= 1
+                  ? 1
+                  : std::clamp<int64_t>(items / kMinDrawsPerThread, 1, int64_t{thread_count} * 4)),
         step((items + parts - 1) / parts),
         threads(thread_count) {}
   int64_t begin(int64_t p) const { return std::min(n, p * step); }
@@ -574,7 +576,7 @@ void detail::sample_without_replacement(const double* weights, int64_t n, int64_
     }
   });
   // Move each bucket's indices down to out[bucket_start[b]...], in bucket order: the destination
-  // lies below every later bucket's indices (at 2 * bucket_start), so nothing unread is overwritten.
+  // lies below every later bucket's indices (at 2 * bucket_start): nothing unread is overwritten.
   for (size_t b = 0; b < cut.last; ++b)
     std::memmove(out + bucket_start[b], out + 2 * bucket_start[b],
                  static_cast<size_t>(bucket_start[b + 1] - bucket_start[b]) * sizeof(int64_t));

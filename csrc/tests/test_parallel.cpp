@@ -1,5 +1,6 @@
 // C++ unit tests of parallel_for: every item is visited exactly once, errors reach the caller, and
-// the work still runs (on the caller) when threads cannot be started. Also run under TSan (make cpp-test-tsan).
+// the work still runs (on the caller) when threads cannot be started. `make cpp-test-tsan` runs
+// them under ThreadSanitizer.
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>

@@ -74,7 +74,8 @@ void portable_high_multiply_equals_native() {
 
 void ziggurat_tables_are_consistent() {
   namespace z = fastloader::ziggurat;
-  bool ok = z::kDensity[255] == 1.0 && z::kInnerEdge[255] == 0.0 && z::kInnerEdge[0] == z::kTailStart;
+  bool ok = z::kDensity[255] == 1.0 && z::kInnerEdge[255] == 0.0;
+  ok &= z::kInnerEdge[0] == z::kTailStart;
   for (int i = 1; i < 256; ++i) {
     ok &= z::kInnerEdge[i] < z::kInnerEdge[i - 1] && z::kDensity[i] > z::kDensity[i - 1];
     // Layer i is [0, x_{i-1}] x [e^-x_{i-1}, e^-x_i]: its area is the common layer area.
@@ -84,7 +85,8 @@ void ziggurat_tables_are_consistent() {
   }
   // The base: a rectangle of width v / e^-r = r + 1, and e^-x matches the density table.
   ok &= std::fabs(z::kScaledWidth[0] * 0x1p53 - (z::kTailStart + 1)) < 1e-14;
-  for (int i = 0; i < 256; ++i) ok &= std::fabs(std::exp(-z::kInnerEdge[i]) / z::kDensity[i] - 1) < 1e-14;
+  for (int i = 0; i < 256; ++i)
+    ok &= std::fabs(std::exp(-z::kInnerEdge[i]) / z::kDensity[i] - 1) < 1e-14;
   check(ok, "ziggurat tables: decreasing edges, equal layer areas, densities e^-x");
 }
 
@@ -95,7 +97,8 @@ std::vector<double> exponentials(int64_t count) {
   for (int64_t i = 0; i < count; ++i) {
     const auto bits = rng(static_cast<uint64_t>(i), 0);
     out[static_cast<size_t>(i)] = fastloader::standard_exponential(
-        fastloader::low64(bits), [&](uint64_t attempt) { return more(static_cast<uint64_t>(i), attempt); });
+        fastloader::low64(bits),
+        [&](uint64_t attempt) { return more(static_cast<uint64_t>(i), attempt); });
   }
   return out;
 }

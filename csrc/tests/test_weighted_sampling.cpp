@@ -111,7 +111,8 @@ void streams_match_their_frozen_digests() {
     table.draw(20261125, 0, 0, 10000, with.data(), threads);
     const uint64_t with_digest = fastloader_tests::fnv1a(with);
     std::vector<int64_t> without(2 * 10000);
-    fastloader::sample_without_replacement(w.data(), n, 10000, 20261125, 0, without.data(), threads);
+    fastloader::sample_without_replacement(w.data(), n, 10000, 20261125, 0, without.data(),
+                                           threads);
     without.resize(10000);
     const uint64_t without_digest = fastloader_tests::fnv1a(without);
     std::printf("stream digests: with %016llx without %016llx\n",
@@ -124,14 +125,17 @@ void streams_match_their_frozen_digests() {
 
 void kept_and_recomputed_keys_agree() {
   std::vector<double> w(300000);
-  for (size_t i = 0; i < w.size(); ++i) w[i] = (i % 11 == 0) ? 0.0 : 1.0 + static_cast<double>(i % 1013);
+  for (size_t i = 0; i < w.size(); ++i)
+    w[i] = (i % 11 == 0) ? 0.0 : 1.0 + static_cast<double>(i % 1013);
   w[5] = 5e-324;  // subnormal: the smallest positive double
   w[7] = 1e308;
   const int64_t n = static_cast<int64_t>(w.size());
   for (int64_t k : {int64_t{1}, int64_t{777}, int64_t{200000}}) {
-    std::vector<int64_t> kept(2 * static_cast<size_t>(k)), recomputed(kept.size()), threaded(kept.size());
+    std::vector<int64_t> kept(2 * static_cast<size_t>(k)), recomputed(kept.size()),
+        threaded(kept.size());
     fastloader::detail::sample_without_replacement(w.data(), n, k, 9, 4, kept.data(), 1, true);
-    fastloader::detail::sample_without_replacement(w.data(), n, k, 9, 4, recomputed.data(), 1, false);
+    fastloader::detail::sample_without_replacement(w.data(), n, k, 9, 4, recomputed.data(), 1,
+                                                   false);
     fastloader::detail::sample_without_replacement(w.data(), n, k, 9, 4, threaded.data(), 3, true);
     check(std::equal(kept.begin(), kept.begin() + k, recomputed.begin()),
           "stored and recomputed keys give the same draw");
@@ -175,7 +179,8 @@ void weights_the_bucket_sample_misses() {
 void compensated_sum_keeps_small_terms() {
   std::vector<double> values(1000001, 1e-16);
   values[0] = 1.0;  // naive summation loses every 1e-16 term against 1.0
-  const double sum = fastloader::compensated_sum(values.data(), static_cast<int64_t>(values.size()));
+  const double sum =
+      fastloader::compensated_sum(values.data(), static_cast<int64_t>(values.size()));
   check(std::fabs(sum - (1.0 + 1e-10)) < 1e-15, "compensated sum of 1 + 1e6 * 1e-16");
 }
 
