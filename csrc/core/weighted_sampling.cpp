@@ -489,6 +489,35 @@ void check_tallies(const std::vector<WeightTally>& tallies, const double* weight
                                 std::to_string(all.positive) + " positive weights");
 }
 
+// Sorts the scattered pairs bucket by bucket and leaves the k indices, in key order, in
+// out[0, k). Each whole bucket first writes its indices, in order, at the front of its own pairs;
+// the straddling bucket its first k - taken_whole in a small array.
+void sort_into_indices(KeyedIndex* pairs, const std::vector<KeyedIndex>& straddling,
+                       const Cut& cut, const std::vector<int64_t>& bucket_start, int64_t k,
+                       int64_t* out, int threads) {
+  std::vector<int64_t> straddling_indices(static_cast<size_t>(k - cut.taken_whole));
+  parallel_for(static_cast<int64_t>(cut.last) + 1, threads, 64, [&](int64_t first, int64_t last) {
+    std::vector<KeyedIndex> scratch;
+    std::vector<int64_t> counts;
+    for (size_t b = static_cast<size_t>(first); b < static_cast<size_t>(last); ++b) {
+      if (b == cut.last) {
+        sort_bucket(straddling.data(), straddling.data() + straddling.size(),
+                    k - cut.taken_whole, straddling_indices.data(), scratch, counts);
+      } else {
+        KeyedIndex* bucket = pairs + bucket_start[b];
+        sort_bucket(bucket, pairs + bucket_start[b + 1], bucket_start[b + 1] - bucket_start[b],
+                    reinterpret_cast<int64_t*>(bucket), scratch, counts);
+      }
+    }
+  });
+  // Move each bucket's indices down to out[bucket_start[b]...], in bucket order: the destination
+  // lies below every later bucket's indices (at 2 * bucket_start): nothing unread is overwritten.
+  for (size_t b = 0; b < cut.last; ++b)
+    std::memmove(out + bucket_start[b], out + 2 * bucket_start[b],
+                 static_cast<size_t>(bucket_start[b + 1] - bucket_start[b]) * sizeof(int64_t));
+  std::copy(straddling_indices.begin(), straddling_indices.end(), out + cut.taken_whole);
+}
+
 // Storing the keys makes the second pass a read instead of a second key computation: worth it
 // whenever the n keys take no more memory than the caller's 2k-slot buffer already does, or
 // little in absolute terms.
@@ -558,29 +587,7 @@ void detail::sample_without_replacement(const double* weights, int64_t n, int64_
   });
   stored.release();
 
-  // Each whole bucket leaves its indices, in order, at the front of its own pairs; the
-  // straddling bucket its first k - taken_whole in a small array.
-  std::vector<int64_t> straddling_indices(static_cast<size_t>(k - cut.taken_whole));
-  parallel_for(static_cast<int64_t>(cut.last) + 1, threads, 64, [&](int64_t first, int64_t last) {
-    std::vector<KeyedIndex> scratch;
-    std::vector<int64_t> counts;
-    for (size_t b = static_cast<size_t>(first); b < static_cast<size_t>(last); ++b) {
-      if (b == cut.last) {
-        sort_bucket(straddling.data(), straddling.data() + straddling.size(),
-                    k - cut.taken_whole, straddling_indices.data(), scratch, counts);
-      } else {
-        KeyedIndex* bucket = pairs + bucket_start[b];
-        sort_bucket(bucket, pairs + bucket_start[b + 1], bucket_start[b + 1] - bucket_start[b],
-                    reinterpret_cast<int64_t*>(bucket), scratch, counts);
-      }
-    }
-  });
-  // Move each bucket's indices down to out[bucket_start[b]...], in bucket order: the destination
-  // lies below every later bucket's indices (at 2 * bucket_start): nothing unread is overwritten.
-  for (size_t b = 0; b < cut.last; ++b)
-    std::memmove(out + bucket_start[b], out + 2 * bucket_start[b],
-                 static_cast<size_t>(bucket_start[b + 1] - bucket_start[b]) * sizeof(int64_t));
-  std::copy(straddling_indices.begin(), straddling_indices.end(), out + cut.taken_whole);
+  sort_into_indices(pairs, straddling, cut, bucket_start, k, out, threads);
 }
 
 }  // namespace fastloader
