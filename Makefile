@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.fastloader-installed
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc python -type f 2>/dev/null)
 
-.PHONY: test bench bench-sampler bench-collate bench-ring bench-distributed bench-policies cpp-test dev clean
+.PHONY: test bench bench-sampler bench-collate bench-ring bench-distributed bench-policies dev clean
+.PHONY: cpp-test cpp-test-tsan cpp-test-aarch64
 .PHONY: wheel wheel-check wheel-install-check wheel-all lint typecheck gpu-check
 
 $(PY):
@@ -48,6 +49,25 @@ cpp-test: $(PY)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cmake --preset sanitize -G Ninja >/dev/null
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cmake --build build/sanitize
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH ctest --preset sanitize
+
+# The same tests under ThreadSanitizer: the threaded kernels (parallel_for and its users).
+cpp-test-tsan: $(PY)
+	$(PY) -m pip install -q cmake ninja
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cmake --preset tsan -G Ninja >/dev/null
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cmake --build build/tsan
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH ctest --preset tsan
+
+# The core and its C++ tests (frozen stream digests included) cross-compiled for aarch64 and run
+# under qemu-user: the streams must be bit-identical there. Needs g++-aarch64-linux-gnu and
+# qemu-user (Debian packages; .ci/run installs them).
+cpp-test-aarch64: $(PY)
+	@command -v aarch64-linux-gnu-g++ >/dev/null && command -v qemu-aarch64 >/dev/null || { \
+		echo "cpp-test-aarch64 needs aarch64-linux-gnu-g++ and qemu-aarch64:" \
+		     "apt-get install g++-aarch64-linux-gnu qemu-user"; exit 1; }
+	$(PY) -m pip install -q cmake ninja
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cmake --preset aarch64 -G Ninja >/dev/null
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cmake --build build/aarch64
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH ctest --preset aarch64
 
 # Editable install for development: rebuilds the extension in build/editable.
 dev: $(PY)

@@ -3,14 +3,17 @@
     python bench/bench_sampler.py            # n = k = 1e5, 1e6, 1e7 and 5e7 (ours)
     python bench/bench_sampler.py --quick    # n = k = 1e5, 1e6
     python bench/bench_sampler.py --markdown bench/results/sampler.md
+    python bench/bench_sampler.py --sizes 1e7 --draws-only   # one size, draw/epoch table only
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -25,13 +28,27 @@ from fastloader import FastWeightedBatchSampler, FastWeightedSampler
 STOCK_LIMIT = 2**24  # torch.multinomial refuses more categories
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
+def seconds(fn: Callable[[], object], cpu: list[float] | None = None) -> float:
+    """Wall seconds of one call; its CPU seconds (all threads of this process) go to `cpu`."""
+    start, start_cpu = time.perf_counter(), time.process_time()
+    fn()
+    wall = time.perf_counter() - start
+    if cpu is not None:
+        cpu.append(time.process_time() - start_cpu)
+    return wall
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Times of each fn over `repeats` rounds, one call of every fn per round: slow phases of a
+    shared machine then hit all contenders alike instead of one of them. Also the CPU seconds of
+    each call, under the name + "_cpu": less sensitive to other programs' load than wall time."""
+    times: dict[str, list[float]] = {}
+    for name in fns:
+        times[name], times[name + "_cpu"] = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        for name, fn in fns.items():
+            times[name].append(seconds(fn, times[name + "_cpu"]))
+    return times
 
 
 def exhaust(iterable) -> None:
@@ -43,27 +60,33 @@ def weights_for(n: int) -> torch.Tensor:
     return torch.rand(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64) + 0.01
 
 
-def draw_rows(sizes: list[int], full: bool) -> list[dict]:
+def contenders(w: torch.Tensor, n: int, replacement: bool, numpy_too: bool) -> dict:
+    """The timed calls for one row: ours and, where torch allows n, the stock ways."""
+    ours = FastWeightedSampler(w, n, replacement, seed=0)
+    fns = {"ours_draw": ours.indices, "ours_epoch": lambda: exhaust(ours)}
+    if n <= STOCK_LIMIT:
+        stock = WeightedRandomSampler(w, n, replacement)
+        fns["stock_draw"] = lambda: torch.multinomial(w, n, replacement)
+        fns["stock_epoch"] = lambda: exhaust(stock)
+        if numpy_too:
+            rng = np.random.default_rng(0)
+            w_np = (w / w.sum()).numpy()
+            fns["numpy_draw"] = lambda: rng.choice(n, n, replace=replacement, p=w_np)
+    return fns
+
+
+def draw_rows(sizes: list[int], full: bool, repeats: int) -> list[dict]:
     rows = []
     for n in sizes:
         w = weights_for(n)
-        w_np = (w / w.sum()).numpy()
-        repeats = 3 if n <= 1_000_000 else 1
         for replacement in (True, False):
-            row = {"n": n, "replacement": replacement}
-            ours = FastWeightedSampler(w, n, replacement, seed=0)
-            row["ours_draw"] = best_time(ours.indices, repeats)
-            row["ours_epoch"] = best_time(lambda: exhaust(ours), repeats)
-            if n <= STOCK_LIMIT:
-                stock = WeightedRandomSampler(w, n, replacement)
-                row["stock_draw"] = best_time(lambda: torch.multinomial(w, n, replacement), repeats)
-                row["stock_epoch"] = best_time(lambda: exhaust(stock), repeats)
-                if full or n <= 1_000_000:
-                    rng = np.random.default_rng(0)
-                    row["numpy_draw"] = best_time(
-                        lambda: rng.choice(n, n, replace=replacement, p=w_np), 1
-                    )
+            fns = contenders(w, n, replacement, numpy_too=full or n <= 1_000_000)
+            numpy_draw = fns.pop("numpy_draw", None)
+            row = {"n": n, "replacement": replacement, **interleaved(fns, repeats)}
+            if numpy_draw is not None:  # seconds per call at 1e6: once is enough to compare
+                row["numpy_draw"] = [seconds(numpy_draw)]
             rows.append(row)
+            print(f"  n={n:.0e} replacement={replacement}: done", flush=True)
     return rows
 
 
@@ -117,40 +140,57 @@ class IndexDataset(torch.utils.data.Dataset):
         return index
 
 
-def loader_rows(n: int) -> list[dict]:
+def loader_rows(n: int, repeats: int) -> list[dict]:
     w = weights_for(n)
     dataset = IndexDataset(n)
     prebuilt = [list(range(i, min(i + 256, n))) for i in range(0, n, 256)]
     variants = {
-        "floor: batch_sampler=pre-built list (no sampling)": dict(batch_sampler=prebuilt),
-        "stock sampler=WeightedRandomSampler": dict(
-            sampler=WeightedRandomSampler(w, n), batch_size=256
-        ),
-        "ours sampler=FastWeightedSampler": dict(
-            sampler=FastWeightedSampler(w, n, seed=0), batch_size=256
-        ),
-        "ours batch_sampler=FastWeightedBatchSampler": dict(
-            batch_sampler=FastWeightedBatchSampler(w, n, 256, seed=0)
-        ),
+        "floor: batch_sampler=pre-built list (no sampling)": {"batch_sampler": prebuilt},
+        "stock sampler=WeightedRandomSampler": {
+            "sampler": WeightedRandomSampler(w, n),
+            "batch_size": 256,
+        },
+        "ours sampler=FastWeightedSampler": {
+            "sampler": FastWeightedSampler(w, n, seed=0),
+            "batch_size": 256,
+        },
+        "ours batch_sampler=FastWeightedBatchSampler": {
+            "batch_sampler": FastWeightedBatchSampler(w, n, 256, seed=0)
+        },
     }
+    loaders = {name: DataLoader(dataset, num_workers=0, **kw) for name, kw in variants.items()}
+    times = interleaved(
+        {name: functools.partial(exhaust, loader) for name, loader in loaders.items()}, repeats
+    )
     rows = []
-    for name, kwargs in variants.items():
-        loader = DataLoader(dataset, num_workers=0, **kwargs)
-        seconds = best_time(lambda: exhaust(loader), 2)
-        rows.append({"variant": name, "indices_per_s": n / seconds, "ns_per_index": 1e9 * seconds / n})
+    for name in loaders:
+        middle = statistics.median(times[name])
+        rows.append(
+            {"variant": name, "indices_per_s": n / middle, "ns_per_index": 1e9 * middle / n}
+        )
     return rows
 
 
-def fmt_s(value: float | None) -> str:
-    return "refused" if value is None else f"{value:.4f}"
+def fmt_s(runs: list[float] | None) -> str:
+    """Median seconds and the min-max spread of the runs."""
+    if runs is None:
+        return "refused"
+    if len(runs) == 1:
+        return f"{runs[0]:.4f}"
+    return f"{statistics.median(runs):.4f} ({min(runs):.3f}-{max(runs):.3f})"
 
 
-def ratio(stock: float | None, ours: float) -> str:
-    return "-" if stock is None else f"{stock / ours:.1f}x"
+def ratio(stock: list[float] | None, ours: list[float]) -> str:
+    if stock is None:
+        return "-"
+    return f"{statistics.median(stock) / statistics.median(ours):.1f}x"
 
 
 def render(draws, memory, loader, header) -> str:
-    lines = [header, "", "### Draw and epoch time (seconds, best of runs; ratio = stock / ours)", ""]
+    lines = [header, "", "### Draw and epoch time (seconds: median (min-max) of interleaved runs)"]
+    lines.append("")
+    lines.append("ratio = median stock / median ours, from the same run; numpy timed once.")
+    lines.append("")
     lines.append(
         "| n = k | replacement | multinomial | numpy choice | ours indices() | draw ratio "
         "| stock epoch | ours epoch | epoch ratio |"
@@ -161,9 +201,17 @@ def render(draws, memory, loader, header) -> str:
         lines.append(
             f"| {r['n']:.0e} | {r['replacement']} | {fmt_s(r.get('stock_draw'))} | "
             f"{'skipped' if numpy_s is None and r['n'] <= STOCK_LIMIT else fmt_s(numpy_s)} | "
-            f"{r['ours_draw']:.4f} | {ratio(r.get('stock_draw'), r['ours_draw'])} | "
-            f"{fmt_s(r.get('stock_epoch'))} | {r['ours_epoch']:.4f} | "
+            f"{fmt_s(r['ours_draw'])} | {ratio(r.get('stock_draw'), r['ours_draw'])} | "
+            f"{fmt_s(r.get('stock_epoch'))} | {fmt_s(r['ours_epoch'])} | "
             f"{ratio(r.get('stock_epoch'), r['ours_epoch'])} |"
+        )
+    lines += ["", "### CPU seconds per draw (all threads; medians of the same runs)", ""]
+    lines.append("| n = k | replacement | multinomial CPU s | ours CPU s | CPU ratio |")
+    lines.append("|---:|:---:|---:|---:|---:|")
+    for r in draws:
+        lines.append(
+            f"| {r['n']:.0e} | {r['replacement']} | {fmt_s(r.get('stock_draw_cpu'))} | "
+            f"{fmt_s(r['ours_draw_cpu'])} | {ratio(r.get('stock_draw_cpu'), r['ours_draw_cpu'])} |"
         )
     if memory:
         lines += ["", "### Memory per item (bytes, peak RSS above the weights, fresh process)", ""]
@@ -177,7 +225,9 @@ def render(draws, memory, loader, header) -> str:
                 f"| {kind} | {n:.0e} | {replacement} | {m['construction']:.1f} | "
                 f"{m['epoch']:.1f} | {m['overall']:.1f} |"
             )
-    lines += ["", "### DataLoader index throughput (batch_size=256, num_workers=0)", ""]
+    if not loader:
+        return "\n".join(lines) + "\n"
+    lines += ["", "### DataLoader index throughput (batch_size=256, num_workers=0, medians)", ""]
     lines.append("| variant | indices/s | ns per index | vs stock |")
     lines.append("|---|---:|---:|---:|")
     stock_rate = loader[1]["indices_per_s"]
@@ -189,30 +239,43 @@ def render(draws, memory, loader, header) -> str:
     return "\n".join(lines) + "\n"
 
 
+def memory_rows(quick: bool) -> dict:
+    memory = {}
+    mem_n = 1_000_000 if quick else 10_000_000
+    for replacement in (True, False):
+        for kind in ("stock", "ours"):
+            memory[(kind, mem_n, replacement)] = memory_per_item(kind, mem_n, replacement)
+    if not quick:
+        for replacement in (True, False):
+            key = ("ours", 50_000_000, replacement)
+            memory[key] = memory_per_item(*key)
+    return memory
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="n up to 1e6 only")
     parser.add_argument("--full", action="store_true", help="also numpy at 1e7 (slow)")
     parser.add_argument("--markdown", help="also write the tables to this file")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--sizes", help="comma-separated n = k values, e.g. 1e6,1e7")
+    parser.add_argument("--draws-only", action="store_true", help="skip memory and DataLoader")
     args = parser.parse_args()
 
     sizes = [100_000, 1_000_000] if args.quick else [100_000, 1_000_000, 10_000_000, 50_000_000]
+    if args.sizes:
+        sizes = [int(float(size)) for size in args.sizes.split(",")]
     header = (
         f"## Sampler benchmark: {platform.node() or 'this machine'}, {os.cpu_count()} CPUs, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
         f"{time.strftime('%Y-%m-%d')}"
     )
     print(header, flush=True)
-    draws = draw_rows(sizes, args.full)
-    memory = {}
-    mem_n = 1_000_000 if args.quick else 10_000_000
-    for replacement in (True, False):
-        for kind in ("stock", "ours"):
-            memory[(kind, mem_n, replacement)] = memory_per_item(kind, mem_n, replacement)
-    if not args.quick:
-        for replacement in (True, False):
-            memory[("ours", 50_000_000, replacement)] = memory_per_item("ours", 50_000_000, replacement)
-    loader = loader_rows(200_000 if args.quick else 1_000_000)
+    draws = draw_rows(sizes, args.full, args.repeats)
+    memory, loader = {}, []
+    if not args.draws_only:
+        memory = memory_rows(quick=args.quick)
+        loader = loader_rows(200_000 if args.quick else 1_000_000, args.repeats)
     text = render(draws, memory, loader, header)
     print(text)
     if args.markdown:

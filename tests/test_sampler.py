@@ -1,4 +1,4 @@
-"""FastWeightedSampler / FastWeightedBatchSampler: distributions, streams, DataLoader use, errors."""
+"""FastWeightedSampler / FastWeightedBatchSampler: distributions, streams, DataLoader, errors."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import hashlib
 import itertools
 import multiprocessing as mp
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from datasets_for_tests import IndexDataset
 from fastloader import FastWeightedBatchSampler, FastWeightedSampler
+from fastloader.sampler import STREAM_VERSION
 from stats import pooled_chisquare_pvalue
 
 P_MIN = 1e-4
@@ -204,19 +208,43 @@ def test_result_does_not_depend_on_thread_count():
         assert torch.equal(without, results[0][1])
 
 
-# A change of either stream is a breaking change for users who saved seeds: these digests pin them.
+# A change of either stream is a breaking change for users who saved seeds: these digests pin them,
+# and a new digest comes only with a STREAM_VERSION bump (the C++ tests pin the same streams, on
+# x86-64 and aarch64). Version 2: the without-replacement keys use ziggurat exponentials instead
+# of a series logarithm (issue 11: 5x torch.multinomial); the with-replacement stream is unchanged
+# since version 1 (its table is now summed in compensated double instead of long double).
 FROZEN = {
     True: "ade3109bf2f926edc6f608a19960c94995d0bf0094a7027ee9f3aa398c04ff01",
-    False: "319a110bc81fc7cab1a24560074753aa6286c631eeff2248c14eca7aa7cba234",
+    False: "bf24ad6cb50f2082188d5f725eabc0b9feb722a8e91d0c05dc325853aa845b9c",
 }
 
 
 @pytest.mark.parametrize("replacement", [True, False])
 def test_frozen_stream(replacement):
+    assert STREAM_VERSION == 2
     weights = 1.0 / np.arange(1, 20_001)
     drawn = FastWeightedSampler(weights, 10_000, replacement, seed=20261125).indices()
     digest = hashlib.sha256(drawn.numpy().astype("<i8").tobytes()).hexdigest()
     assert digest == FROZEN[replacement]
+
+
+def test_ziggurat_tables_are_what_the_generator_prints():
+    pytest.importorskip("mpmath")
+    root = Path(__file__).resolve().parent.parent
+    printed = subprocess.run(
+        [sys.executable, str(root / "csrc/core/gen_ziggurat_tables.py")],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    assert printed == (root / "csrc/core/ziggurat_tables.hpp").read_text()
+
+
+def test_exponential_keys_cope_with_the_whole_double_range():
+    # Without a logarithm the keys E / w are coded exactly for any positive weights: subnormal and
+    # huge weights in one draw, no overflow, and the huge one first.
+    weights = np.array([5e-324, 1.0, 1e308, 2.0, 1e-300, 0.0])
+    for seed in range(20):
+        drawn = FastWeightedSampler(weights, 5, replacement=False, seed=seed).indices().tolist()
+        assert drawn[0] == 2 and sorted(drawn) == [0, 1, 2, 3, 4]
 
 
 # ---------------------------------------------------------------- batch sampler
@@ -379,7 +407,8 @@ def test_bad_replacement(replacement):
 
 def test_too_many_samples_without_replacement():
     # The stock sampler silently returns zero-weight items here (pytorch/pytorch#48841).
-    with pytest.raises(ValueError, match=r"num_samples=3 should not exceed .* positive weights \(2\)"):
+    words = r"num_samples=3 should not exceed .* positive weights \(2\)"
+    with pytest.raises(ValueError, match=words):
         FastWeightedSampler([1.0, 0.0, 2.0, 0.0, 0.0], 3, replacement=False)
 
 
@@ -400,6 +429,65 @@ def test_bad_drop_last_generator_seed_epoch():
         FastWeightedSampler([1.0], 2, seed=2**64)
     with pytest.raises(ValueError, match="epoch should be a non-negative integer"):
         FastWeightedSampler([1.0], 2, seed=0).set_epoch(-1)
+
+
+def test_epoch_and_num_samples_beyond_the_native_range_are_rejected_at_the_call():
+    sampler = FastWeightedSampler([1.0, 2.0], 4, seed=0)
+    sampler.set_epoch(2**64 - 1)  # the largest uint64 stream still works
+    assert len(sampler.indices()) == 4
+    with pytest.raises(ValueError, match=rf"epoch should be below 2\*\*64, but got epoch={2**64}"):
+        sampler.set_epoch(2**64)
+    assert sampler.epoch == 2**64 - 1, "a rejected epoch must not replace the current one"
+    with pytest.raises(ValueError, match=r"num_samples should be below 2\*\*63"):
+        FastWeightedSampler([1.0, 2.0], 2**63)
+    with pytest.raises(ValueError, match=r"num_samples should be below 2\*\*63"):
+        FastWeightedBatchSampler([1.0, 2.0], 2**64, 8)
+    with pytest.raises(ValueError, match=r"epoch should be below 2\*\*64"):
+        FastWeightedBatchSampler([1.0, 2.0], 8, 2, seed=0).set_epoch(2**70)
+
+
+def test_weights_property_cannot_make_the_table_stale():
+    sampler = FastWeightedSampler([1.0, 1.0], 20_000, seed=3)
+    before = sampler.indices()
+    exposed = sampler.weights
+    assert exposed.dtype == torch.float64 and exposed.tolist() == [1.0, 1.0]
+    exposed[0] = 0.0  # a user "turning off" index 0 through the property
+    assert sampler.weights.tolist() == [1.0, 1.0]
+    assert torch.equal(sampler.indices(), before)
+    without = FastWeightedSampler([1.0, 1.0, 1.0], 3, replacement=False, seed=3)
+    without.weights[:] = 0.0
+    assert sorted(without.indices().tolist()) == [0, 1, 2]
+
+
+def test_binding_rejects_bogus_sizes_with_value_errors():
+    from fastloader import _C
+
+    weights = np.array([1.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match="k=4611686018427387904 is too large"):
+        _C.sample_without_replacement(weights, 2**62, 0, 0, np.empty(4, np.int64))
+    with pytest.raises(ValueError, match="k must be non-negative"):
+        _C.sample_without_replacement(weights, -1, 0, 0, np.empty(4, np.int64))
+    read_only = np.empty(8, np.int64)
+    read_only.setflags(write=False)
+    with pytest.raises(ValueError, match="out must be writeable"):
+        _C.sample_without_replacement(weights, 2, 0, 0, read_only)
+    table = _C.AliasTable(np.ones(4))
+    with pytest.raises(ValueError, match="out must be writeable"):
+        table.draw(0, 0, 0, read_only, 4)
+    with pytest.raises(ValueError, match="count must be non-negative"):
+        table.draw(0, 0, 0, np.empty(4, np.int64), -1)
+    with pytest.raises(IndexError, match="overflow"):
+        table.draw(0, 0, 2**63 - 2, np.empty(4, np.int64), 4)
+    with pytest.raises(TypeError, match="out must be a contiguous 1-D int64"):
+        table.draw(0, 0, 0, np.empty(8, np.int64)[::2], 4)
+    with pytest.raises(TypeError, match="out must be a contiguous 1-D int64"):
+        table.draw(0, 0, 0, np.empty((2, 2), np.int64), 4)
+    with pytest.raises(TypeError, match="weights must be a contiguous 1-D float64"):
+        _C.AliasTable(np.ones((2, 2)))
+    # A valid call next to each bogus one works and fills exactly out[:count].
+    out = np.full(6, -1, np.int64)
+    table.draw(0, 0, 0, out, 4)
+    assert (out[:4] >= 0).all() and (out[4:] == -1).all()
 
 
 def test_binding_rejects_wrong_buffers_instead_of_reading_garbage():

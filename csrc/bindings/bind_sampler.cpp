@@ -2,6 +2,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -17,32 +19,43 @@ namespace {
 using WeightArray = py::array_t<double, py::array::c_style>;
 using IndexArray = py::array_t<int64_t, py::array::c_style>;
 
-// Accepts only what the Python layer promises to pass: no silent conversion here.
-const double* weight_data(const py::array& weights) {
-  if (!py::isinstance<WeightArray>(weights) || weights.ndim() != 1 ||
-      !(weights.flags() & py::array::c_style))
+// Accepts only what the Python layer promises to pass: no silent conversion (a converted copy
+// would hide the caller's mistake and cost a copy), so a plain py::array is checked and then
+// viewed as the typed array.
+WeightArray weight_array(const py::array& weights) {
+  if (!py::isinstance<WeightArray>(weights) || weights.ndim() != 1)
     throw py::type_error("weights must be a contiguous 1-D float64 numpy array");
-  return static_cast<const double*>(weights.data());
+  return py::reinterpret_borrow<WeightArray>(weights);
 }
 
-int64_t* index_out(py::array& out, int64_t count) {
-  if (!py::isinstance<IndexArray>(out) || out.ndim() != 1 || !(out.flags() & py::array::c_style) ||
-      !out.writeable())
-    throw py::type_error("out must be a writeable contiguous 1-D int64 numpy array");
-  if (out.shape(0) < count)
+// `out` must be a writeable contiguous 1-D int64 array of at least `needed` items.
+int64_t* index_out(const py::array& out, int64_t needed) {
+  if (!py::isinstance<IndexArray>(out) || out.ndim() != 1)
+    throw py::type_error("out must be a contiguous 1-D int64 numpy array");
+  if (!out.writeable()) throw py::value_error("out must be writeable, but it is read-only");
+  if (needed < 0)
+    throw py::value_error("count must be non-negative, but got " + std::to_string(needed));
+  if (out.shape(0) < needed)
     throw py::value_error("out holds " + std::to_string(out.shape(0)) + " items, " +
-                          std::to_string(count) + " needed");
-  return static_cast<int64_t*>(out.mutable_data());
+                          std::to_string(needed) + " needed");
+  return static_cast<int64_t*>(py::reinterpret_borrow<IndexArray>(out).mutable_data());
 }
 
-}  // namespace
+// 2 * k, the working space sample_without_replacement needs, or a ValueError if it overflows.
+int64_t pair_slots(int64_t k) {
+  if (k < 0) throw py::value_error("k must be non-negative, but got " + std::to_string(k));
+  if (k > std::numeric_limits<int64_t>::max() / 2)
+    throw py::value_error("k=" + std::to_string(k) + " is too large: out would need 2*k items");
+  return 2 * k;
+}
 
-void register_sampler(py::module_& m) {
+void bind_alias_table(py::module_& m) {
   py::class_<AliasTable, std::shared_ptr<AliasTable>>(
       m, "AliasTable", "Vose alias table over non-negative weights (O(n) build, O(1) per draw).")
       .def(py::init([](const py::array& weights) {
-             const double* data = weight_data(weights);
-             const int64_t n = weights.shape(0);
+             const WeightArray typed = weight_array(weights);
+             const double* data = typed.data();
+             const int64_t n = typed.shape(0);
              // Safe without the GIL: `weights` is held by the caller for the whole call and the
              // table is a new object no other thread can see yet.
              py::gil_scoped_release release;
@@ -52,8 +65,8 @@ void register_sampler(py::module_& m) {
       .def("__len__", &AliasTable::size)
       .def(
           "draw",
-          [](const AliasTable& table, uint64_t seed, uint64_t stream, int64_t start, py::array out,
-             int64_t count, int threads) {
+          [](const AliasTable& table, uint64_t seed, uint64_t stream, int64_t start,
+             const py::array& out, int64_t count, int threads) {
             int64_t* dst = index_out(out, count);
             // Safe without the GIL: the table is immutable after construction and `out` is kept
             // alive by this frame; the kernel touches no Python object.
@@ -76,15 +89,23 @@ void register_sampler(py::module_& m) {
         for (const auto& cell : t.cells()) *dst++ = cell.alias;
         return out;
       });
+}
 
+}  // namespace
+
+void register_sampler(py::module_& m) {
+  m.def(
+      "stream_version", [] { return kStreamVersion; },
+      "Bumped whenever a (seed, stream, position) can give a different index than before.");
+  bind_alias_table(m);
   m.def(
       "sample_without_replacement",
-      [](const py::array& weights, int64_t k, uint64_t seed, uint64_t stream, py::array out,
+      [](const py::array& weights, int64_t k, uint64_t seed, uint64_t stream, const py::array& out,
          int threads) {
-        const double* data = weight_data(weights);
-        const int64_t n = weights.shape(0);
-        if (k < 0) throw py::value_error("k must be non-negative");
-        int64_t* dst = index_out(out, 2 * k);  // the kernel's working space; result in out[:k]
+        const WeightArray typed = weight_array(weights);
+        const double* data = typed.data();
+        const int64_t n = typed.shape(0);
+        int64_t* dst = index_out(out, pair_slots(k));  // the kernel's working space
         // Safe without the GIL: both buffers are owned by the caller's frame for the call.
         py::gil_scoped_release release;
         sample_without_replacement(data, n, k, seed, stream, dst, threads);

@@ -59,10 +59,36 @@ inline uint64_t high64(const Philox4x32::Block& b) noexcept {
   return static_cast<uint64_t>(b[2]) | (static_cast<uint64_t>(b[3]) << 32);
 }
 
-// Uniform integer in [0, n) from 64 random bits (Lemire's multiply-shift; bias below n / 2^64).
-inline uint64_t bounded(uint64_t bits, uint64_t n) noexcept {
-  return static_cast<uint64_t>((static_cast<unsigned __int128>(bits) * n) >> 64);
+// The high 64 bits of the 128-bit product a * b from 32-bit halves: for compilers without
+// unsigned __int128 (MSVC, 32-bit targets). Exact, so it equals the native product's high word.
+inline uint64_t mul_high_portable(uint64_t a, uint64_t b) noexcept {
+  const uint64_t a_lo = a & 0xFFFFFFFFu, a_hi = a >> 32;
+  const uint64_t b_lo = b & 0xFFFFFFFFu, b_hi = b >> 32;
+  const uint64_t lo_lo = a_lo * b_lo, hi_lo = a_hi * b_lo, lo_hi = a_lo * b_hi;
+  // The middle column: each term < 2^64 and their sum < 2^64 + 2^33, so carry it by halves.
+  const uint64_t middle = (lo_lo >> 32) + (hi_lo & 0xFFFFFFFFu) + (lo_hi & 0xFFFFFFFFu);
+  return a_hi * b_hi + (hi_lo >> 32) + (lo_hi >> 32) + (middle >> 32);
 }
+
+#if defined(__SIZEOF_INT128__)
+#define FASTLOADER_HAS_INT128 1
+inline uint64_t mul_high_native(uint64_t a, uint64_t b) noexcept {
+  return static_cast<uint64_t>((static_cast<unsigned __int128>(a) * b) >> 64);
+}
+#endif
+
+// FASTLOADER_PORTABLE_MULHI forces the fallback (the aarch64 test build uses it, so the frozen
+// stream digests prove that both ways give the same streams).
+inline uint64_t mul_high(uint64_t a, uint64_t b) noexcept {
+#if defined(FASTLOADER_HAS_INT128) && !defined(FASTLOADER_PORTABLE_MULHI)
+  return mul_high_native(a, b);
+#else
+  return mul_high_portable(a, b);
+#endif
+}
+
+// Uniform integer in [0, n) from 64 random bits (Lemire's multiply-shift; bias below n / 2^64).
+inline uint64_t bounded(uint64_t bits, uint64_t n) noexcept { return mul_high(bits, n); }
 
 // Uniform double in [0, 1) with 53 random bits.
 inline double unit_interval(uint64_t bits) noexcept {

@@ -11,7 +11,7 @@
 #include "core/huge_pages.hpp"
 #include "core/parallel.hpp"
 #include "core/philox.hpp"
-#include "core/portable_log.hpp"
+#include "core/exponential.hpp"
 
 namespace fastloader {
 namespace {
@@ -22,33 +22,154 @@ constexpr int64_t kMinDrawsPerThread = 1 << 16;
 // user's seed and the purpose.
 constexpr uint64_t kAliasPurpose = 0x616c696173ull;        // "alias"
 constexpr uint64_t kExpKeyPurpose = 0x6578706b6579ull;     // "expkey"
+// The ziggurat's rare extra bits: purpose + attempt, attempt = 0, 1, ... (kept below 2^32).
+constexpr uint64_t kExpRetryPurpose = 0x7a69677300000000ull;  // "zigs" << 32
 
 uint64_t derive_key(uint64_t seed, uint64_t purpose) { return mix64(mix64(seed) ^ purpose); }
 
+// One draw of an alias table is a pure function of its position in the stream, so any set of
+// positions (a range here; a stride for a strided variant) can be drawn in any order by any thread.
+class AliasDrawer {
+ public:
+  AliasDrawer(const AliasTable& table, uint64_t seed, uint64_t stream)
+      : rng_(derive_key(seed, kAliasPurpose)),
+        stream_(stream),
+        n_(static_cast<uint64_t>(table.size())),
+        cells_(table.cells().data()) {}
+
+  // The random part of a draw: the column picked and the coin that keeps it or takes its alias.
+  struct Pick {
+    int64_t column;
+    double coin;
+  };
+  Pick pick(uint64_t position) const noexcept {
+    const auto bits = rng_(position, stream_);
+    return {static_cast<int64_t>(bounded(low64(bits), n_)), unit_interval(high64(bits))};
+  }
+  int64_t resolve(const Pick& p) const noexcept {
+    const AliasTable::Cell& cell = cells_[p.column];
+    return p.coin < cell.accept ? p.column : cell.alias;
+  }
+
+  // out[j] = the draw at position_of(j), for j in [begin, end). Large tables miss the cache on
+  // every draw: pick a group, prefetch all its cells, then resolve them, so the misses overlap.
+  template <typename PositionOf>
+  void draw_positions(int64_t begin, int64_t end, int64_t* out, PositionOf position_of) const {
+    constexpr int64_t kGroup = 16;
+    Pick group[kGroup];
+    for (int64_t base = begin; base < end; base += kGroup) {
+      const int64_t m = std::min(kGroup, end - base);
+      for (int64_t j = 0; j < m; ++j) {
+        group[j] = pick(position_of(base + j));
+        __builtin_prefetch(cells_ + group[j].column);
+      }
+      for (int64_t j = 0; j < m; ++j) out[base + j] = resolve(group[j]);
+    }
+  }
+
+ private:
+  Philox4x32 rng_;
+  uint64_t stream_;
+  uint64_t n_;
+  const AliasTable::Cell* cells_;
+};
+
 }  // namespace
 
-int64_t check_weights(const double* weights, int64_t n) {
-  if (n <= 0) throw std::invalid_argument("weights must not be empty");
-  double total = 0.0;
-  int64_t positive = 0;
+double compensated_sum(const double* values, int64_t n) {
+  // Neumaier's variant of Kahan summation: the error of each addition is exact in IEEE doubles
+  // and is carried separately, so the total is within an ulp or so of the exact sum whatever n.
+  double sum = 0.0, carry = 0.0;
   for (int64_t i = 0; i < n; ++i) {
-    const double w = weights[i];
-    if (!std::isfinite(w) || w < 0.0)
-      throw std::invalid_argument("weights must be finite and non-negative; weights[" +
-                                  std::to_string(i) + "] is " + std::to_string(w));
-    total += w;
-    positive += (w > 0.0);
+    const double v = values[i], t = sum + v;
+    carry += std::fabs(sum) >= std::fabs(v) ? (sum - t) + v : (v - t) + sum;
+    sum = t;
   }
-  if (!std::isfinite(total)) throw std::invalid_argument("the sum of weights overflows");
-  if (positive == 0) throw std::invalid_argument("weights must contain a positive value");
-  return positive;
+  return sum + carry;
+}
+
+namespace {
+
+constexpr double kHuge = std::numeric_limits<double>::max();
+
+// Throws for the first weight that is negative, NaN or infinite.
+[[noreturn]] void reject_weight(const double* weights, int64_t n) {
+  int64_t i = 0;
+  while (i + 1 < n && weights[i] >= 0.0 && weights[i] <= kHuge) ++i;
+  throw std::invalid_argument("weights must be finite and non-negative; weights[" +
+                              std::to_string(i) + "] is " + std::to_string(weights[i]));
+}
+
+// Running weight statistics, item by item: branch-free compares and selects. Used by
+// summarize_weights and, fused with the key computation, by sample_without_replacement.
+struct WeightTally {
+  int64_t positive = 0;
+  double largest = 0.0, smallest = kHuge;
+  bool bad = false;
+  void add(double w) noexcept {
+    bad |= !(w >= 0.0 && w <= kHuge);  // NaN fails both
+    positive += (w > 0.0);
+    largest = w > largest ? w : largest;
+    const double candidate = w > 0.0 ? w : kHuge;
+    smallest = candidate < smallest ? candidate : smallest;
+  }
+  void merge(const WeightTally& other) noexcept {
+    positive += other.positive;
+    largest = std::max(largest, other.largest);
+    smallest = std::min(smallest, other.smallest);
+    bad |= other.bad;
+  }
+};
+
+// The tally of weights[0, n) in four independent lanes: no long dependency chain.
+WeightTally tally_range(const double* weights, int64_t n) {
+  constexpr int kLanes = 4;
+  WeightTally lanes[kLanes];
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int lane = 0; lane < kLanes; ++lane) lanes[lane].add(weights[i + lane]);
+  for (; i < n; ++i) lanes[0].add(weights[i]);
+  for (int lane = 1; lane < kLanes; ++lane) lanes[0].merge(lanes[lane]);
+  return lanes[0];
+}
+
+// Throws as summarize_weights documents for a tally of all n weights.
+void check_tally(const WeightTally& all, const double* weights, int64_t n) {
+  if (all.bad) reject_weight(weights, n);
+  if (all.positive == 0) throw std::invalid_argument("weights must contain a positive value");
+  // The sum cannot overflow when n * largest does not; only then is the slow sum needed.
+  if (all.largest > kHuge / static_cast<double>(n) && !(compensated_sum(weights, n) <= kHuge))
+    throw std::invalid_argument("the sum of weights overflows");
+}
+
+}  // namespace
+
+WeightSummary summarize_weights(const double* weights, int64_t n, int threads) {
+  if (n <= 0) throw std::invalid_argument("weights must not be empty");
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, n / kMinDrawsPerThread));
+  const int64_t step = (n + parts - 1) / parts;
+  std::vector<WeightTally> partial(static_cast<size_t>(parts));
+  parallel_for(parts, static_cast<int>(parts), 1, [&](int64_t first, int64_t last) {
+    for (int64_t p = first; p < last; ++p) {
+      const int64_t begin = std::min(n, p * step), end = std::min(n, begin + step);
+      partial[static_cast<size_t>(p)] = tally_range(weights + begin, end - begin);
+    }
+  });
+  WeightTally all;
+  for (const WeightTally& part : partial) all.merge(part);
+  check_tally(all, weights, n);
+  return {all.positive, all.largest, all.smallest};
+}
+
+int64_t check_weights(const double* weights, int64_t n) {
+  return summarize_weights(weights, n).positive;
 }
 
 AliasTable::AliasTable(const double* weights, int64_t n) {
   check_weights(weights, n);
-  long double total = 0.0L;
-  for (int64_t i = 0; i < n; ++i) total += weights[i];
-  const long double scale = static_cast<long double>(n) / total;
+  // Doubles only, in a fixed order: long double is 80-bit on x86-64, 128-bit on aarch64 and 64-bit
+  // on macOS / MSVC, so the table (and the stream) would depend on the platform.
+  const double scale = static_cast<double>(n) / compensated_sum(weights, n);
 
   cells_.resize(static_cast<size_t>(n));
   // One n-sized worklist holds both stacks: small columns grow from the front, large ones from
@@ -56,7 +177,7 @@ AliasTable::AliasTable(const double* weights, int64_t n) {
   std::vector<int64_t, HugePageAllocator<int64_t>> work(static_cast<size_t>(n));
   int64_t small_top = 0, large_bottom = n;
   for (int64_t i = 0; i < n; ++i) {
-    const double scaled = static_cast<double>(weights[i] * scale);
+    const double scaled = weights[i] * scale;
     cells_[static_cast<size_t>(i)] = {scaled, i};
     if (scaled >= 1.0) work[static_cast<size_t>(--large_bottom)] = i;
   }
@@ -96,39 +217,64 @@ AliasTable::AliasTable(const double* weights, int64_t n) {
 void AliasTable::draw(uint64_t seed, uint64_t stream, int64_t start, int64_t count, int64_t* out,
                       int threads) const {
   if (start < 0 || count < 0) throw std::out_of_range("draw positions must be non-negative");
-  const Philox4x32 rng(derive_key(seed, kAliasPurpose));
-  const uint64_t n = static_cast<uint64_t>(size());
-  const Cell* cells = cells_.data();
+  advise_huge_pages(out, static_cast<size_t>(count) * sizeof(int64_t));
+  if (count > std::numeric_limits<int64_t>::max() - start)
+    throw std::out_of_range("draw positions start + count overflow int64");
+  const AliasDrawer drawer(*this, seed, stream);
   parallel_for(count, threads, kMinDrawsPerThread, [&](int64_t begin, int64_t end) {
-    // Large tables miss the cache on every draw: pick a group of columns and prefetch them all
-    // before reading any, so the misses overlap.
-    constexpr int64_t kGroup = 16;
-    int64_t column[kGroup];
-    double coin[kGroup];
-    for (int64_t base = begin; base < end; base += kGroup) {
-      const int64_t m = std::min(kGroup, end - base);
-      for (int64_t j = 0; j < m; ++j) {
-        const auto bits = rng(static_cast<uint64_t>(start + base + j), stream);
-        column[j] = static_cast<int64_t>(bounded(low64(bits), n));
-        coin[j] = unit_interval(high64(bits));
-        __builtin_prefetch(cells + column[j]);
-      }
-      for (int64_t j = 0; j < m; ++j) {
-        const Cell& cell = cells[column[j]];
-        out[base + j] = coin[j] < cell.accept ? column[j] : cell.alias;
-      }
-    }
+    const auto position_of = [start](int64_t j) { return static_cast<uint64_t>(start + j); };
+    drawer.draw_positions(begin, end, out, position_of);
   });
 }
 
 namespace {
 
-// Maps doubles to unsigned integers with the same order (IEEE-754 sign-magnitude to two's order).
-uint64_t ordered_bits(double value) {
+// The binary exponent e and mantissa m in [1, 2) of a positive finite double x = m * 2^e, by bit
+// manipulation (exact; subnormals included).
+struct Binary {
+  int64_t exponent;
+  double mantissa;
+};
+Binary split_binary(double x) noexcept {
+  int64_t exponent = 0;
+  if (x < 0x1p-1022) {  // subnormal: scale into the normal range first (exact)
+    x *= 0x1p54;
+    exponent = -54;
+  }
   uint64_t bits;
-  std::memcpy(&bits, &value, sizeof bits);
-  return (bits >> 63) ? ~bits : (bits | (uint64_t{1} << 63));
+  std::memcpy(&bits, &x, sizeof bits);
+  exponent += static_cast<int64_t>(bits >> 52) - 1023;
+  bits = (bits & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull;
+  double mantissa;
+  std::memcpy(&mantissa, &bits, sizeof mantissa);
+  return {exponent, mantissa};
 }
+
+// An unsigned code with the order of E / w, for 0 <= E < 64 and w > 0 finite, over the whole
+// double range of w (no overflow to inf, no underflow to 0, no logarithm): q = E / mantissa(w) is
+// one correctly rounded division, and q * 2^-exponent(w) is coded as q's biased exponent minus
+// exponent(w) plus 1024 (12 bits) above q's 52 mantissa bits. E = 0 codes as 0. A nonzero E from
+// the ziggurat is above 2^-64, so q's biased exponent is in [958, 1029] and, with exponent(w) in
+// [-1074, 1023], the coded exponent stays in [958, 3127]: 12 bits, never all ones.
+class RatioKey {
+ public:
+  explicit RatioKey(double w) noexcept {
+    const Binary parts = split_binary(w);
+    mantissa_ = parts.mantissa;
+    exponent_offset_ = static_cast<uint64_t>(1024 - parts.exponent);
+  }
+  uint64_t operator()(double e) const noexcept {
+    const double q = e / mantissa_;
+    if (q == 0.0) return 0;
+    uint64_t bits;
+    std::memcpy(&bits, &q, sizeof bits);
+    return (((bits >> 52) + exponent_offset_) << 52) | (bits & 0x000FFFFFFFFFFFFFull);
+  }
+
+ private:
+  double mantissa_;
+  uint64_t exponent_offset_;
+};
 
 struct KeyedIndex {
   uint64_t key;
@@ -154,160 +300,294 @@ void insertion_sort(KeyedIndex* first, KeyedIndex* last) {
   }
 }
 
-// Sorts one top-level bucket (a few thousand pairs, in cache): a counting pass on the next key
-// bits into about 4 items per sub-bucket, then insertion sort of each sub-bucket.
-void sort_bucket(KeyedIndex* first, KeyedIndex* last, std::vector<KeyedIndex>& scratch,
-                 std::vector<int64_t>& counts) {
+// Sorts one top-level bucket (a few thousand pairs, in cache) and writes the first `wanted`
+// indices in key order to `indices`, which may overlap [first, last) (all pairs are read into
+// `scratch` before any index is written). A counting pass on the next key bits spreads the pairs
+// over sub-buckets of about 4, which insertion sort then orders.
+void sort_bucket(const KeyedIndex* first, const KeyedIndex* last, int64_t wanted,
+                 int64_t* indices, std::vector<KeyedIndex>& scratch, std::vector<int64_t>& counts) {
   const int64_t m = last - first;
-  if (m <= 32) {
-    insertion_sort(first, last);
-    return;
-  }
-  uint64_t low = first->key, high = first->key;
-  for (const KeyedIndex* item = first; item < last; ++item) {
-    low = std::min(low, item->key);
-    high = std::max(high, item->key);
-  }
-  int bits = 1;
-  while ((int64_t{1} << (bits + 2)) < m && bits < 20) ++bits;
-  const int shift = bucket_shift(low, high, bits);
-  const size_t subs = static_cast<size_t>(((high - low) >> shift) + 1);
-  counts.assign(subs + 1, 0);
-  for (const KeyedIndex* item = first; item < last; ++item) ++counts[((item->key - low) >> shift) + 1];
-  for (size_t b = 0; b < subs; ++b) counts[b + 1] += counts[b];
   scratch.resize(static_cast<size_t>(m));
-  for (const KeyedIndex* item = first; item < last; ++item)
-    scratch[static_cast<size_t>(counts[(item->key - low) >> shift]++)] = *item;
-  // counts[b] is now the end of sub-bucket b.
-  for (size_t b = 0, begin = 0; b < subs; ++b) {
-    const size_t end = static_cast<size_t>(counts[b]);
-    if (end - begin > 64)
-      std::sort(scratch.data() + begin, scratch.data() + end);
-    else
-      insertion_sort(scratch.data() + begin, scratch.data() + end);
-    begin = end;
+  if (m <= 32) {
+    std::copy(first, last, scratch.begin());
+    insertion_sort(scratch.data(), scratch.data() + m);
+  } else {
+    uint64_t low = first->key, high = first->key;
+    for (const KeyedIndex* item = first; item < last; ++item) {
+      low = std::min(low, item->key);
+      high = std::max(high, item->key);
+    }
+    int bits = 1;
+    while ((int64_t{1} << (bits + 2)) < m && bits < 20) ++bits;
+    const int shift = bucket_shift(low, high, bits);
+    const size_t subs = static_cast<size_t>(((high - low) >> shift) + 1);
+    counts.assign(subs + 1, 0);
+    for (const KeyedIndex* item = first; item < last; ++item)
+      ++counts[((item->key - low) >> shift) + 1];
+    for (size_t b = 0; b < subs; ++b) counts[b + 1] += counts[b];
+    for (const KeyedIndex* item = first; item < last; ++item)
+      scratch[static_cast<size_t>(counts[(item->key - low) >> shift]++)] = *item;
+    // counts[b] is now the end of sub-bucket b.
+    for (size_t b = 0, begin = 0; b < subs; ++b) {
+      const size_t end = static_cast<size_t>(counts[b]);
+      if (end - begin > 64)
+        std::sort(scratch.data() + begin, scratch.data() + end);
+      else
+        insertion_sort(scratch.data() + begin, scratch.data() + end);
+      begin = end;
+    }
   }
-  std::copy(scratch.begin(), scratch.end(), first);
+  for (int64_t j = 0; j < wanted; ++j) indices[j] = scratch[static_cast<size_t>(j)].index;
 }
+
+// An item's key is never ~0 (see RatioKey): a stored key of ~0 marks a zero-weight item.
+constexpr uint64_t kNoKey = ~uint64_t{0};
+
+// Keys E_i / w_i of the positive-weight items, E_i ~ Exp(1) from the ziggurat: a pure function of
+// (seed, stream, i) and bit-identical on every platform.
+class ExponentialKeys {
+ public:
+  ExponentialKeys(const double* weights, uint64_t seed, uint64_t stream)
+      : weights_(weights), rng_(derive_key(seed, kExpKeyPurpose)), seed_(seed), stream_(stream) {}
+
+  // Calls visit(i, w_i, key) for every item in [begin, end), key kNoKey for zero weights. One
+  // Philox block holds the bits of an even/odd pair of items, so it is computed once per pair.
+  template <typename Visit>
+  void for_each(int64_t begin, int64_t end, Visit&& visit) const {
+    Philox4x32::Block bits{};
+    for (int64_t i = begin; i < end; ++i) {
+      if (i == begin || (i & 1) == 0) bits = rng_(static_cast<uint64_t>(i) >> 1, stream_);
+      const double w = weights_[i];
+      if (w == 0.0) {
+        visit(i, w, kNoKey);
+        continue;
+      }
+      const auto more_bits = [&](uint64_t attempt) {
+        return Philox4x32(derive_key(seed_, kExpRetryPurpose + attempt))(static_cast<uint64_t>(i),
+                                                                          stream_);
+      };
+      const double e = standard_exponential((i & 1) ? high64(bits) : low64(bits), more_bits);
+      visit(i, w, RatioKey(w)(e));
+    }
+  }
+
+ private:
+  const double* weights_;
+  Philox4x32 rng_;
+  uint64_t seed_, stream_;
+};
+
+// Top-level buckets on the high bits of (key - low), spanning E in [2^-12, 32] over the weights'
+// range: keys below go to bucket 0 (E < 2^-12: about one item in 4000), keys above to the last
+// (E > 32: about one in 1e14), where sort_bucket orders them like any other. Key codes grow with
+// the binary exponent of E / w, so buckets are roughly logarithmic in the key; a skewed
+// distribution only makes them larger (slower), never the result different.
+class KeyBuckets {
+ public:
+  static constexpr int kMaxBucketBits = 12;
+  KeyBuckets(const WeightSummary& weights)
+      : low_(RatioKey(weights.largest)(0x1p-12)) {
+    const uint64_t high = RatioKey(weights.smallest)(32.0);
+    // Few enough buckets that their counters stay in cache and the scatter has few write
+    // streams; each bucket is then sorted in cache by sort_bucket.
+    int bits = 1;
+    while ((int64_t{1} << (bits + 8)) < weights.positive && bits < kMaxBucketBits) ++bits;
+    shift_ = bucket_shift(low_, high, bits);
+    count_ = static_cast<size_t>(((high - low_) >> shift_) + 1);
+  }
+  size_t count() const noexcept { return count_; }
+  size_t of(uint64_t key) const noexcept {
+    if (key <= low_) return 0;
+    return std::min(count_ - 1, static_cast<size_t>((key - low_) >> shift_));
+  }
+
+ private:
+  uint64_t low_;
+  int shift_ = 0;
+  size_t count_ = 1;
+};
+
+// The extreme positive weights of up to 4096 evenly spaced items and the positive count scaled
+// up from them: enough to place the buckets (a weight the sample misses only puts its keys in an
+// edge bucket, which costs time, never correctness). positive == 0 when the sample has none.
+WeightSummary sampled_summary(const double* weights, int64_t n) {
+  const int64_t stride = std::max<int64_t>(1, n / 4096);
+  WeightTally tally;
+  int64_t seen = 0;
+  for (int64_t i = 0; i < n; i += stride, ++seen) {
+    const double w = weights[i];
+    if (w >= 0.0 && w <= kHuge) tally.add(w);
+  }
+  if (tally.positive == 0) return {0, 0.0, kHuge};
+  return {std::max<int64_t>(1, tally.positive * (n / seen)), tally.largest, tally.smallest};
+}
+
+// Contiguous slices of the items, the same for every pass: a few per thread, so that threads
+// which finish early (or were not descheduled) take more of them.
+struct Slices {
+  int64_t n, parts, step;
+  int threads;
+  Slices(int64_t items, int thread_count)
+      : n(items),
+        parts(thread_count <= 1
+                  ? 1
+                  : std::clamp<int64_t>(items / kMinDrawsPerThread, 1, int64_t{thread_count} * 4)),
+        step((items + parts - 1) / parts),
+        threads(thread_count) {}
+  int64_t begin(int64_t p) const { return std::min(n, p * step); }
+  int64_t end(int64_t p) const { return std::min(n, (p + 1) * step); }
+  template <typename Body>
+  void run(Body&& body) const {  // body(slice, begin, end) once for every slice
+    parallel_for(parts, threads, 1, [&](int64_t first, int64_t last) {
+      for (int64_t p = first; p < last; ++p) body(p, begin(p), end(p));
+    });
+  }
+};
+
+// The buckets the k smallest keys fill: those before `last` whole, and part of `last`.
+struct Cut {
+  size_t last = 0;
+  int64_t taken_whole = 0, in_last = 0;
+};
+Cut find_cut(const std::vector<std::vector<int64_t>>& histogram, int64_t k) {
+  Cut cut;
+  for (;; ++cut.last) {
+    cut.in_last = 0;
+    for (const auto& h : histogram) cut.in_last += h[cut.last];
+    if (cut.taken_whole + cut.in_last >= k) return cut;
+    cut.taken_whole += cut.in_last;
+  }
+}
+
+// Turns per-slice bucket counts into per-slice write offsets (buckets in order, slices in order
+// within a bucket) and returns where each bucket up to cut.last starts.
+std::vector<int64_t> bucket_offsets(std::vector<std::vector<int64_t>>& histogram, const Cut& cut) {
+  std::vector<int64_t> bucket_start(cut.last + 2, 0);
+  int64_t offset = 0;
+  for (size_t b = 0; b <= cut.last; ++b) {
+    bucket_start[b] = offset;
+    for (auto& h : histogram) {
+      const int64_t here = h[b];
+      h[b] = offset;
+      offset += here;
+    }
+  }
+  bucket_start[cut.last + 1] = offset;
+  return bucket_start;
+}
+
+// Throws as summarize_weights would for the weights the tallies saw, or if k exceeds the number
+// of positive weights.
+void check_tallies(const std::vector<WeightTally>& tallies, const double* weights, int64_t n,
+                   int64_t k) {
+  WeightTally all;
+  for (const WeightTally& t : tallies) all.merge(t);
+  check_tally(all, weights, n);
+  if (k > all.positive)
+    throw std::invalid_argument("cannot draw " + std::to_string(k) +
+                                " samples without replacement from " +
+                                std::to_string(all.positive) + " positive weights");
+}
+
+// Sorts the scattered pairs bucket by bucket and leaves the k indices, in key order, in
+// out[0, k). Each whole bucket first writes its indices, in order, at the front of its own pairs;
+// the straddling bucket its first k - taken_whole in a small array.
+void sort_into_indices(KeyedIndex* pairs, const std::vector<KeyedIndex>& straddling,
+                       const Cut& cut, const std::vector<int64_t>& bucket_start, int64_t k,
+                       int64_t* out, int threads) {
+  std::vector<int64_t> straddling_indices(static_cast<size_t>(k - cut.taken_whole));
+  parallel_for(static_cast<int64_t>(cut.last) + 1, threads, 64, [&](int64_t first, int64_t last) {
+    std::vector<KeyedIndex> scratch;
+    std::vector<int64_t> counts;
+    for (size_t b = static_cast<size_t>(first); b < static_cast<size_t>(last); ++b) {
+      if (b == cut.last) {
+        sort_bucket(straddling.data(), straddling.data() + straddling.size(),
+                    k - cut.taken_whole, straddling_indices.data(), scratch, counts);
+      } else {
+        KeyedIndex* bucket = pairs + bucket_start[b];
+        sort_bucket(bucket, pairs + bucket_start[b + 1], bucket_start[b + 1] - bucket_start[b],
+                    reinterpret_cast<int64_t*>(bucket), scratch, counts);
+      }
+    }
+  });
+  // Move each bucket's indices down to out[bucket_start[b]...], in bucket order: the destination
+  // lies below every later bucket's indices (at 2 * bucket_start): nothing unread is overwritten.
+  for (size_t b = 0; b < cut.last; ++b)
+    std::memmove(out + bucket_start[b], out + 2 * bucket_start[b],
+                 static_cast<size_t>(bucket_start[b + 1] - bucket_start[b]) * sizeof(int64_t));
+  std::copy(straddling_indices.begin(), straddling_indices.end(), out + cut.taken_whole);
+}
+
+// Storing the keys makes the second pass a read instead of a second key computation: worth it
+// whenever the n keys take no more memory than the caller's 2k-slot buffer already does, or
+// little in absolute terms.
+bool store_keys(int64_t n, int64_t k) { return n <= 2 * k || n <= (int64_t{1} << 25); }
 
 }  // namespace
 
 void sample_without_replacement(const double* weights, int64_t n, int64_t k, uint64_t seed,
                                 uint64_t stream, int64_t* out, int threads) {
-  const int64_t positive = check_weights(weights, n);
-  if (k < 0 || k > positive)
-    throw std::invalid_argument("cannot draw " + std::to_string(k) +
-                                " samples without replacement from " + std::to_string(positive) +
-                                " positive weights");
+  detail::sample_without_replacement(weights, n, k, seed, stream, out, threads,
+                                     store_keys(n, k));
+}
+
+void detail::sample_without_replacement(const double* weights, int64_t n, int64_t k,
+                                        uint64_t seed, uint64_t stream, int64_t* out, int threads,
+                                        bool keep_keys) {
+  if (n <= 0) throw std::invalid_argument("weights must not be empty");
+  if (k < 0) throw std::invalid_argument("k must be non-negative");
+  // The buckets come from a sample of the weights; the full checks are made during pass 1, before
+  // anything is written to `out`. A sample without positive weights falls back to a full pass.
+  WeightSummary estimate = sampled_summary(weights, n);
+  if (estimate.positive == 0) estimate = summarize_weights(weights, n, threads);
+  const ExponentialKeys keys(weights, seed, stream);
+  const KeyBuckets buckets(estimate);
+  const Slices slices(n, threads);
+  UninitializedArray<uint64_t> stored(keep_keys ? static_cast<size_t>(n) : 0);
+
+  // Pass 1: count the keys of each slice per bucket (and keep them when `stored` has room), and
+  // check the weights on the way.
+  std::vector<std::vector<int64_t>> histogram(static_cast<size_t>(slices.parts));
+  std::vector<WeightTally> tallies(static_cast<size_t>(slices.parts));
+  slices.run([&](int64_t p, int64_t begin, int64_t end) {
+    auto& h = histogram[static_cast<size_t>(p)];
+    WeightTally tally;
+    h.assign(buckets.count(), 0);
+    keys.for_each(begin, end, [&](int64_t i, double w, uint64_t key) {
+      tally.add(w);
+      if (!stored.empty()) stored[static_cast<size_t>(i)] = key;
+      if (key != kNoKey) ++h[buckets.of(key)];
+    });
+    tallies[static_cast<size_t>(p)] = tally;
+  });
+  check_tallies(tallies, weights, n, k);
   if (k == 0) return;
-  const Philox4x32 rng(derive_key(seed, kExpKeyPurpose));
+  advise_huge_pages(out, static_cast<size_t>(2 * k) * sizeof(int64_t));
+  const Cut cut = find_cut(histogram, k);
+  const std::vector<int64_t> bucket_start = bucket_offsets(histogram, cut);
 
-  // Keys E_i / w_i with weights scaled to max 1 cannot overflow unless two weights differ by more
-  // than ~1e300; then log(E_i) - log(w_i) is used. E_i = -log(U_i) through portable_log, so keys
-  // are bit-identical on every platform.
-  const double largest = *std::max_element(weights, weights + n);
-  double smallest = largest;
-  for (int64_t i = 0; i < n; ++i)
-    if (weights[i] > 0.0) smallest = std::min(smallest, weights[i]);
-  const bool log_keys = smallest / largest < 1e-300;
-  // Calls visit(i, key) for each positive-weight item in [begin, end). One Philox block holds the
-  // bits of an even/odd pair of items, so it is computed once per pair.
-  const auto for_each_key = [&](int64_t begin, int64_t end, auto&& visit) {
-    Philox4x32::Block bits{};
-    for (int64_t i = begin; i < end; ++i) {
-      if (i == begin || (i & 1) == 0) bits = rng(static_cast<uint64_t>(i) >> 1, stream);
-      const double w = weights[i];
-      if (w == 0.0) continue;
-      const double exponential =
-          -portable_log(open_closed_unit((i & 1) ? high64(bits) : low64(bits)));
-      visit(i, ordered_bits(log_keys ? portable_log(exponential) - portable_log(w)
-                                     : exponential / (w / largest)));
-    }
-  };
-
-  // Buckets on the top bits of (key - low). E <= 36.8 bounds the keys from above; below `low`
-  // (E < 2^-30, about one item in 1e9) everything shares bucket 0. The key bits of a double grow
-  // with its exponent, so buckets are roughly logarithmic in the key; a skewed distribution only
-  // makes them larger (slower), never the result different.
-  const uint64_t low = ordered_bits(log_keys ? -21.0 - portable_log(largest) : 0x1p-30);
-  const uint64_t high = ordered_bits(log_keys ? portable_log(36.8) - portable_log(smallest)
-                                              : 36.8 / (smallest / largest));
-  // Few enough buckets that their counters stay in cache and the scatter has few write streams;
-  // each bucket is then sorted in cache by sort_bucket.
-  int bucket_bits = 1;
-  while ((int64_t{1} << (bucket_bits + 8)) < positive && bucket_bits < 12) ++bucket_bits;
-  const int shift = bucket_shift(low, high, bucket_bits);
-  const size_t buckets = static_cast<size_t>(((high - low) >> shift) + 1);
-  const auto bucket_of = [&](uint64_t key) {
-    return key <= low ? size_t{0} : std::min(buckets - 1, static_cast<size_t>((key - low) >> shift));
-  };
-
-  // Slices of the items, one per thread, for both passes. Keys are computed twice rather than
-  // stored: an n-sized key array costs more in memory traffic than the recomputation.
-  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, n / kMinDrawsPerThread));
-  const int64_t step = (n + parts - 1) / parts;
-  const auto slice_begin = [&](int64_t p) { return std::min(n, p * step); };
-  const auto slice_end = [&](int64_t p) { return std::min(n, (p + 1) * step); };
-
-  std::vector<std::vector<int64_t>> histogram(static_cast<size_t>(parts));
-  parallel_for(parts, static_cast<int>(parts), 1, [&](int64_t first, int64_t last) {
-    for (int64_t p = first; p < last; ++p) {
-      auto& h = histogram[static_cast<size_t>(p)];
-      h.assign(buckets, 0);
-      for_each_key(slice_begin(p), slice_end(p), [&](int64_t, uint64_t key) { ++h[bucket_of(key)]; });
-    }
-  });
-  // Buckets before last_bucket are taken whole; last_bucket holds the k-th smallest key.
-  size_t last_bucket = 0;
-  int64_t taken_whole = 0, in_last_bucket = 0;
-  for (;; ++last_bucket) {
-    in_last_bucket = 0;
-    for (const auto& h : histogram) in_last_bucket += h[last_bucket];
-    if (taken_whole + in_last_bucket >= k) break;
-    taken_whole += in_last_bucket;
-  }
-  // Each (slice, bucket) pair writes from its own offset: whole buckets go to the pairs area
+  // Pass 2: each (slice, bucket) writes from its own offset: whole buckets to the pairs area
   // (out's 2k slots), the straddling bucket to a small array.
-  std::vector<int64_t> bucket_start(last_bucket + 1, 0);
-  for (size_t b = 0, offset = 0; b <= last_bucket; ++b) {
-    bucket_start[b] = static_cast<int64_t>(offset);
-    for (auto& h : histogram) {
-      const int64_t here = h[b];
-      h[b] = static_cast<int64_t>(offset);
-      offset += static_cast<size_t>(here);
-    }
-  }
   KeyedIndex* pairs = reinterpret_cast<KeyedIndex*>(out);
-  std::vector<KeyedIndex> straddling(static_cast<size_t>(in_last_bucket));
-  parallel_for(parts, static_cast<int>(parts), 1, [&](int64_t first, int64_t last) {
-    for (int64_t p = first; p < last; ++p) {
-      auto& position = histogram[static_cast<size_t>(p)];
-      for_each_key(slice_begin(p), slice_end(p), [&](int64_t i, uint64_t key) {
-        const size_t b = bucket_of(key);
-        if (b < last_bucket)
-          pairs[position[b]++] = {key, i};
-        else if (b == last_bucket)
-          straddling[static_cast<size_t>(position[b]++ - taken_whole)] = {key, i};
-      });
-    }
+  std::vector<KeyedIndex> straddling(static_cast<size_t>(cut.in_last));
+  slices.run([&](int64_t p, int64_t begin, int64_t end) {
+    auto& position = histogram[static_cast<size_t>(p)];
+    const auto place = [&](int64_t i, uint64_t key) {
+      if (key == kNoKey) return;
+      const size_t b = buckets.of(key);
+      if (b < cut.last)
+        pairs[position[b]++] = {key, i};
+      else if (b == cut.last)
+        straddling[static_cast<size_t>(position[b]++ - cut.taken_whole)] = {key, i};
+    };
+    if (stored.empty())
+      keys.for_each(begin, end, [&](int64_t i, double, uint64_t key) { place(i, key); });
+    else
+      for (int64_t i = begin; i < end; ++i) place(i, stored[static_cast<size_t>(i)]);
   });
-  parallel_for(static_cast<int64_t>(last_bucket) + 1, threads, 64, [&](int64_t first, int64_t last) {
-    std::vector<KeyedIndex> scratch;
-    std::vector<int64_t> counts;
-    for (int64_t b = first; b < last; ++b) {
-      if (b == static_cast<int64_t>(last_bucket))
-        sort_bucket(straddling.data(), straddling.data() + straddling.size(), scratch, counts);
-      else
-        sort_bucket(pairs + bucket_start[static_cast<size_t>(b)],
-                    pairs + bucket_start[static_cast<size_t>(b) + 1], scratch, counts);
-    }
-  });
-  std::copy(straddling.begin(), straddling.begin() + (k - taken_whole), pairs + taken_whole);
-  // Compact the k pairs to k indices in place: slot j is written after pair j/2 <= j was read.
-  for (int64_t j = 0; j < k; ++j) {
-    const int64_t index = pairs[j].index;
-    std::memcpy(out + j, &index, sizeof index);
-  }
+  stored.release();
+
+  sort_into_indices(pairs, straddling, cut, bucket_start, k, out, threads);
 }
 
 }  // namespace fastloader

@@ -8,9 +8,25 @@
 
 namespace fastloader {
 
+// Bumped whenever a (seed, stream, position) can give a different index than before: users who
+// saved seeds can tell that a stream changed. 1: the first release. 2: without replacement, keys
+// from a ziggurat instead of a logarithm (the with-replacement stream is unchanged).
+constexpr int kStreamVersion = 2;
+
 // Fails with std::invalid_argument unless every weight is finite and >= 0, their sum is finite
 // and at least one is positive. Returns the number of positive weights.
 int64_t check_weights(const double* weights, int64_t n);
+
+// What check_weights learns in its one pass: the positive count and the extreme positive weights.
+struct WeightSummary {
+  int64_t positive;
+  double largest, smallest;
+};
+WeightSummary summarize_weights(const double* weights, int64_t n, int threads = 1);
+
+// The sum of n doubles with compensated (Neumaier) summation, added in index order: within about
+// an ulp of the exact sum, and the same on every platform (no long double, no reordering).
+double compensated_sum(const double* values, int64_t n);
 
 // Vose's alias method: O(n) build, O(1) per draw. Draw i of stream `stream` under `seed` depends on
 // nothing else, so draws can be produced in any chunking and by any number of threads.
@@ -44,9 +60,16 @@ class AliasTable {
 // Efraimidis-Spirakis weighted sampling without replacement: each positive-weight item gets the key
 // E_i / w_i with E_i ~ Exp(1); the k smallest keys, in increasing order, are a successive-sampling
 // draw (first item with probability w_i / sum w, and so on). `out` must hold 2 * k int64: the
-// kernel sorts (key, index) pairs there, so no other k-sized buffer is needed; the k indices end
-// up in out[0, k).
+// kernel sorts (key, index) pairs there; the k indices end up in out[0, k). It also keeps the n
+// keys in 8 * n bytes of scratch when n <= 2k or n <= 2^25 (else it computes them twice).
 void sample_without_replacement(const double* weights, int64_t n, int64_t k, uint64_t seed,
                                 uint64_t stream, int64_t* out, int threads);
+
+namespace detail {
+// The same kernel with the choice made by the caller: keep_keys stores the n keys between the two
+// passes (8 bytes per item) instead of computing them twice. The result is the same either way.
+void sample_without_replacement(const double* weights, int64_t n, int64_t k, uint64_t seed,
+                                uint64_t stream, int64_t* out, int threads, bool keep_keys);
+}  // namespace detail
 
 }  // namespace fastloader

@@ -1,6 +1,7 @@
 // C++ unit tests of the sampling core, without Python: run by ctest (also under ASan/UBSan).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <numeric>
@@ -90,6 +91,99 @@ void portable_log_is_within_two_ulp_of_libm() {
         "portable_log(0) == -inf");
 }
 
+// Frozen streams: these digests must hold on every platform and thread count (the aarch64 run of
+// `make cpp-test-aarch64` checks them there). A change is a stream change: bump kStreamVersion.
+constexpr uint64_t kFrozenWithReplacement = 0x04960df3f8c481bfull;
+constexpr uint64_t kFrozenWithoutReplacement = 0xccf2f843afdd7a90ull;
+
+std::vector<double> zipf_weights(size_t n) {
+  std::vector<double> w(n);
+  for (size_t i = 0; i < n; ++i) w[i] = 1.0 / static_cast<double>(i + 1);
+  return w;
+}
+
+void streams_match_their_frozen_digests() {
+  const std::vector<double> w = zipf_weights(20000);
+  const int64_t n = static_cast<int64_t>(w.size());
+  for (int threads : {1, 3}) {
+    const fastloader::AliasTable table(w.data(), n);
+    std::vector<int64_t> with(10000);
+    table.draw(20261125, 0, 0, 10000, with.data(), threads);
+    const uint64_t with_digest = fastloader_tests::fnv1a(with);
+    std::vector<int64_t> without(2 * 10000);
+    fastloader::sample_without_replacement(w.data(), n, 10000, 20261125, 0, without.data(),
+                                           threads);
+    without.resize(10000);
+    const uint64_t without_digest = fastloader_tests::fnv1a(without);
+    std::printf("stream digests: with %016llx without %016llx\n",
+                static_cast<unsigned long long>(with_digest),
+                static_cast<unsigned long long>(without_digest));
+    check(with_digest == kFrozenWithReplacement, "frozen with-replacement stream");
+    check(without_digest == kFrozenWithoutReplacement, "frozen without-replacement stream");
+  }
+}
+
+void kept_and_recomputed_keys_agree() {
+  std::vector<double> w(300000);
+  for (size_t i = 0; i < w.size(); ++i)
+    w[i] = (i % 11 == 0) ? 0.0 : 1.0 + static_cast<double>(i % 1013);
+  w[5] = 5e-324;  // subnormal: the smallest positive double
+  w[7] = 1e308;
+  const int64_t n = static_cast<int64_t>(w.size());
+  for (int64_t k : {int64_t{1}, int64_t{777}, int64_t{200000}}) {
+    std::vector<int64_t> kept(2 * static_cast<size_t>(k)), recomputed(kept.size()),
+        threaded(kept.size());
+    fastloader::detail::sample_without_replacement(w.data(), n, k, 9, 4, kept.data(), 1, true);
+    fastloader::detail::sample_without_replacement(w.data(), n, k, 9, 4, recomputed.data(), 1,
+                                                   false);
+    fastloader::detail::sample_without_replacement(w.data(), n, k, 9, 4, threaded.data(), 3, true);
+    check(std::equal(kept.begin(), kept.begin() + k, recomputed.begin()),
+          "stored and recomputed keys give the same draw");
+    check(std::equal(kept.begin(), kept.begin() + k, threaded.begin()),
+          "the draw does not depend on the thread count");
+    check(kept[0] == 7, "the weight 1e308 beside ordinary weights comes first");
+  }
+}
+
+// The buckets are placed from a sample of every (n / 4096)-th weight; the full checks happen in
+// the key pass. Weights off the sample grid must be checked and drawn all the same.
+void weights_the_bucket_sample_misses() {
+  const int64_t n = 100000, off_grid = 12345;  // stride 24: 12345 is not a sampled index
+  std::vector<double> w(static_cast<size_t>(n), 0.0);
+  w[off_grid] = 1.0;
+  std::vector<int64_t> out(4);
+  fastloader::sample_without_replacement(w.data(), n, 1, 0, 0, out.data(), 2);
+  check(out[0] == off_grid, "the only positive weight, unsampled, is drawn");
+  check_throws<std::invalid_argument>(
+      [&] { fastloader::sample_without_replacement(w.data(), n, 2, 0, 0, out.data(), 2); },
+      "k above the positive count rejected when the sample saw none");
+  w[off_grid + 1] = std::nan("");
+  check_throws<std::invalid_argument>(
+      [&] { fastloader::sample_without_replacement(w.data(), n, 1, 0, 0, out.data(), 2); },
+      "an unsampled NaN weight is rejected");
+  // Sampled weights 1, all others 1e-200: their keys lie far beyond the buckets' range.
+  for (int64_t i = 0; i < n; ++i) w[static_cast<size_t>(i)] = (i % 24 == 0) ? 1.0 : 1e-200;
+  std::vector<int64_t> all(2 * static_cast<size_t>(n)), again(all.size());
+  fastloader::detail::sample_without_replacement(w.data(), n, n, 5, 0, all.data(), 2, true);
+  fastloader::detail::sample_without_replacement(w.data(), n, n, 5, 0, again.data(), 1, false);
+  check(std::equal(all.begin(), all.begin() + n, again.begin()), "same draw either way");
+  check(std::all_of(all.begin(), all.begin() + n / 24, [](int64_t i) { return i % 24 == 0; }),
+        "the heavy weights come first");
+  std::vector<int64_t> sorted(all.begin(), all.begin() + n);
+  std::sort(sorted.begin(), sorted.end());
+  bool permutation = true;
+  for (int64_t i = 0; i < n; ++i) permutation &= sorted[static_cast<size_t>(i)] == i;
+  check(permutation, "k = n gives a permutation");
+}
+
+void compensated_sum_keeps_small_terms() {
+  std::vector<double> values(1000001, 1e-16);
+  values[0] = 1.0;  // naive summation loses every 1e-16 term against 1.0
+  const double sum =
+      fastloader::compensated_sum(values.data(), static_cast<int64_t>(values.size()));
+  check(std::fabs(sum - (1.0 + 1e-10)) < 1e-15, "compensated sum of 1 + 1e6 * 1e-16");
+}
+
 void bad_weights_throw() {
   const std::vector<double> negative{1.0, -1.0}, zeros{0.0, 0.0};
   check_throws<std::invalid_argument>([&] { fastloader::AliasTable(negative.data(), 2); },
@@ -101,6 +195,13 @@ void bad_weights_throw() {
   check_throws<std::invalid_argument>(
       [&] { fastloader::sample_without_replacement(two.data(), 3, 3, 0, 0, out.data(), 1); },
       "k above the positive count rejected");
+  const std::vector<double> nan{1.0, std::nan(""), 1.0}, huge{1e308, 1e308};
+  check_throws<std::invalid_argument>([&] { fastloader::AliasTable(nan.data(), 3); },
+                                      "NaN weight rejected");
+  check_throws<std::invalid_argument>([&] { fastloader::AliasTable(huge.data(), 2); },
+                                      "overflowing sum rejected");
+  check_throws<std::invalid_argument>([&] { fastloader::AliasTable(huge.data(), 0); },
+                                      "no weights rejected");
 }
 
 }  // namespace
@@ -111,6 +212,10 @@ int main() {
   without_replacement_is_a_permutation_of_positive_indices();
   partial_draw_is_a_prefix_of_the_full_draw();
   portable_log_is_within_two_ulp_of_libm();
+  streams_match_their_frozen_digests();
+  kept_and_recomputed_keys_agree();
+  weights_the_bucket_sample_misses();
+  compensated_sum_keeps_small_terms();
   bad_weights_throw();
   std::printf("%s\n", failures == 0 ? "all C++ checks passed" : "C++ checks FAILED");
   return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

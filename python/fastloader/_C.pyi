@@ -6,6 +6,9 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import Buffer
 
+# Bumped whenever a (seed, stream, position) can give a different index (bind_sampler.cpp).
+def stream_version() -> int: ...
+
 class AliasTable:
     def __init__(self, weights: npt.NDArray[np.float64]) -> None: ...
     def __len__(self) -> int: ...

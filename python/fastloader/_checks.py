@@ -11,17 +11,37 @@ import torch
 _UINT64 = 1 << 64
 
 
-def positive_int(value: Any, name: str) -> int:
-    """An int > 0 (bool rejected), else ValueError as torch's samplers raise."""
+_INT64_LIMIT = 1 << 63
+
+
+def _below(value: int, name: str, limit: int | None, limit_text: str) -> int:
+    """value, or a ValueError when it reaches `limit` (the native int64 / uint64 range)."""
+    if limit is not None and value >= limit:
+        raise ValueError(f"{name} should be below {limit_text}, but got {name}={value}")
+    return value
+
+
+def positive_int(
+    value: Any, name: str, limit: int | None = _INT64_LIMIT, limit_text: str = "2**63"
+) -> int:
+    """An int in (0, limit) (bool rejected), else ValueError as torch's samplers raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"{name} should be a positive integer value, but got {name}={value!r}")
-    return int(value)
+    return _below(int(value), name, limit, limit_text)
 
 
-def non_negative_int(value: Any, name: str) -> int:
+def non_negative_int(
+    value: Any, name: str, limit: int | None = _INT64_LIMIT, limit_text: str = "2**63"
+) -> int:
+    """An int in [0, limit) (bool rejected), else ValueError."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise ValueError(f"{name} should be a non-negative integer value, but got {name}={value!r}")
-    return int(value)
+    return _below(int(value), name, limit, limit_text)
+
+
+def stream_index(value: Any, name: str = "epoch") -> int:
+    """An int in [0, 2**64): the native stream counter is a uint64."""
+    return non_negative_int(value, name, _UINT64, "2**64")
 
 
 def boolean(value: Any, name: str) -> bool:
@@ -44,14 +64,13 @@ def seed_or_none(value: Any, name: str = "seed") -> int | None:
 
 def generator_or_none(value: Any, name: str = "generator") -> torch.Generator | None:
     if value is not None and not isinstance(value, torch.Generator):
-        raise TypeError(
-            f"{name} should be a torch.Generator or None, but got {type(value).__name__}"
-        )
+        kind = type(value).__name__
+        raise TypeError(f"{name} should be a torch.Generator or None, but got {kind}")
     return value
 
 
 def weight_array(weights: Any, name: str = "weights") -> np.ndarray:
-    """A fresh contiguous float64 copy of 1-D non-negative finite weights; their sum is finite, > 0.
+    """A fresh contiguous float64 copy of 1-D non-negative finite weights with a finite sum > 0.
 
     The caller's object is never modified: every path below copies.
     """
@@ -61,9 +80,8 @@ def weight_array(weights: Any, name: str = "weights") -> np.ndarray:
         array = weights.detach().to(device="cpu", dtype=torch.float64).numpy().copy()
     else:
         if isinstance(weights, (str, bytes)):
-            raise TypeError(
-                f"{name} should be a sequence of numbers, but got {type(weights).__name__}"
-            )
+            kind = type(weights).__name__
+            raise TypeError(f"{name} should be a sequence of numbers, but got {kind}")
         try:
             raw = np.asarray(weights)
         except (ValueError, TypeError) as exc:

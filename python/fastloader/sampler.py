@@ -13,15 +13,18 @@ from . import _C
 from ._checks import (
     boolean,
     generator_or_none,
-    non_negative_int,
     positive_int,
     seed_or_none,
+    stream_index,
     weight_array,
 )
 from ._sampler_state import check_state, make_state, next_epoch_seed, weights_fingerprint
 from ._threads import native_threads
 
 WeightsLike = Union[Sequence[float], np.ndarray, torch.Tensor]
+
+#: Changes whenever a (seed, epoch) can yield different indices than before (see README).
+STREAM_VERSION: int = _C.stream_version()
 
 # Indices reach Python this many at a time: O(chunk) memory however long the epoch, and chunks
 # large enough for the draw kernel to use its threads.
@@ -79,6 +82,7 @@ class FastWeightedSampler(Sampler[int]):
         self.seed = seed_or_none(seed)
         self.epoch = 0
         self._weights = weight_array(weights)
+        self._weights.setflags(write=False)  # the alias table was built from these values
         self.num_positive = int(np.count_nonzero(self._weights))
         if not self.replacement and self.num_samples > self.num_positive:
             raise ValueError(
@@ -90,15 +94,15 @@ class FastWeightedSampler(Sampler[int]):
 
     @property
     def weights(self) -> torch.Tensor:
-        """The weights as a float64 tensor (a view of the sampler's own copy)."""
-        return torch.from_numpy(self._weights)
+        """The weights as a float64 tensor: a copy, so writing to it cannot change the sampling."""
+        return torch.from_numpy(self._weights.copy())
 
     def __len__(self) -> int:
         return self.num_samples
 
     def set_epoch(self, epoch: int) -> None:
         """Selects the stream of the next iteration when ``seed`` is set (as DistributedSampler)."""
-        self.epoch = non_negative_int(epoch, "epoch")
+        self.epoch = stream_index(epoch, "epoch")
 
     def __iter__(self) -> Iterator[int]:
         # A loaded state is claimed now, not at the first next(): torchdata calls iter() right
