@@ -227,6 +227,23 @@ void AliasTable::draw(uint64_t seed, uint64_t stream, int64_t start, int64_t cou
   });
 }
 
+void AliasTable::draw_strided(uint64_t seed, uint64_t stream, int64_t start, int64_t stride,
+                              int64_t count, int64_t* out, int threads) const {
+  if (start < 0 || count < 0) throw std::out_of_range("draw positions must be non-negative");
+  if (stride < 1) throw std::out_of_range("stride must be at least 1");
+  // The last position start + (count - 1) * stride must fit in int64.
+  if (count > 0 && (count - 1) > (std::numeric_limits<int64_t>::max() - start) / stride)
+    throw std::out_of_range("the last strided draw position overflows int64");
+  // The same drawer as draw(): a rank's shard is a sub-sequence of that very stream.
+  const AliasDrawer drawer(*this, seed, stream);
+  parallel_for(count, threads, kMinDrawsPerThread, [&](int64_t begin, int64_t end) {
+    const auto position_of = [start, stride](int64_t j) {
+      return static_cast<uint64_t>(start + j * stride);
+    };
+    drawer.draw_positions(begin, end, out, position_of);
+  });
+}
+
 namespace {
 
 // The binary exponent e and mantissa m in [1, 2) of a positive finite double x = m * 2^e, by bit

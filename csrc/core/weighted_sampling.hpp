@@ -47,7 +47,7 @@ class AliasTable {
             int threads) const;
 
   // Writes draws start, start+stride, ..., start+(count-1)*stride of the same stream to out: one
-  // rank's shard of a global stream (weighted_sampling_strided.cpp). stride >= 1.
+  // rank's shard of a global stream. stride >= 1.
   void draw_strided(uint64_t seed, uint64_t stream, int64_t start, int64_t stride, int64_t count,
                     int64_t* out, int threads) const;
 
