@@ -211,7 +211,7 @@ def buffer_pool_stats() -> dict[str, int]:
 def set_buffer_pool_limit(nbytes: int) -> None:
     """Most bytes of released output buffers kept for reuse (default 1 GiB; 0 disables reuse)."""
     # Any limit above int64 means "no limit" to the pool; the binding takes an int64.
-    _C.set_buffer_pool_limit(min(non_negative_int(nbytes, "nbytes"), _INT64_MAX))
+    _C.set_buffer_pool_limit(min(non_negative_int(nbytes, "nbytes", limit=None), _INT64_MAX))
 
 
 def clear_buffer_pool() -> None:
