@@ -13,6 +13,7 @@ from torch.utils.data import get_worker_info
 
 from . import _C
 from ._checks import boolean, non_negative_int, positive_int
+from ._pairs import plan_pairs
 from ._plan import CollateOptions, plan_batch
 from ._ring_batch import write_into_ring
 from ._samples import INDEX_KEY, REAL_DTYPES, as_dicts
@@ -130,8 +131,11 @@ class DetectionCollate:
     # ---- the collate ----------------------------------------------------------------------
     def __call__(self, batch: Sequence[Any]) -> DetectionBatch:
         """Reads the samples, plans every field (all checks before any allocation), writes."""
-        samples, tuple_samples = as_dicts(batch, self.image_key)
-        plan = plan_batch(samples, tuple_samples, self._options())
+        options = self._options()
+        plan = plan_pairs(batch, options)  # the common case, without per-sample objects
+        if plan is None:
+            samples, tuple_samples = as_dicts(batch, self.image_key)
+            plan = plan_batch(samples, tuple_samples, options)
         if self._ring is not None:
             # Every field in one slot of the shared ring; None when no slot came free in time.
             in_ring = write_into_ring(self._ring, plan, in_worker=get_worker_info() is not None)
@@ -211,7 +215,7 @@ def buffer_pool_stats() -> dict[str, int]:
 def set_buffer_pool_limit(nbytes: int) -> None:
     """Most bytes of released output buffers kept for reuse (default 1 GiB; 0 disables reuse)."""
     # Any limit above int64 means "no limit" to the pool; the binding takes an int64.
-    _C.set_buffer_pool_limit(min(non_negative_int(nbytes, "nbytes"), _INT64_MAX))
+    _C.set_buffer_pool_limit(min(non_negative_int(nbytes, "nbytes", limit=None), _INT64_MAX))
 
 
 def clear_buffer_pool() -> None:
