@@ -18,6 +18,7 @@ __all__ = ["plan_pairs"]
 
 _Tensor = torch.Tensor
 _STRIDED = torch.strided
+_PAIR_TYPES = (tuple, list)
 
 
 def plan_pairs(batch: Any, options: CollateOptions) -> BatchPlan | None:
@@ -34,22 +35,34 @@ def plan_pairs(batch: Any, options: CollateOptions) -> BatchPlan | None:
         if dtype not in REAL_DTYPES or target_dtype not in REAL_DTYPES:
             return None
         for sample in batch:
-            if type(sample) not in (tuple, list):
+            if type(sample) not in _PAIR_TYPES:
                 return None
             image, target = sample  # not a pair: ValueError
-            if not (_plain(image, dtype) and _plain(target, target_dtype)):
+            # Dense CPU tensors of the dtype outside autograd: torch's copies read them as the
+            # kernels do (lazily negated ones included). Written out: this runs per sample.
+            if (
+                type(image) is not _Tensor
+                or type(target) is not _Tensor
+                or image.dtype is not dtype
+                or target.dtype is not target_dtype
+                or not (image.is_cpu and target.is_cpu)
+                or image.layout is not _STRIDED
+                or target.layout is not _STRIDED
+                or image.requires_grad
+                or target.requires_grad
+            ):
                 return None
             images.append(image)
             targets.append(target)
     except (TypeError, ValueError, AttributeError, IndexError, KeyError):
         return None
     # The target first: the general planner also checks targets before the pad value.
-    target_plan = _target_plan(targets, target_dtype)
-    image_plan = _image_plan(images, options) if target_plan else None
+    counts: list[int] = []
+    sizes: list[tuple[int, int]] = []
+    target_plan = _target_plan(targets, target_dtype, counts)
+    image_plan = _image_plan(images, options, sizes) if target_plan else None
     if image_plan is None or target_plan is None:
         return None
-    counts = [t.shape[0] for t in targets]
-    sizes = [(i.shape[1], i.shape[2]) for i in images]
     index = IndexPlan(counts, sizes, (4 * len(counts) + 1 + target_plan.shape[0]) * 8)
     key = options.image_key
     kinds = {key: FieldKind.IMAGE, "target": FieldKind.OBJECT}
@@ -57,30 +70,24 @@ def plan_pairs(batch: Any, options: CollateOptions) -> BatchPlan | None:
     return BatchPlan({key: image_plan, "target": target_plan}, {}, index, layout)
 
 
-def _plain(value: Any, dtype: torch.dtype) -> bool:
-    """A dense CPU tensor of dtype outside autograd: torch's copies read it as the kernels do."""
-    return (
-        type(value) is _Tensor
-        and value.dtype is dtype
-        and value.is_cpu
-        and value.layout is _STRIDED
-        and not value.requires_grad
-    )
-
-
-def _image_plan(images: list[torch.Tensor], options: CollateOptions) -> PadPlan | None:
-    """[C, H_i, W_i] images padded to the largest (rounded up to size_divisibility)."""
-    shape = images[0].shape
-    if len(shape) != 3:
+def _image_plan(
+    images: list[torch.Tensor], options: CollateOptions, sizes: list[tuple[int, int]]
+) -> PadPlan | None:
+    """[C, H_i, W_i] images padded to the largest (rounded up to size_divisibility); appends
+    each (H_i, W_i) to sizes."""
+    first = images[0].shape
+    if len(first) != 3:
         return None
-    channels, height, width = shape
+    channels, height, width = first
     same_size = True
     for image in images:
-        if image.shape != shape:
-            if image.dim() != 3 or image.shape[0] != channels:
+        shape = image.shape
+        if shape != first:
+            if len(shape) != 3 or shape[0] != channels:
                 return None
             same_size = False
-            height, width = max(height, image.shape[1]), max(width, image.shape[2])
+            height, width = max(height, shape[1]), max(width, shape[2])
+        sizes.append((shape[1], shape[2]))
     step = options.size_divisibility
     if step > 1:
         rounded = -(-height // step) * step, -(-width // step) * step
@@ -99,16 +106,19 @@ def _image_plan(images: list[torch.Tensor], options: CollateOptions) -> PadPlan 
     return PadPlan(arrays, dtype, channels, height, width, fill, channels_last, False, nbytes)
 
 
-def _target_plan(targets: list[torch.Tensor], dtype: torch.dtype) -> PackPlan | None:
-    """[N_i, D] targets packed along dim 0 by torch.cat."""
-    shape = targets[0].shape
-    if len(shape) != 2:
+def _target_plan(
+    targets: list[torch.Tensor], dtype: torch.dtype, counts: list[int]
+) -> PackPlan | None:
+    """[N_i, D] targets packed along dim 0 by torch.cat; appends each N_i to counts."""
+    first = targets[0].shape
+    if len(first) != 2:
         return None
-    width = shape[1]
-    total = 0
+    width = first[1]
     for target in targets:
-        if target.dim() != 2 or target.shape[1] != width:
+        shape = target.shape
+        if len(shape) != 2 or shape[1] != width:
             return None
-        total += target.shape[0]
+        counts.append(shape[0])
+    total = sum(counts)
     out_shape = (total, width)
     return PackPlan([], dtype, out_shape, nbytes_of(out_shape, dtype, "target"), targets)
