@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from ._plan import BatchPlan, CollateOptions, IndexPlan, PackPlan, PadPlan, fill_bytes, nbytes_of

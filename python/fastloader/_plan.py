@@ -7,7 +7,7 @@ import functools
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -75,7 +75,7 @@ class IndexPlan(NamedTuple):
     nbytes: int
 
 
-FieldPlan = Union[PackPlan, PadPlan]
+FieldPlan = PackPlan | PadPlan
 
 
 class BatchPlan(NamedTuple):
@@ -83,7 +83,7 @@ class BatchPlan(NamedTuple):
 
     tensors: dict[str, FieldPlan]  # fields that become tensors, in sample order
     lists: dict[str, list]  # string fields, kept as lists
-    index: IndexPlan
+    index: IndexPlan  # type: ignore[assignment]  # shadows tuple.index, as its readers expect
     layout: BatchLayout
 
     @property
@@ -143,15 +143,16 @@ def _classify(
                 f"numbers across the batch"
             )
         return FieldKind.LIST, sources
+    numeric = cast("list[Source]", sources)  # no strings past this point
     if tuple_samples:  # the stock format: the target is always an [N_i, D] array
-        for i, source in enumerate(sources):
+        for i, source in enumerate(numeric):
             if len(source.shape) != 2 and not source.empty_list:
                 raise ValueError(
                     f"sample {i} field {name!r}: expected a 2-D [N, D] target, but got shape "
                     f"{list(source.shape)}"
                 )
         return FieldKind.OBJECT, sources
-    if name in options.image_fields or len(sources[0].shape) == 0:
+    if name in options.image_fields or len(numeric[0].shape) == 0:
         return FieldKind.PER_IMAGE, sources
     return FieldKind.OBJECT, sources
 

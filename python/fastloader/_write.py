@@ -3,6 +3,8 @@ requested kind: pooled, pinned, shared or plain)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch.utils.data import get_worker_info
@@ -68,7 +70,9 @@ def write_field(plan: FieldPlan, raw: torch.Tensor, threads: int) -> torch.Tenso
         return torch.stack(plan.exact_tensors, out=_as_dtype(raw, plan.dtype).view(shape))
     if isinstance(plan, PackPlan) and plan.tensors is not None:
         return torch.cat(plan.tensors, out=_as_dtype(raw, plan.dtype).view(plan.shape))
-    out = raw.numpy()  # zero-copy: the kernel checks its size and writability itself
+    # zero-copy: the kernel checks its size and writability itself. Typed Any: numpy's stubs give
+    # ndarray the buffer protocol (_C.pyi's Buffer) only for Python >= 3.12.
+    out: Any = raw.numpy()
     element = plan.dtype.itemsize
     if isinstance(plan, PadPlan):
         _C.pad_images(
