@@ -96,7 +96,11 @@ def _image_plan(
     nbytes = nbytes_of((len(images), channels, height, width), dtype, options.image_key)
     fill = fill_bytes(options.pad_value, dtype)
     channels_last = options.channels_last
-    if same_size and not channels_last:  # no padding: torch.stack copies them
+    # No padding: torch.stack copies them with torch's intra-op threads, as the stock collate
+    # does (1 thread in a DataLoader worker). Measured here: 8 x 3x224x224 uint8 0.11 ms vs the
+    # 1-thread kernel's 0.22; but on 2 cores loaded by other processes torch's threads stall as
+    # stock's do (8 x 3x640x640: median 59 ms, like stock's 60, where the kernel took 0.88).
+    if same_size and not channels_last:
         return PadPlan([], dtype, channels, height, width, fill, False, False, nbytes, images)
     try:  # the kernel reads numpy views (refused for bfloat16 and lazily negated tensors)
         arrays = [image.numpy() for image in images]
