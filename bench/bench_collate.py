@@ -1,4 +1,5 @@
-"""Benchmark: fast_detection_collate against the stock detection_collate, default_collate and a raw-copy floor.
+"""Benchmark: fast_detection_collate against the stock detection_collate, default_collate and a
+raw-copy floor.
 
 Every figure comes from this one run on this machine. Each method of a case is timed in R
 interleaved repeats (stock, fast, stock, fast, ...) so that drift on a shared machine hits them
@@ -12,18 +13,20 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset, default_collate
+
 from fastloader import DetectionCollate, fast_detection_collate
 from fastloader.bench import detection_collate as stock_detection_collate
 from fastloader.bench import pad_like_detectron2
-from torch.utils.data import DataLoader, Dataset, default_collate
 
 
 def detectron2_style_padding(batch, size_divisibility=32):
-    """detectron2 ImageList.from_tensors on the CPU, plus the targets as the stock collate makes them."""
+    """detectron2 ImageList.from_tensors on the CPU, plus the targets as the stock collate makes
+    them."""
     images = pad_like_detectron2([s[0] for s in batch], size_divisibility)
     return images, [torch.FloatTensor(s[1]) for s in batch]
 
@@ -44,7 +47,8 @@ REPEATS = 5  # interleaved repeats per case (--repeats)
 
 
 def time_per_batch(fn: Callable[[], object], seconds: float, min_reps: int = 3) -> float:
-    """Median seconds per call; each result is dropped before the next call, as a training loop does."""
+    """Median seconds per call; each result is dropped before the next call, as a training loop
+    does."""
     fn()
     fn()
     times = []
@@ -94,9 +98,7 @@ def report(
         )
 
 
-def same_size_case(
-    batch_size: int, dtype: torch.dtype, seconds: float, side: int = 640
-) -> None:
+def same_size_case(batch_size: int, dtype: torch.dtype, seconds: float, side: int = 640) -> None:
     samples = make_samples(batch_size, dtype, [(side, side)])
     images = [s[0] for s in samples]
     arrays = [i.numpy() for i in images]
@@ -149,7 +151,8 @@ def variable_size_case(batch_size: int, dtype: torch.dtype, seconds: float) -> N
         seconds,
     )
     report(
-        f"variable size 480..800: batch {batch_size} {str(dtype).replace('torch.', '')}, padded to /32",
+        f"variable size 480..800: batch {batch_size} {str(dtype).replace('torch.', '')}, "
+        f"padded to /32",
         rows,
         nbytes,
         stock_key="stock: detectron2-style padding in Python",
@@ -157,7 +160,8 @@ def variable_size_case(batch_size: int, dtype: torch.dtype, seconds: float) -> N
 
 
 class SyntheticDetection(Dataset):
-    """Pre-generated samples: __getitem__ costs nothing, so the loader measures collate + hand-off."""
+    """Pre-generated samples: __getitem__ costs nothing, so the loader measures collate and
+    hand-off."""
 
     def __init__(self, samples, length):
         self.samples = samples
@@ -195,7 +199,8 @@ def loader_rate(collate_fn, samples, batch_size: int, workers: int, batches: int
 def dataloader_case(batch_size: int, dtype: torch.dtype, workers_list, batches: int) -> None:
     samples = make_samples(batch_size * 2, dtype, [(640, 640)], seed=2)
     print(
-        f"\nDataLoader end to end: batch {batch_size} x 3x640x640 {str(dtype).replace('torch.', '')}, "
+        f"\nDataLoader end to end: batch {batch_size} x 3x640x640 "
+        f"{str(dtype).replace('torch.', '')}, "
         f"{batches} batches after warm-up, median (min-max) of {REPEATS} interleaved rounds"
     )
     print(f"  {'num_workers':<12}{'stock batch/s':>22}{'fast batch/s':>22}{'x stock':>9}")

@@ -7,7 +7,7 @@ import functools
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -15,7 +15,16 @@ import torch
 from ._samples import Source, converted, read_field
 from .batch import BatchLayout, FieldKind
 
-__all__ = ["BatchPlan", "CollateOptions", "IndexPlan", "PackPlan", "PadPlan", "plan_batch"]
+__all__ = [
+    "BatchPlan",
+    "CollateOptions",
+    "IndexPlan",
+    "PackPlan",
+    "PadPlan",
+    "fill_bytes",
+    "nbytes_of",
+    "plan_batch",
+]
 
 
 class CollateOptions(NamedTuple):
@@ -37,6 +46,8 @@ class PackPlan(NamedTuple):
     dtype: torch.dtype
     shape: tuple[int, ...]
     nbytes: int
+    # The values as plain CPU tensors of dtype (then arrays is empty): torch.cat packs them.
+    tensors: list[torch.Tensor] | None = None
 
 
 class PadPlan(NamedTuple):
@@ -51,6 +62,9 @@ class PadPlan(NamedTuple):
     channels_last: bool
     grayscale: bool  # [H, W] images: the batch is [B, H, W]
     nbytes: int
+    # The images as CPU tensors when they fill the batch exactly (no padding, not channels_last):
+    # then torch.stack copies them with torch's own threads, as the stock collate does.
+    exact_tensors: list[torch.Tensor] | None = None
 
 
 class IndexPlan(NamedTuple):
@@ -61,7 +75,7 @@ class IndexPlan(NamedTuple):
     nbytes: int
 
 
-FieldPlan = Union[PackPlan, PadPlan]
+FieldPlan = PackPlan | PadPlan
 
 
 class BatchPlan(NamedTuple):
@@ -69,7 +83,7 @@ class BatchPlan(NamedTuple):
 
     tensors: dict[str, FieldPlan]  # fields that become tensors, in sample order
     lists: dict[str, list]  # string fields, kept as lists
-    index: IndexPlan
+    index: IndexPlan  # type: ignore[assignment]  # shadows tuple.index, as its readers expect
     layout: BatchLayout
 
     @property
@@ -129,15 +143,16 @@ def _classify(
                 f"numbers across the batch"
             )
         return FieldKind.LIST, sources
+    numeric = cast("list[Source]", sources)  # no strings past this point
     if tuple_samples:  # the stock format: the target is always an [N_i, D] array
-        for i, source in enumerate(sources):
+        for i, source in enumerate(numeric):
             if len(source.shape) != 2 and not source.empty_list:
                 raise ValueError(
                     f"sample {i} field {name!r}: expected a 2-D [N, D] target, but got shape "
                     f"{list(source.shape)}"
                 )
         return FieldKind.OBJECT, sources
-    if name in options.image_fields or len(sources[0].shape) == 0:
+    if name in options.image_fields or len(numeric[0].shape) == 0:
         return FieldKind.PER_IMAGE, sources
     return FieldKind.OBJECT, sources
 
@@ -208,7 +223,7 @@ def _pack(name: str, sources: list[Source], dtype: torch.dtype | None) -> PackPl
         dtype = _promoted(name, [(i, s.dtype) for i, s in present] or [(0, reference.dtype)])
     arrays = _in_dtype(name, [s for _, s in present], dtype)
     shape = (sum(a.shape[0] for a in arrays), *trailing)
-    return PackPlan(arrays, dtype, shape, _nbytes(shape, dtype, name))
+    return PackPlan(arrays, dtype, shape, nbytes_of(shape, dtype, name))
 
 
 def _stack(name: str, sources: list[Source]) -> PackPlan:
@@ -223,11 +238,11 @@ def _stack(name: str, sources: list[Source]) -> PackPlan:
     dtype = _promoted(name, [(i, s.dtype) for i, s in enumerate(sources)])
     out_shape = (len(sources), *shape)
     return PackPlan(
-        _in_dtype(name, sources, dtype), dtype, out_shape, _nbytes(out_shape, dtype, name)
+        _in_dtype(name, sources, dtype), dtype, out_shape, nbytes_of(out_shape, dtype, name)
     )
 
 
-def _nbytes(shape: Sequence[int], dtype: torch.dtype, name: str) -> int:
+def nbytes_of(shape: Sequence[int], dtype: torch.dtype, name: str) -> int:
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes > sys.maxsize:
         raise ValueError(
@@ -265,7 +280,7 @@ def _pad_images(
     step = options.size_divisibility
     if step > 1:
         height, width = -(-height // step) * step, -(-width // step) * step
-    fill = _fill_bytes(options.pad_value, dtype)
+    fill = fill_bytes(options.pad_value, dtype)
     shape = (len(sources), channels, height, width)
     plan = PadPlan(
         arrays,
@@ -276,7 +291,7 @@ def _pad_images(
         fill,
         options.channels_last,
         rank == 2,
-        _nbytes(shape, dtype, name),
+        nbytes_of(shape, dtype, name),
     )
     return plan, sizes
 
@@ -301,7 +316,7 @@ def _check_image(
         )
 
 
-def _fill_bytes(pad_value: float | bool, dtype: torch.dtype) -> bytes:
+def fill_bytes(pad_value: float | bool, dtype: torch.dtype) -> bytes:
     """pad_value as one element of dtype, refusing values the dtype cannot hold."""
     # repr in the key: -0.0 == 0 and True == 1 hash alike but are different fills.
     return _fill_bytes_cached(pad_value, repr(pad_value), dtype)

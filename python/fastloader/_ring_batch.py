@@ -36,7 +36,7 @@ class RingBatchHandle(NamedTuple):
 
     slot: SlotRef
     tensors: dict[str, _Place]  # the fields that are tensors
-    index: _Place  # the int64 index block, apart from the fields (any field name is allowed)
+    index: _Place  # type: ignore[assignment]  # shadows tuple.index; the int64 index block, apart from the fields (any field name is allowed)
     lists: dict[str, list]  # string fields travel by value
     layout: BatchLayout
 
@@ -59,14 +59,17 @@ def write_into_ring(ring: SharedRing, plan: BatchPlan, in_worker: bool) -> Detec
         threads = threads_for(plan.nbytes)
         written = {
             name: write_field(field, slot[offset : offset + field.nbytes], threads)
-            for (name, field), offset in zip(planned, offsets)
+            for (name, field), offset in zip(planned, offsets, strict=True)
         }
         index = write_index(plan.index, slot[index_offset : index_offset + plan.index.nbytes])
     except BaseException:
         ring.release(grant.ref)
         raise
     # Offsets from the plan, not data_ptr() arithmetic: an empty tensor's data_ptr() is 0.
-    places = {name: _place(written[name], offset) for (name, _), offset in zip(planned, offsets)}
+    places = {
+        name: _place(written[name], offset)
+        for (name, _), offset in zip(planned, offsets, strict=True)
+    }
     handle = RingBatchHandle(
         grant.ref, places, _place(index, index_offset), dict(plan.lists), plan.layout
     )

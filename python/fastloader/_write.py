@@ -3,12 +3,14 @@ requested kind: pooled, pinned, shared or plain)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
 from . import _C
-from ._plan import BatchPlan, FieldPlan, IndexPlan, PadPlan
+from ._plan import BatchPlan, FieldPlan, IndexPlan, PackPlan, PadPlan
 from ._threads import native_threads
 from .batch import DetectionBatch
 
@@ -62,7 +64,15 @@ def allocate(nbytes: int, memory: str) -> torch.Tensor:
 
 def write_field(plan: FieldPlan, raw: torch.Tensor, threads: int) -> torch.Tensor:
     """Copies the field into raw (1-D uint8, plan.nbytes long) and returns its typed view."""
-    out = raw.numpy()  # zero-copy: the kernel checks its size and writability itself
+    if isinstance(plan, PadPlan) and plan.exact_tensors is not None:
+        # Unpadded images: torch.stack with torch's threads, as the stock collate copies them.
+        shape = (len(plan.exact_tensors), plan.channels, plan.height, plan.width)
+        return torch.stack(plan.exact_tensors, out=_as_dtype(raw, plan.dtype).view(shape))
+    if isinstance(plan, PackPlan) and plan.tensors is not None:
+        return torch.cat(plan.tensors, out=_as_dtype(raw, plan.dtype).view(plan.shape))
+    # zero-copy: the kernel checks its size and writability itself. Typed Any: numpy's stubs give
+    # ndarray the buffer protocol (_C.pyi's Buffer) only for Python >= 3.12.
+    out: Any = raw.numpy()
     element = plan.dtype.itemsize
     if isinstance(plan, PadPlan):
         _C.pad_images(

@@ -13,6 +13,7 @@ from torch.utils.data import get_worker_info
 
 from . import _C
 from ._checks import boolean, non_negative_int, positive_int
+from ._pairs import plan_pairs
 from ._plan import CollateOptions, plan_batch
 from ._ring_batch import write_into_ring
 from ._samples import INDEX_KEY, REAL_DTYPES, as_dicts
@@ -79,13 +80,13 @@ class DetectionCollate:
         ring_slots: int = 64,
         ring_timeout: float = 2.0,
     ) -> None:
-        self.size_divisibility = _size_divisibility(size_divisibility)
+        self.size_divisibility: int = _size_divisibility(size_divisibility)
         if not isinstance(pad_value, numbers.Real):
             raise TypeError(
                 f"pad_value should be a real number, but got {type(pad_value).__name__}"
             )
-        self.pad_value = pad_value
-        self.channels_last = boolean(channels_last, "channels_last")
+        self.pad_value: float | bool = pad_value
+        self.channels_last: bool = boolean(channels_last, "channels_last")
         if not isinstance(image_key, str) or not image_key:
             raise TypeError(f"image_key should be a non-empty str, but got {image_key!r}")
         if image_key == INDEX_KEY:
@@ -93,18 +94,18 @@ class DetectionCollate:
                 f"image_key={image_key!r} is reserved for the batch's index block "
                 f"(DetectionBatch.tensors())"
             )
-        self.image_key = image_key
-        self.image_fields = _image_fields(image_fields, image_key)
+        self.image_key: str = image_key
+        self.image_fields: tuple[str, ...] = _image_fields(image_fields, image_key)
         if target_dtype is not None and target_dtype not in REAL_DTYPES:
             raise TypeError(
                 f"target_dtype should be a real torch.dtype or None, but got {target_dtype!r}"
             )
-        self.target_dtype = target_dtype
+        self.target_dtype: torch.dtype | None = target_dtype
         if memory not in MEMORY_KINDS:
             raise ValueError(f"memory should be one of {MEMORY_KINDS}, but got memory={memory!r}")
-        self.memory = memory
-        self.shared_ring = boolean(shared_ring, "shared_ring")
-        self._ring = _new_ring(shared_ring, memory, ring_slots, ring_timeout)
+        self.memory: str = memory
+        self.shared_ring: bool = boolean(shared_ring, "shared_ring")
+        self._ring: SharedRing | None = _new_ring(shared_ring, memory, ring_slots, ring_timeout)
 
     @property
     def ring(self) -> SharedRing | None:
@@ -130,8 +131,11 @@ class DetectionCollate:
     # ---- the collate ----------------------------------------------------------------------
     def __call__(self, batch: Sequence[Any]) -> DetectionBatch:
         """Reads the samples, plans every field (all checks before any allocation), writes."""
-        samples, tuple_samples = as_dicts(batch, self.image_key)
-        plan = plan_batch(samples, tuple_samples, self._options())
+        options = self._options()
+        plan = plan_pairs(batch, options)  # the common case, without per-sample objects
+        if plan is None:
+            samples, tuple_samples = as_dicts(batch, self.image_key)
+            plan = plan_batch(samples, tuple_samples, options)
         if self._ring is not None:
             # Every field in one slot of the shared ring; None when no slot came free in time.
             in_ring = write_into_ring(self._ring, plan, in_worker=get_worker_info() is not None)
@@ -179,7 +183,11 @@ def _image_fields(value: Iterable[str], image_key: str) -> tuple[str, ...]:
 def _new_ring(shared_ring: bool, memory: str, slots: Any, timeout: Any) -> SharedRing | None:
     """The shared ring DetectionCollate(shared_ring=True) writes into (None without one)."""
     slots = positive_int(slots, "ring_slots")
-    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not timeout >= 0:
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, numbers.Real)
+        or not float(timeout) >= 0
+    ):
         raise ValueError(
             f"ring_timeout should be a non-negative number of seconds, but got "
             f"ring_timeout={timeout!r}"
@@ -200,7 +208,8 @@ def _new_ring(shared_ring: bool, memory: str, slots: Any, timeout: Any) -> Share
 
 
 fast_detection_collate = DetectionCollate()
-"""A ready :class:`DetectionCollate` with the default settings: ``collate_fn=fast_detection_collate``."""
+"""A ready :class:`DetectionCollate` with the default settings:
+``collate_fn=fast_detection_collate``."""
 
 
 def buffer_pool_stats() -> dict[str, int]:
