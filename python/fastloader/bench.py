@@ -17,8 +17,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -53,7 +54,7 @@ def pad_like_detectron2(
         height = -(-height // size_divisibility) * size_divisibility
         width = -(-width // size_divisibility) * size_divisibility
     out = images[0].new_full((len(images), images[0].shape[0], height, width), 0)
-    for slot, image in zip(out, images):
+    for slot, image in zip(out, images, strict=True):
         slot[:, : image.shape[1], : image.shape[2]].copy_(image)
     return out
 
@@ -131,7 +132,7 @@ def paired(stock: Callable[[], Any], fast: Callable[[], Any], repeats: int) -> P
     for _ in range(repeats):
         stock_times.append(_timed(stock, stock_loops))
         fast_times.append(_timed(fast, fast_loops))
-    ratios = [s / f for s, f in zip(stock_times, fast_times) if f > 0]
+    ratios = [s / f for s, f in zip(stock_times, fast_times, strict=True) if f > 0]
     return Paired(statistics.median(stock_times), statistics.median(fast_times), ratios)
 
 
@@ -154,7 +155,7 @@ def _rate(value: float) -> str:
 def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(line[i])) for line in [header, *rows]) for i in range(len(header))]
     lines = [
-        "  ".join(str(cell).rjust(width) for cell, width in zip(line, widths))
+        "  ".join(str(cell).rjust(width) for cell, width in zip(line, widths, strict=False))
         for line in [header, *rows]
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
@@ -615,12 +616,12 @@ def _plot(
 
 
 def _plot_loaders(axis: Any, results: LoaderResults, fmt: str, candidates: Sequence[int]) -> None:
-    for config, colour in zip(CONFIGS, ("tab:red", "tab:orange", "tab:blue")):
+    for config, colour in zip(CONFIGS, ("tab:red", "tab:orange", "tab:blue"), strict=True):
         rates = [results.rates[(fmt, config, w)] for w in candidates]
         middle = [statistics.median(r) for r in rates]
         error = [
-            [m - min(r) for m, r in zip(middle, rates)],
-            [max(r) - m for m, r in zip(middle, rates)],
+            [m - min(r) for m, r in zip(middle, rates, strict=True)],
+            [max(r) - m for m, r in zip(middle, rates, strict=True)],
         ]
         axis.errorbar(
             candidates, middle, yerr=error, marker="o", capsize=3, color=colour, label=config
@@ -774,10 +775,11 @@ def ring_section(
     rows = []
     for fmt in datasets:
         for workers in candidates:
-            ring, plain = rates[(fmt, workers, True)], rates[(fmt, workers, False)]
-            ratios = [a / b for a, b in zip(ring, plain) if b > 0]
+            with_ring, plain = rates[(fmt, workers, True)], rates[(fmt, workers, False)]
+            ratios = [a / b for a, b in zip(with_ring, plain, strict=True) if b > 0]
             rows.append(
-                [fmt, workers, spread(ring, "", _rate), spread(plain, "", _rate), spread(ratios)]
+                [fmt, workers, spread(with_ring, "", _rate), spread(plain, "", _rate)]
+                + [spread(ratios)]
             )
     section = _Section("Shared ring: fastloader's set-up with and without it")
     section.table(

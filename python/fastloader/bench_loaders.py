@@ -11,8 +11,9 @@ import os
 import statistics
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -160,14 +161,14 @@ class LoaderResults:
 
     def ratios(self, top: tuple[str, str, int], bottom: tuple[str, str, int]) -> list[float]:
         """Per-round ratios (same round, same load) of two set-ups' batches/s."""
-        return [a / b for a, b in zip(self.rates[top], self.rates[bottom]) if b > 0]
+        return [a / b for a, b in zip(self.rates[top], self.rates[bottom], strict=True) if b > 0]
 
     def report(
         self, image_format: str, config: str, pin_memory: bool, seconds: float
     ) -> TuneReport:
         """A TuneReport of median rows: what tune_num_workers would pick from these rounds."""
         rows = []
-        for (fmt, name, workers), measured in sorted(self.rows.items(), key=lambda kv: kv[0][2]):
+        for (fmt, name, _workers), measured in sorted(self.rows.items(), key=lambda kv: kv[0][2]):
             if fmt == image_format and name == config:
                 middle = sorted(measured, key=lambda row: row.batches_per_s)[len(measured) // 2]
                 rows.append(middle)

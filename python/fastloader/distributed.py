@@ -1,4 +1,4 @@
-"""Weighted sampling under torch.distributed: every rank draws its own positions of one global stream."""
+"""Weighted sampling under torch.distributed: each rank draws its own positions of one stream."""
 
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ class DistributedWeightedSampler(DistributedSampler):
 
 
 class DistributedWeightedBatchSampler(Sampler[list]):
-    """Batches of a :class:`DistributedWeightedSampler`'s shard for ``DataLoader(batch_sampler=...)``.
+    """Batches of a :class:`DistributedWeightedSampler`'s shard: ``DataLoader(batch_sampler=...)``.
 
     The concatenated batches equal the sampler's indices; lists are cut from C++-filled arrays.
     ``.sampler`` is the DistributedWeightedSampler, which is where Lightning calls ``set_epoch``.
@@ -131,8 +131,9 @@ class DistributedWeightedBatchSampler(Sampler[list]):
     rebuild the batch sampler around its own DistributedSampler, which this class refuses.
     """
 
-    def __init__(self, sampler: DistributedWeightedSampler, batch_size: int,
-                 drop_last: bool = False) -> None:
+    def __init__(
+        self, sampler: DistributedWeightedSampler, batch_size: int, drop_last: bool = False
+    ) -> None:
         if not isinstance(sampler, DistributedWeightedSampler):
             raise TypeError(
                 "sampler should be a fastloader DistributedWeightedSampler, but got "
@@ -169,8 +170,9 @@ class DistributedWeightedBatchSampler(Sampler[list]):
         )
 
 
-def broadcast_seed(group: Any = None, src: int = 0,
-                   generator: torch.Generator | None = None) -> int:
+def broadcast_seed(
+    group: Any = None, src: int = 0, generator: torch.Generator | None = None
+) -> int:
     """One fresh seed drawn on rank ``src`` and sent to every rank of ``group``: all return it.
 
     The seed comes from ``generator`` (torch's default generator when None) on rank ``src`` only,

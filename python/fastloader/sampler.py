@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from operator import length_hint
-from typing import Any, Iterator, NamedTuple, Sequence, Union
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from ._checks import (
 from ._sampler_state import check_state, make_state, next_epoch_seed, weights_fingerprint
 from ._threads import native_threads
 
-WeightsLike = Union[Sequence[float], np.ndarray, torch.Tensor]
+WeightsLike = Sequence[float] | np.ndarray | torch.Tensor
 
 #: Changes whenever a (seed, epoch) can yield different indices than before (see README).
 STREAM_VERSION: int = _C.stream_version()
@@ -152,7 +153,7 @@ class FastWeightedSampler(Sampler[int]):
     def _epoch_chunks(
         self, epoch: _Epoch, chunk: int, first_chunk: int | None = None
     ) -> Iterator[np.ndarray]:
-        """This rank's indices of ``epoch`` as int64 arrays of ``chunk`` items (last may be shorter).
+        """This rank's indices of ``epoch`` as int64 arrays of ``chunk`` items (last may be short).
 
         With replacement the first array holds ``first_chunk`` items and the next grow fourfold up
         to ``chunk`` (both multiples of a batch size for the batch samplers).
@@ -185,11 +186,19 @@ class FastWeightedSampler(Sampler[int]):
         while start < count:
             size = min(step, count - start)
             if stride == 1:
-                self._table.draw(epoch.seed, epoch.stream, first + start, buffer, size,
-                                 native_threads())
+                self._table.draw(
+                    epoch.seed, epoch.stream, first + start, buffer, size, native_threads()
+                )
             else:
-                self._table.draw_strided(epoch.seed, epoch.stream, first + start * stride, stride,
-                                         buffer, size, native_threads())
+                self._table.draw_strided(
+                    epoch.seed,
+                    epoch.stream,
+                    first + start * stride,
+                    stride,
+                    buffer,
+                    size,
+                    native_threads(),
+                )
             start += size
             step = min(chunk, step * 4)
             yield buffer[:size]
@@ -210,7 +219,7 @@ class FastWeightedSampler(Sampler[int]):
         self._cursor: tuple[_Epoch, int, Iterator[int]] | None = None
 
     def _claim_resume(self) -> tuple[int | None, int] | None:
-        """(epoch seed, global position) to resume at, if a loaded state is pending and mid-epoch."""
+        """(epoch seed, global position) to resume at when a loaded state is pending mid-epoch."""
         if not self._resume_pending:
             return None
         self._resume_pending = False
@@ -238,9 +247,16 @@ class FastWeightedSampler(Sampler[int]):
         # From where the state stopped to the end of the real positions, dealt round-robin and
         # padded (or truncated) to whole rounds: equal counts keep ranks in lockstep.
         remaining = max(0, self._real_end() - start)
-        per_rank = -(-remaining // self._replicas) if self._pad_tail else remaining // self._replicas
-        epoch = _Epoch(object(), self.seed if self.seed is not None else epoch_seed, self.epoch,
-                       start, per_rank)
+        per_rank = (
+            -(-remaining // self._replicas) if self._pad_tail else remaining // self._replicas
+        )
+        epoch = _Epoch(
+            object(),
+            self.seed if self.seed is not None else epoch_seed,
+            self.epoch,
+            start,
+            per_rank,
+        )
         self._epoch_seed, self._position, self._position_epoch = epoch_seed, start, self.epoch
         self._active, self._cursor = epoch.token, None
         return epoch
@@ -310,7 +326,11 @@ class FastWeightedSampler(Sampler[int]):
         state = self.__dict__.copy()
         state["_table"] = None  # rebuilt from the weights: O(n), and no native object to pickle
         # A copy is not the live iteration: it keeps the position, not the iterator.
-        state["_position"], state["_active"], state["_cursor"] = self._current_position(), None, None
+        state["_position"], state["_active"], state["_cursor"] = (
+            self._current_position(),
+            None,
+            None,
+        )
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -345,9 +365,7 @@ class FastWeightedBatchSampler(Sampler[list]):
     ) -> None:
         self.batch_size = positive_int(batch_size, "batch_size")
         self.drop_last = boolean(drop_last, "drop_last")
-        self.sampler = FastWeightedSampler(
-            weights, num_samples, replacement, generator, seed=seed
-        )
+        self.sampler = FastWeightedSampler(weights, num_samples, replacement, generator, seed=seed)
 
     def __len__(self) -> int:
         if self.drop_last:
@@ -358,8 +376,9 @@ class FastWeightedBatchSampler(Sampler[list]):
         self.sampler.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[list[int]]:
-        return _iterate_batches(self.sampler, self.sampler._claim_resume(), self.batch_size,
-                                self.drop_last)
+        return _iterate_batches(
+            self.sampler, self.sampler._claim_resume(), self.batch_size, self.drop_last
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """The sampler's state (same format: a batch sampler resumes from a sampler's and back)."""
