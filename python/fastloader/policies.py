@@ -163,6 +163,8 @@ class _ShardedEpochSampler(Sampler[int]):
                 f"num_replicas={self.num_replicas}"
             )
         seed = seed_or_none(state["seed"], "state_dict['seed']")
+        if seed is None:  # these samplers always hold a seed (drawn when none is given)
+            raise ValueError("state_dict['seed'] should be an int, but got None")
         epoch = non_negative_int(state["epoch"], "state_dict['epoch']")
         saved_seed, saved_epoch = self.seed, self.epoch
         self.seed, self.epoch = seed, epoch
