@@ -62,7 +62,7 @@ _MASK64 = (1 << 64) - 1
 def weights_fingerprint(weights: np.ndarray) -> str:
     """SHA-1 of the float64 weights in little-endian byte order (about 6 ms per 1e6 weights)."""
     data = np.ascontiguousarray(weights, dtype="<f8")
-    return hashlib.sha1(memoryview(data).cast("B"), usedforsecurity=False).hexdigest()
+    return hashlib.sha1(data.data.cast("B"), usedforsecurity=False).hexdigest()
 
 
 def next_epoch_seed(seed: int) -> int:

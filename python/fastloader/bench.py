@@ -178,7 +178,7 @@ class _Section:
         self.title = title
         self.parts: list[tuple[str, Any]] = []
 
-    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         self.parts.append(("table", (list(header), [list(map(str, row)) for row in rows])))
 
     def note(self, text: str, markdown: str | None = None) -> None:
@@ -205,14 +205,15 @@ class _Section:
 def _sampler_rows(weights: torch.Tensor, repeats: int, per_index: bool, batch: int = 32) -> list:
     n = len(weights)
     # Built once, outside the clock: what follows "build" is the per-epoch cost.
-    stock_sampler = WeightedRandomSampler(weights, n)
+    # torch annotates weights as Sequence[float]; a tensor is what it documents and takes.
+    stock_sampler = WeightedRandomSampler(weights, n)  # type: ignore[arg-type]
     stock_batches = BatchSampler(stock_sampler, batch, False)
     fast_sampler = FastWeightedSampler(weights, n, seed=0)
     fast_batches = FastWeightedBatchSampler(weights, n, batch, seed=0)
     cases = [
         (
             "build the sampler",
-            lambda: WeightedRandomSampler(weights, n),
+            lambda: WeightedRandomSampler(weights, n),  # type: ignore[arg-type]
             lambda: FastWeightedSampler(weights, n, seed=0),
         ),
         # WeightedRandomSampler.__iter__ computes exactly this tensor, then yields from it.
@@ -264,7 +265,7 @@ def _class_shares(dataset: SyntheticDetection, weights: np.ndarray) -> dict[str,
     uniform = torch.randperm(n, generator=torch.Generator().manual_seed(0))
     generator = torch.Generator().manual_seed(0)
     stock = torch.tensor(
-        list(WeightedRandomSampler(torch.from_numpy(weights), n, generator=generator))
+        list(WeightedRandomSampler(torch.from_numpy(weights), n, generator=generator))  # type: ignore[arg-type]
     )
     fast = FastWeightedSampler(weights, n, seed=0).indices()
     shares = {
@@ -785,7 +786,8 @@ def ring_section(
     section.table(
         ["images", "num_workers", "ring batches/s", "no ring batches/s", "ring / no ring"], rows
     )
-    stats = {fmt: collates[(fmt, True)].ring.stats() for fmt in datasets}
+    rings = {fmt: collates[(fmt, True)].ring for fmt in datasets}
+    stats = {fmt: ring.stats() for fmt, ring in rings.items() if ring is not None}
     section.note(
         f"batch_size=32, medians (min-max) of {rounds} interleaved rounds of {seconds:g} s. "
         f"Ring statistics at the end: {stats}."
@@ -796,7 +798,9 @@ def ring_section(
 def _ring_only(args: argparse.Namespace, command: str) -> int:
     load = _load()
     size = args.image_size or 640
-    common = dict(num_images=args.num_images or 128, min_size=size, max_size=size, seed=0)
+    common: dict[str, Any] = dict(
+        num_images=args.num_images or 128, min_size=size, max_size=size, seed=0
+    )
     datasets = {
         fmt: SyntheticDetection(args.root, image_format=fmt, **common) for fmt in ("jpeg", "npy")
     }
@@ -838,7 +842,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = _load()
     progress = _Progress(steps, enabled=not args.no_progress)
     try:
-        common = dict(num_images=num_images, min_size=size, max_size=size, seed=0)
+        common: dict[str, Any] = dict(num_images=num_images, min_size=size, max_size=size, seed=0)
         jpeg = SyntheticDetection(args.root, **common)
         npy = SyntheticDetection(args.root, image_format="npy", **common)
         progress.step("dataset")

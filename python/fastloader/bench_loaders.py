@@ -13,6 +13,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,8 @@ CONFIGS = ("stock", "collate only", "fastloader")
 
 def detection_collate(batch: Sequence[Any]) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The stock way, as detection code has written it for years (the baseline)."""
-    imgs, targets = [], []
+    imgs: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
     for sample in batch:
         imgs.append(sample[0])
         targets.append(torch.FloatTensor(sample[1]))
@@ -68,12 +70,14 @@ class StockVOC(Dataset):
             if obj.findtext("difficult", "0").strip() == "1":
                 continue
             box = obj.find("bndbox")
-            row = [float(box.findtext(tag)) for tag in ("xmin", "ymin", "xmax", "ymax")]
-            row.append(float(self.class_to_index[obj.findtext("name").strip()]))
+            if box is None:
+                raise ValueError(f"{self.annotations[index]}: an <object> without <bndbox>")
+            row = [float(box.findtext(tag, "")) for tag in ("xmin", "ymin", "xmax", "ymax")]
+            row.append(float(self.class_to_index[obj.findtext("name", "").strip()]))
             marks = obj.find("landmarks")
             for k in range(1, 6):
                 for axis in "xy":
-                    row.append(-1.0 if marks is None else float(marks.findtext(f"{axis}{k}")))
+                    row.append(-1.0 if marks is None else float(marks.findtext(f"{axis}{k}", "")))
             rows.append(row)
         return np.array(rows, dtype=np.float32).reshape(len(rows), 15)
 
@@ -177,6 +181,13 @@ class LoaderResults:
         )
 
 
+def _loader_args(
+    sampler_args: Callable[[], dict[str, Any]], collate_fn: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """A fresh sampler's DataLoader arguments with ``collate_fn`` added."""
+    return {**sampler_args(), "collate_fn": collate_fn}
+
+
 @dataclass
 class LoaderSetup:
     """What one set-up needs for a DataLoader over one image format."""
@@ -199,20 +210,18 @@ def setups(
         collate = recommended_collate(fmt, shared_ring)
 
         def stock_sampler(w: np.ndarray = weights, n: int = n) -> dict[str, Any]:
-            return {"sampler": WeightedRandomSampler(torch.from_numpy(w), n)}
+            return {"sampler": WeightedRandomSampler(torch.from_numpy(w), n)}  # type: ignore[arg-type]
 
         def fast_sampler(w: np.ndarray = weights, n: int = n) -> dict[str, Any]:
             return {"batch_sampler": FastWeightedBatchSampler(w, n, batch_size, seed=0)}
 
         out[(fmt, "stock")] = LoaderSetup(
-            stock, lambda s=stock_sampler: {**s(), "collate_fn": detection_collate}
+            stock, partial(_loader_args, stock_sampler, detection_collate)
         )
         out[(fmt, "collate only")] = LoaderSetup(
-            stock, lambda s=stock_sampler, c=collate: {**s(), "collate_fn": c}
+            stock, partial(_loader_args, stock_sampler, collate)
         )
-        out[(fmt, "fastloader")] = LoaderSetup(
-            fast, lambda s=fast_sampler, c=collate: {**s(), "collate_fn": c}
-        )
+        out[(fmt, "fastloader")] = LoaderSetup(fast, partial(_loader_args, fast_sampler, collate))
     return out
 
 

@@ -99,6 +99,9 @@ class AspectRatioGroupedBatchSampler(BatchSampler):
         batch_size: indices per batch.
     """
 
+    # Any Sampler; the optional indices() / set_epoch() / state_dict() are looked up first.
+    sampler: Any
+
     def __init__(self, sampler: Sampler, group_ids: Any, batch_size: int) -> None:
         if not isinstance(sampler, Sampler):
             # ValueError, not TypeError: what torchvision's GroupedBatchSampler raises.

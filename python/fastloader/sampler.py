@@ -41,7 +41,7 @@ class _Epoch(NamedTuple):
     seed: int
     stream: int
     start: int  # first global position (0, or where a loaded state stopped)
-    count: int  # indices this rank yields: positions start + rank, start + rank + R, ...
+    length: int  # indices this rank yields: positions start + rank, start + rank + R, ...
 
 
 class FastWeightedSampler(Sampler[int]):
@@ -67,6 +67,9 @@ class FastWeightedSampler(Sampler[int]):
     ``fastloader._sampler_state``); a loaded state makes the next iteration continue exactly
     where the saved run stopped, or start the next epoch when the saved one was over.
     """
+
+    # The live iteration's (epoch, indices handed to its list iterator so far, that iterator).
+    _cursor: tuple[_Epoch, int, Iterator[int]] | None
 
     def __init__(
         self,
@@ -129,8 +132,8 @@ class FastWeightedSampler(Sampler[int]):
         ``__iter__`` does, and it does not resume a loaded state.
         """
         epoch = self._start_epoch(None)
-        whole = list(self._epoch_chunks(epoch, max(1, epoch.count)))  # one chunk: no copy
-        self._record(epoch, epoch.count)
+        whole = list(self._epoch_chunks(epoch, max(1, epoch.length)))  # one chunk: no copy
+        self._record(epoch, epoch.length)
         return torch.from_numpy(whole[0] if whole else np.empty(0, dtype=np.int64))
 
     def _draw_epoch_seed(self) -> int:
@@ -162,7 +165,7 @@ class FastWeightedSampler(Sampler[int]):
         the counter stream (with replacement) or item g mod num_samples of the epoch's weighted
         permutation (without: positions past its end wrap around, as DistributedSampler pads).
         """
-        first, stride, count = epoch.start + self._rank, self._replicas, epoch.count
+        first, stride, count = epoch.start + self._rank, self._replicas, epoch.length
         if count == 0:
             return
         if self._table is None:
@@ -216,7 +219,7 @@ class FastWeightedSampler(Sampler[int]):
         self._position_epoch = 0  # the epoch that _position counts
         self._resume_pending = False
         self._active: object = None  # token of the iteration that owns the position
-        self._cursor: tuple[_Epoch, int, Iterator[int]] | None = None
+        self._cursor = None
 
     def _claim_resume(self) -> tuple[int | None, int] | None:
         """(epoch seed, global position) to resume at when a loaded state is pending mid-epoch."""
@@ -250,9 +253,12 @@ class FastWeightedSampler(Sampler[int]):
         per_rank = (
             -(-remaining // self._replicas) if self._pad_tail else remaining // self._replicas
         )
+        stream_seed = self.seed if self.seed is not None else epoch_seed
+        # check_state refuses a seed=None state with a position but no epoch_seed.
+        assert stream_seed is not None
         epoch = _Epoch(
             object(),
-            self.seed if self.seed is not None else epoch_seed,
+            stream_seed,
             self.epoch,
             start,
             per_rank,
@@ -265,7 +271,7 @@ class FastWeightedSampler(Sampler[int]):
         """Notes that ``done`` of this rank's indices of ``epoch`` have been handed out."""
         if self._active is epoch.token:
             self._cursor = None
-            over = done >= epoch.count
+            over = done >= epoch.length
             self._position = self._total if over else epoch.start + done * self._replicas
 
     def _current_position(self) -> int:
@@ -405,7 +411,7 @@ def _iterate_batches(
     epoch = sampler._start_epoch(resume)
     # The last batch handed out marks the epoch over, also when drop_last drops a remainder: a
     # state saved after it must start the next epoch, not an empty rest of this one.
-    last = epoch.count if not drop_last else epoch.count - epoch.count % batch_size
+    last = epoch.length if not drop_last else epoch.length - epoch.length % batch_size
     done = 0
     # Chunks hold whole batches, so no batch straddles two chunks.
     chunk = batch_size * max(1, _CHUNK // batch_size)
@@ -417,5 +423,5 @@ def _iterate_batches(
             if len(batch) < batch_size and drop_last:
                 return
             done += len(batch)
-            sampler._record(epoch, epoch.count if done >= last else done)
+            sampler._record(epoch, epoch.length if done >= last else done)
             yield batch
