@@ -256,13 +256,7 @@ class FastWeightedSampler(Sampler[int]):
         stream_seed = self.seed if self.seed is not None else epoch_seed
         # check_state refuses a seed=None state with a position but no epoch_seed.
         assert stream_seed is not None
-        epoch = _Epoch(
-            object(),
-            stream_seed,
-            self.epoch,
-            start,
-            per_rank,
-        )
+        epoch = _Epoch(object(), stream_seed, self.epoch, start, per_rank)
         self._epoch_seed, self._position, self._position_epoch = epoch_seed, start, self.epoch
         self._active, self._cursor = epoch.token, None
         return epoch
@@ -332,11 +326,8 @@ class FastWeightedSampler(Sampler[int]):
         state = self.__dict__.copy()
         state["_table"] = None  # rebuilt from the weights: O(n), and no native object to pickle
         # A copy is not the live iteration: it keeps the position, not the iterator.
-        state["_position"], state["_active"], state["_cursor"] = (
-            self._current_position(),
-            None,
-            None,
-        )
+        state["_position"] = self._current_position()
+        state["_active"] = state["_cursor"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
