@@ -115,7 +115,7 @@ wheel-all: $(RELEASE_TOOLS)
 
 # ---------------------------------------------------------------- static checks
 LINT_TOOLS := $(VENV)/.lint-tools
-LINT_PATHS := python/fastloader tools
+LINT_PATHS := python/fastloader tools tests bench
 
 $(LINT_TOOLS): $(PY)
 	$(PY) -m pip install -q "ruff>=0.6" "mypy>=1.11" "numpy>=1.24"  # numpy: its types

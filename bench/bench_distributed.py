@@ -20,17 +20,18 @@ import subprocess
 import sys
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 import torch
+from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+from torch.utils.data import Sampler, WeightedRandomSampler
+from torchdata.stateful_dataloader import StatefulDataLoader
+
 from fastloader import (
     DistributedWeightedBatchSampler,
     DistributedWeightedSampler,
     FastWeightedSampler,
 )
-from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
-from torch.utils.data import Sampler, WeightedRandomSampler
-from torchdata.stateful_dataloader import StatefulDataLoader
 
 WORLD = 2
 BATCH = 256
@@ -60,6 +61,7 @@ def summary(samples: list[float]) -> str:
 
 
 # ---------------------------------------------------------------- per-rank epoch
+
 
 def epoch_cases(n: int) -> dict[str, Callable[[int], object]]:
     w = weights_for(n)
@@ -117,7 +119,9 @@ print(json.dumps({"epoch_peak": status("VmHWM:") - before}))
 def epoch_peak_bytes(kind: str, how: str, n: int) -> int:
     out = subprocess.run(
         [sys.executable, "-c", MEMORY_PROBE, kind, how, str(n), str(WORLD)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])["epoch_peak"]
 
@@ -132,6 +136,7 @@ def memory_rows(n: int) -> list[tuple[str, str, int]]:
 
 
 # ---------------------------------------------------------------- resume at 90%
+
 
 class WithoutState(Sampler[int]):
     """The same sampler with no state_dict: StatefulDataLoader then skips what was consumed."""
@@ -181,13 +186,13 @@ def resume_cases(n: int, replacement: bool) -> tuple[dict[str, Callable[[int], o
 
 # ---------------------------------------------------------------- report
 
+
 def render(n: int, repeats: int, epoch_times, memory, resume_times) -> str:
     lines = [f"## Distributed epoch, n = {n:,}, world size {WORLD}, rank 0 (seconds)", ""]
     lines += ["| sampler | median (min-max) | vs stock |", "|---|---:|---:|"]
     stock = statistics.median(epoch_times["Lightning wrapper(WeightedRandomSampler)"])
     for name, samples in epoch_times.items():
-        lines.append(f"| {name} | {summary(samples)} | "
-                     f"{stock / statistics.median(samples):.1f}x |")
+        lines.append(f"| {name} | {summary(samples)} | {stock / statistics.median(samples):.1f}x |")
     lines += ["", f"{repeats} interleaved rounds; each is one epoch (set_epoch(round)).", ""]
     lines += [f"## Peak memory of one epoch, n = {n:,} (MiB above the built sampler)", ""]
     lines += [
@@ -202,14 +207,18 @@ def render(n: int, repeats: int, epoch_times, memory, resume_times) -> str:
             f"{peaks['rank'] / max(1, peaks['single']):.2f} |"
         )
     lines += ["", "Fresh process per cell; VmHWM reset after construction.", ""]
-    title = f"## Resume at 90% of an epoch, n = {n:,}, batch {BATCH}: load_state_dict to first batch"
+    title = (
+        f"## Resume at 90% of an epoch, n = {n:,}, batch {BATCH}: load_state_dict to first batch"
+    )
     lines += [f"{title} (seconds)", ""]
     lines += ["| replacement | skip fallback | ours | speed-up |", "|---|---:|---:|---:|"]
     for replacement, times in resume_times.items():
         skip = times["StatefulDataLoader skip (no state_dict)"]
         ours = times["FastWeightedSampler.load_state_dict"]
-        lines.append(f"| {replacement} | {summary(skip)} | {summary(ours)} | "
-                     f"{statistics.median(skip) / statistics.median(ours):.0f}x |")
+        lines.append(
+            f"| {replacement} | {summary(skip)} | {summary(ours)} | "
+            f"{statistics.median(skip) / statistics.median(ours):.0f}x |"
+        )
     return "\n".join(lines) + "\n"
 
 

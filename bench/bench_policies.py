@@ -25,13 +25,14 @@ from itertools import chain, repeat
 
 import numpy as np
 import torch
+from torch.utils.data import BatchSampler, RandomSampler, Sampler
+
 from fastloader import (
     AspectRatioGroupedBatchSampler,
     RepeatFactorSampler,
     create_aspect_ratio_groups,
     fast_detection_collate,
 )
-from torch.utils.data import BatchSampler, RandomSampler, Sampler
 
 # (width, height) at a longer side of 500 and their shares: VOC's commonest shapes (4:3 and 3:2
 # landscape dominate, then their portrait forms, a few square and wide ones).
@@ -62,7 +63,7 @@ def detectron2_epoch(int_part: torch.Tensor, frac_part: torch.Tensor, g: torch.G
 
 
 def torchvision_grouped(sampler: Sampler, group_ids, batch_size: int) -> Iterator[list[int]]:
-    """torchvision's GroupedBatchSampler.__iter__ (references/detection/group_by_aspect_ratio.py)."""
+    """torchvision's GroupedBatchSampler.__iter__ (references/detection/group_by_aspect_ratio)."""
     buffer_per_group = defaultdict(list)
     samples_per_group = defaultdict(list)
     num_batches = 0

@@ -13,8 +13,9 @@ import statistics
 import time
 
 import torch
-from fastloader import DetectionCollate
 from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from fastloader import DetectionCollate
 
 BATCH = 32
 SHAPE = (3, 640, 640)
@@ -167,8 +168,7 @@ def main() -> None:
     ):
         collate_s, floor_s = in_worker_times(dataset, collate, args.batches)
         print(
-            f"  {label:<34}{collate_s * 1e3:>8.2f}{floor_s * 1e3:>10.2f}"
-            f"{collate_s / floor_s:>9.2f}"
+            f"  {label:<34}{collate_s * 1e3:>8.2f}{floor_s * 1e3:>10.2f}{collate_s / floor_s:>9.2f}"
         )
     ring.close_ring()
 

@@ -1,9 +1,9 @@
 """FastWeightedSampler against torch's WeightedRandomSampler, torch.multinomial and numpy, same run.
 
-    python bench/bench_sampler.py            # n = k = 1e5, 1e6, 1e7 and 5e7 (ours)
-    python bench/bench_sampler.py --quick    # n = k = 1e5, 1e6
-    python bench/bench_sampler.py --markdown bench/results/sampler.md
-    python bench/bench_sampler.py --sizes 1e7 --draws-only   # one size, draw/epoch table only
+python bench/bench_sampler.py            # n = k = 1e5, 1e6, 1e7 and 5e7 (ours)
+python bench/bench_sampler.py --quick    # n = k = 1e5, 1e6
+python bench/bench_sampler.py --markdown bench/results/sampler.md
+python bench/bench_sampler.py --sizes 1e7 --draws-only   # one size, draw/epoch table only
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -123,7 +123,9 @@ def memory_per_item(kind: str, n: int, replacement: bool) -> dict:
     """Peak RSS above the weights tensor, per item, in a fresh process."""
     out = subprocess.run(
         [sys.executable, "-c", MEMORY_PROBE, kind, str(n), "1" if replacement else "0"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     figures = json.loads(out)
     return {key: value / n for key, value in figures.items()}

@@ -1,4 +1,4 @@
-"""Module-level dataset and collate wrappers for the DataLoader tests (spawn workers must import them)."""
+"""Module-level datasets and collate wrappers for DataLoader tests (spawn workers import them)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from fastloader import DetectionBatch, fast_detection_collate
 
 

@@ -8,12 +8,14 @@ import os
 import numpy as np
 import torch
 import torch.distributed as dist
+
 from fastloader import DistributedWeightedBatchSampler, DistributedWeightedSampler, broadcast_seed
 
 
 def spawned_rank(rank: int, world: int, port: int, out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=world)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+    )
     try:
         torch.manual_seed(100 + rank)  # every rank's generator differs: only rank 0's draw counts
         seed = broadcast_seed()
@@ -25,11 +27,16 @@ def spawned_rank(rank: int, world: int, port: int, out: str) -> None:
             epochs = []
             for epoch in (0, 1):
                 sampler.set_epoch(epoch)
-                epochs.append({"indices": list(sampler),
-                               "batches": [i for b in batches for i in b]})
-            result[str(replacement)] = {"len": len(sampler), "total": sampler.total_size,
-                                        "rank": sampler.rank, "world": sampler.num_replicas,
-                                        "epochs": epochs}
+                epochs.append(
+                    {"indices": list(sampler), "batches": [i for b in batches for i in b]}
+                )
+            result[str(replacement)] = {
+                "len": len(sampler),
+                "total": sampler.total_size,
+                "rank": sampler.rank,
+                "world": sampler.num_replicas,
+                "epochs": epochs,
+            }
         with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
             json.dump(result, f)
         dist.barrier()

@@ -3,6 +3,7 @@
 import numpy as np
 import torch
 import torch.distributed as dist
+
 from fastloader import ClassAwareSampler, RepeatFactorSampler
 
 

@@ -7,9 +7,10 @@ import os
 import signal
 import sys
 
+from torch.utils.data import DataLoader
+
 from collate_helpers import SyntheticDetection
 from fastloader import DetectionCollate
-from torch.utils.data import DataLoader
 
 
 def main(case: str, context: str) -> None:

@@ -45,7 +45,7 @@ def _pool(
     pooled_obs: list[float] = []
     pooled_exp: list[float] = []
     acc_obs = acc_exp = 0.0
-    for o, e in zip(observed, expected):
+    for o, e in zip(observed, expected, strict=False):
         acc_obs += o
         acc_exp += e
         if acc_exp >= min_expected:

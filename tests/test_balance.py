@@ -2,10 +2,11 @@
 
 import math
 
-import fastloader
 import numpy as np
 import pytest
 import torch
+
+import fastloader
 from fastloader import (
     class_balanced_weights,
     class_image_counts,
@@ -17,7 +18,7 @@ from fastloader.datasets import class_histogram
 
 
 def random_labels(n, num_classes, seed=0, empty_fraction=0.1):
-    """VOCDetection.labels()-style lists: int64 arrays, one per image, repeats and empties allowed."""
+    """VOCDetection.labels()-style lists: int64 arrays, one per image, repeats and empties too."""
     rng = np.random.default_rng(seed)
     zipf = 1.0 / np.arange(1, num_classes + 1)
     zipf /= zipf.sum()

@@ -13,7 +13,6 @@ import torch
 from fastloader import DetectionCollate, SyntheticDetection, bench, bench_loaders
 
 
-
 @pytest.mark.multiprocess
 @pytest.mark.slow
 def test_quick_bench_writes_every_section(tmp_path):
@@ -99,7 +98,7 @@ def test_recommended_collate_matches_the_stock_collate_in_workers(tmp_path, imag
     stock = torch.utils.data.DataLoader(
         fast, batch_size=4, collate_fn=bench_loaders.detection_collate
     )
-    for got, expected in zip(loader, stock):
+    for got, expected in zip(loader, stock, strict=False):
         assert torch.equal(got.images, expected[0])
         assert got.images.is_contiguous(
             memory_format=torch.channels_last if image_format == "jpeg" else torch.contiguous_format

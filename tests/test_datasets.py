@@ -13,9 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from fastloader import FastWeightedSampler, SyntheticDetection, VOCDetection
+from fastloader import FastWeightedSampler, SyntheticDetection, VOCDetection, decode, synthetic, voc
 from fastloader import datasets as fd
-from fastloader import decode, synthetic, voc
 
 SMALL = dict(min_size=12, max_size=24)
 
@@ -37,7 +36,9 @@ def _pillow_pixels(path: Path) -> torch.Tensor:
 
 def _object(name: str, box: tuple, difficult: int | None = 0) -> str:
     flag = "" if difficult is None else f"<difficult>{difficult}</difficult>"
-    coords = "".join(f"<{t}>{v}</{t}>" for t, v in zip(("xmin", "ymin", "xmax", "ymax"), box))
+    coords = "".join(
+        f"<{t}>{v}</{t}>" for t, v in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True)
+    )
     return f"<object><name>{name}</name><pose>Left</pose>{flag}<bndbox>{coords}</bndbox></object>"
 
 
@@ -370,7 +371,10 @@ def test_voc_shapes_mix_landscape_and_portrait_with_the_longer_side_fixed(tmp_pa
     ratios = ds.aspect_ratios()
     np.testing.assert_allclose(ratios, sizes[:, 1] / sizes[:, 0])
     expected = {round(r, 2): share for r, share in synthetic.VOC_SHAPES}
-    measured = {round(r, 2): n / len(ds) for r, n in zip(*np.unique(ratios, return_counts=True))}
+    measured = {
+        round(r, 2): n / len(ds)
+        for r, n in zip(*np.unique(ratios, return_counts=True), strict=True)
+    }
     assert set(measured) == set(expected)
     for ratio, share in expected.items():  # 600 draws: within 4.5 standard deviations
         assert abs(measured[ratio] - share) < 4.5 * np.sqrt(share * (1 - share) / 600), ratio
@@ -468,9 +472,9 @@ def test_npy_images_read_into_recycled_memory_stay_independent(tmp_path):
     for _ in range(3):  # freed blocks come back for later samples, with the right pixels
         del held
         held = [ds[i][0] for i in (5, 4, 3, 2, 1, 0)][::-1]
-        assert all(torch.equal(a, b) for a, b in zip(held, expected))
+        assert all(torch.equal(a, b) for a, b in zip(held, expected, strict=False))
         held[0].fill_(7)  # writable, and writing one sample leaves the others alone
-        assert all(torch.equal(a, b) for a, b in zip(held[1:], expected[1:]))
+        assert all(torch.equal(a, b) for a, b in zip(held[1:], expected[1:], strict=False))
 
 
 def test_bad_npy_images_name_the_file(tmp_path):

@@ -15,6 +15,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as tmp
+from torch.utils.data import DistributedSampler
+
 from distributed_ranks import spawned_rank
 from fastloader import (
     DistributedWeightedBatchSampler,
@@ -24,7 +26,6 @@ from fastloader import (
     broadcast_seed,
 )
 from stats import pooled_chisquare_pvalue
-from torch.utils.data import DistributedSampler
 
 ROOT = Path(__file__).resolve().parent.parent
 P_MIN = 1e-4
@@ -44,6 +45,7 @@ def global_stream(weights, num_samples, replacement, seed, epoch, total_size):
 
 # ---------------------------------------------------------------- in one process
 
+
 @pytest.mark.parametrize("replacement", [True, False])
 @pytest.mark.parametrize("num_samples", [600, 601, 599, 5])
 @pytest.mark.parametrize("replicas", [1, 2, 3, 4])
@@ -53,8 +55,15 @@ def test_shards_are_the_global_stream_with_distributed_sampler_sizes(
 ):
     weights = np.random.default_rng(0).random(700) + 0.01
     shards = [
-        DistributedWeightedSampler(weights, num_samples, replacement, num_replicas=replicas,
-                                   rank=rank, seed=3, drop_last=drop_last)
+        DistributedWeightedSampler(
+            weights,
+            num_samples,
+            replacement,
+            num_replicas=replicas,
+            rank=rank,
+            seed=3,
+            drop_last=drop_last,
+        )
         for rank in range(replicas)
     ]
     stock = DistributedSampler(range(num_samples), replicas, 0, drop_last=drop_last)
@@ -65,8 +74,8 @@ def test_shards_are_the_global_stream_with_distributed_sampler_sizes(
             assert len(sampler) == sampler.num_samples == len(stock)
             assert sampler.total_size == stock.total_size
             sampler.set_epoch(epoch)
-            assert list(sampler) == expected[rank :: replicas].tolist()
-            assert sampler.indices().tolist() == expected[rank :: replicas].tolist()
+            assert list(sampler) == expected[rank::replicas].tolist()
+            assert sampler.indices().tolist() == expected[rank::replicas].tolist()
 
 
 @pytest.mark.parametrize("replacement", [True, False])
@@ -103,8 +112,9 @@ def test_union_of_ranks_fits_the_weights(replacement):
     num_samples = 150 if not replacement else 200_000
     counts = np.zeros(len(weights))
     for rank in range(3):
-        sampler = DistributedWeightedSampler(weights, num_samples, replacement, num_replicas=3,
-                                             rank=rank, seed=21)
+        sampler = DistributedWeightedSampler(
+            weights, num_samples, replacement, num_replicas=3, rank=rank, seed=21
+        )
         counts += np.bincount(sampler.indices().numpy(), minlength=len(weights))
     assert counts[weights == 0].sum() == 0
     if replacement:
@@ -116,8 +126,9 @@ def test_union_of_ranks_fits_the_weights(replacement):
         heavy = np.zeros(len(weights))
         for seed in range(200):
             for rank in range(3):
-                s = DistributedWeightedSampler(weights, 60, False, num_replicas=3, rank=rank,
-                                               seed=seed)
+                s = DistributedWeightedSampler(
+                    weights, 60, False, num_replicas=3, rank=rank, seed=seed
+                )
                 heavy[s.indices().numpy()] += 1
         by_class = [heavy[weights == w].mean() for w in (1.0, 3.0, 5.0)]
         assert by_class[0] < by_class[1] < by_class[2]
@@ -180,6 +191,7 @@ def test_bad_arguments_raise_as_distributed_sampler_does():
 
 # ---------------------------------------------------------------- real process groups
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -213,10 +225,19 @@ def test_gloo_process_group_spawned_ranks(world, tmp_path):
 
 
 def test_torchrun_runs_the_example(tmp_path):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node=2", str(ROOT / "examples" / "ddp_weighted.py"),
-               "--record", str(tmp_path)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(ROOT / "examples" / "ddp_weighted.py"),
+        "--record",
+        str(tmp_path),
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert ranks[0]["seed"] == ranks[1]["seed"]
@@ -232,9 +253,15 @@ def test_torchrun_runs_the_example(tmp_path):
 
 @pytest.mark.parametrize("batch_sampler", [False, True], ids=["sampler", "batch_sampler"])
 def test_lightning_ddp_spawn_keeps_the_sampler_and_sets_epochs(batch_sampler, tmp_path):
-    command = [sys.executable, str(ROOT / "examples" / "lightning_weighted.py"),
-               "--record", str(tmp_path)] + (["--batch-sampler"] if batch_sampler else [])
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+    command = [
+        sys.executable,
+        str(ROOT / "examples" / "lightning_weighted.py"),
+        "--record",
+        str(tmp_path),
+    ] + (["--batch-sampler"] if batch_sampler else [])
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     weights = torch.linspace(0.1, 1.0, 600, dtype=torch.float64)
     for epoch in (0, 1):
@@ -248,16 +275,21 @@ def test_lightning_ddp_spawn_keeps_the_sampler_and_sets_epochs(batch_sampler, tm
 
 # ---------------------------------------------------------------- README examples
 
-@pytest.mark.parametrize(
-    "name", ["ddp_weighted.py", "lightning_weighted.py", "resume_weighted.py"]
-)
+
+@pytest.mark.parametrize("name", ["ddp_weighted.py", "lightning_weighted.py", "resume_weighted.py"])
 def test_readme_shows_the_examples_as_they_run(name):
     readme = (ROOT / "README.md").read_text()
     assert (ROOT / "examples" / name).read_text().strip() in readme
 
 
 def test_resume_example_runs(tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / "resume_weighted.py")],
-                          capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "resume_weighted.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resumed exactly: 30 + 49 batches = 79" in done.stdout

@@ -1,4 +1,4 @@
-"""Repeat-factor, class-aware and aspect-ratio grouped samplers: distributions, contracts, bad input."""
+"""Repeat-factor, class-aware and aspect-ratio grouped samplers: distributions, API, errors."""
 
 import bisect
 import pickle
@@ -7,16 +7,17 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 import torch
+from scipy import stats
+from scipy.optimize import linear_sum_assignment
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
+
 from fastloader import (
     AspectRatioGroupedBatchSampler,
     ClassAwareSampler,
     RepeatFactorSampler,
     create_aspect_ratio_groups,
 )
-from scipy import stats
-from scipy.optimize import linear_sum_assignment
 from stats import pooled_chisquare_pvalue
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
 # -------------------------------------------------------------------------------------------
 # RepeatFactorSampler
@@ -155,6 +156,14 @@ def test_load_state_dict_names_each_mismatch():
         sampler.load_state_dict({**state, "num_samples": 5})
     with pytest.raises(TypeError, match="state_dict"):
         sampler.load_state_dict([1, 2])
+
+
+def test_load_state_dict_without_a_seed_is_refused_and_keeps_the_sampler():
+    sampler = RepeatFactorSampler(np.linspace(0.5, 2.0, 50), seed=4)
+    before = list(sampler)
+    with pytest.raises(ValueError, match=r"state_dict\['seed'\]"):
+        sampler.load_state_dict({**sampler.state_dict(), "seed": None})
+    assert sampler.seed == 4 and list(sampler) == before
 
 
 @pytest.mark.parametrize(
@@ -397,9 +406,12 @@ def test_sparse_group_ids_batch_like_dense_ones():
 
 def test_grouped_state_dict_resumes_after_the_saved_batch():
     labels = np.random.default_rng(1).uniform(0.5, 2.0, 900)
-    make = lambda seed: AspectRatioGroupedBatchSampler(
-        RepeatFactorSampler(labels, seed=seed), np.arange(900) % 4, 10
-    )
+
+    def make(seed):
+        return AspectRatioGroupedBatchSampler(
+            RepeatFactorSampler(labels, seed=seed), np.arange(900) % 4, 10
+        )
+
     grouped = make(5)
     grouped.set_epoch(2)
     everything = list(grouped)
@@ -468,6 +480,7 @@ def test_bad_k():
 
 def test_real_gloo_ranks_share_out_one_global_stream(tmp_path):
     import torch.multiprocessing as mp
+
     from policy_ranks import gather_epochs
 
     world = 3

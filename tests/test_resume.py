@@ -7,6 +7,8 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from torchdata.stateful_dataloader import StatefulDataLoader
+
 from datasets_for_tests import IndexDataset
 from fastloader import (
     DistributedWeightedBatchSampler,
@@ -15,7 +17,6 @@ from fastloader import (
     FastWeightedSampler,
 )
 from fastloader._sampler_state import STATE_VERSION, next_epoch_seed
-from torchdata.stateful_dataloader import StatefulDataLoader
 
 # torchdata 0.11 calls a torch API that torch 2.13 deprecates; nothing to act on here.
 pytestmark = pytest.mark.filterwarnings("ignore:.set_vital. is deprecated:UserWarning")
@@ -48,6 +49,7 @@ def run_epochs(sampler, first_epoch: int, epochs: int, stop_after: int | None = 
 
 # ---------------------------------------------------------------- the state itself
 
+
 @pytest.mark.parametrize("replacement", [True, False])
 def test_state_is_a_few_small_fields(replacement):
     sampler = FastWeightedSampler(np.ones(300_000), 200_000, replacement, seed=3)
@@ -76,6 +78,7 @@ def test_seed_none_state_holds_the_drawn_epoch_seed():
 
 
 # ---------------------------------------------------------------- exact resume, in process
+
 
 @pytest.mark.parametrize("form", ["sampler", "batch"])
 @pytest.mark.parametrize("replacement", [True, False])
@@ -143,6 +146,7 @@ def test_drop_last_batch_state_after_the_last_batch_is_an_ended_epoch():
 
 # ---------------------------------------------------------------- torchdata StatefulDataLoader
 
+
 def loader_for(form, seed, num_workers):
     if form == "sampler":
         sampler = FastWeightedSampler(WEIGHTS, N, seed=seed)
@@ -157,7 +161,9 @@ def loader_for(form, seed, num_workers):
             kwargs = {"batch_sampler": sampler}
         else:
             kwargs = {"sampler": sampler, "batch_size": 32}
-    return sampler, StatefulDataLoader(IndexDataset(len(WEIGHTS)), num_workers=num_workers, **kwargs)
+    return sampler, StatefulDataLoader(
+        IndexDataset(len(WEIGHTS)), num_workers=num_workers, **kwargs
+    )
 
 
 def loader_epochs(sampler, loader, first_epoch, epochs, stop_after=None):
@@ -174,8 +180,14 @@ def loader_epochs(sampler, loader, first_epoch, epochs, stop_after=None):
 @pytest.mark.parametrize("num_workers", [0, 2])
 @pytest.mark.parametrize(
     "form,seed",
-    [("sampler", 7), ("sampler", None), ("batch", 7), ("batch", None), ("distributed", 7),
-     ("distributed_batch", 7)],
+    [
+        ("sampler", 7),
+        ("sampler", None),
+        ("batch", 7),
+        ("batch", None),
+        ("distributed", 7),
+        ("distributed_batch", 7),
+    ],
 )
 @pytest.mark.parametrize("cut", ["mid", "boundary"])
 def test_stateful_dataloader_resumes_exactly(num_workers, seed, form, cut):
@@ -194,6 +206,7 @@ def test_stateful_dataloader_resumes_exactly(num_workers, seed, form, cut):
 
 # ---------------------------------------------------------------- elastic resume
 
+
 def global_stream(replacement: bool, length: int) -> np.ndarray:
     """Position g of the global stream for g < length (seed 9, epoch 0)."""
     if replacement:
@@ -204,8 +217,9 @@ def global_stream(replacement: bool, length: int) -> np.ndarray:
 
 def shards(replicas: int, replacement: bool, drop_last: bool = False):
     return [
-        DistributedWeightedSampler(WEIGHTS, N, replacement, num_replicas=replicas, rank=r, seed=9,
-                                   drop_last=drop_last)
+        DistributedWeightedSampler(
+            WEIGHTS, N, replacement, num_replicas=replicas, rank=r, seed=9, drop_last=drop_last
+        )
         for r in range(replicas)
     ]
 
@@ -253,6 +267,7 @@ def test_elastic_resume_with_batches_from_two_ranks_to_one():
 
 
 # ---------------------------------------------------------------- refusals
+
 
 def test_mismatched_states_are_refused_naming_the_field():
     sampler = FastWeightedSampler(WEIGHTS, N, seed=1)

@@ -13,16 +13,15 @@ import time
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
+
 from collate_helpers import SyntheticDetection
 from fastloader import DetectionBatch, DetectionCollate
 from fastloader.ring import RING_FILE_PREFIX, SharedRing
-from torch.utils.data import DataLoader
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHM = "/dev/shm"
-needs_cuda = pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA GPU"
-)
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 needs_dev_shm = pytest.mark.skipif(not os.path.isdir(SHM), reason="needs /dev/shm")
 
 
@@ -42,7 +41,7 @@ def assert_batches_equal(got: DetectionBatch, want: DetectionBatch) -> None:
             assert torch.equal(a, b), name
         else:
             assert len(a) == len(b), name
-            for x, y in zip(a, b):
+            for x, y in zip(a, b, strict=True):
                 if isinstance(y, torch.Tensor):
                     assert x.dtype == y.dtype and x.shape == y.shape and torch.equal(x, y), name
                 else:
@@ -160,7 +159,7 @@ def test_two_dataloaders_share_one_ring_at_once():
     loaders = [
         DataLoader(ds, batch_size=3, num_workers=1, collate_fn=collate) for ds in (first, second)
     ]
-    for k, (a, b) in enumerate(zip(*loaders)):
+    for k, (a, b) in enumerate(zip(*loaders, strict=False)):
         assert a._lease is not None and b._lease is not None
         assert_batches_equal(a, expected(first, 3, k))
         assert_batches_equal(b, expected(second, 3, k))
@@ -262,10 +261,10 @@ def test_abandoned_epoch_slots_come_back(persistent):
     loader = DataLoader(
         ds, batch_size=2, num_workers=2, collate_fn=collate, persistent_workers=persistent
     )
-    for k, batch in enumerate(loader):
+    for k, _batch in enumerate(loader):
         if k == 1:
             break  # batches already written by the workers are never received
-    del batch
+    del _batch
     for k, batch in enumerate(loader):  # the next epoch still finds slots, and right contents
         assert_batches_equal(batch, expected(ds, 2, k))
         assert batch._lease is not None
@@ -407,7 +406,7 @@ def test_batches_arrive_pinned_and_copy_correctly():
             del batch  # the slot is reused only after the copy completed (event)
             torch.cuda.synchronize()
             assert torch.equal(on_gpu.images.cpu(), want.images)
-            for got, ref in zip(on_gpu[1], want[1]):
+            for got, ref in zip(on_gpu[1], want[1], strict=False):
                 assert torch.equal(got.cpu(), ref)
     collate.close_ring()
 

@@ -76,6 +76,7 @@ def test_classic_imbalance_is_rebalanced():
 
 # ---------------------------------------------------------------- without replacement
 
+
 def test_without_replacement_never_repeats_and_skips_zeros():
     weights = np.random.default_rng(0).random(10_000)
     weights[::7] = 0.0
@@ -133,7 +134,7 @@ def test_without_replacement_matches_successive_sampling_exactly():
     for order, p in exact.items():
         inclusion[list(order)] += p
     observed = np.zeros(len(weights))
-    for order, c in zip(orders, counts):
+    for order, c in zip(orders, counts, strict=False):
         observed[list(order)] += c
     np.testing.assert_allclose(observed / trials, inclusion, atol=0.012)
 
@@ -155,6 +156,7 @@ def test_above_two_to_the_24_items_both_ways():
 
 
 # ---------------------------------------------------------------- streams
+
 
 def test_same_seed_and_epoch_repeat_and_epochs_differ():
     for replacement in (True, False):
@@ -233,7 +235,9 @@ def test_ziggurat_tables_are_what_the_generator_prints():
     root = Path(__file__).resolve().parent.parent
     printed = subprocess.run(
         [sys.executable, str(root / "csrc/core/gen_ziggurat_tables.py")],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     assert printed == (root / "csrc/core/ziggurat_tables.hpp").read_text()
 
@@ -248,6 +252,7 @@ def test_exponential_keys_cope_with_the_whole_double_range():
 
 
 # ---------------------------------------------------------------- batch sampler
+
 
 @pytest.mark.parametrize("replacement", [True, False])
 @pytest.mark.parametrize("drop_last", [True, False])
@@ -272,11 +277,10 @@ def test_batch_sampler_matches_sampler_stream(replacement, drop_last):
 
 # ---------------------------------------------------------------- DataLoader, pickling, fork
 
+
 @pytest.mark.multiprocess
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "num_workers,context", [(0, None), (2, "fork"), (2, "spawn")]
-)
+@pytest.mark.parametrize("num_workers,context", [(0, None), (2, "fork"), (2, "spawn")])
 def test_dataloader_yields_exactly_the_sampled_indices(num_workers, context):
     weights = np.random.default_rng(3).random(5000)
     sampler = FastWeightedSampler(weights, 3000, seed=21)
@@ -336,6 +340,7 @@ def test_usable_in_a_forked_process():
 
 # ---------------------------------------------------------------- weights accepted
 
+
 @pytest.mark.parametrize(
     "weights",
     [
@@ -369,6 +374,7 @@ def test_caller_weights_are_never_modified_or_aliased():
 
 
 # ---------------------------------------------------------------- bad input
+
 
 @pytest.mark.parametrize(
     "weights,exc,words",

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from stats import CannotTest, pooled_chisquare_pvalue
 
 

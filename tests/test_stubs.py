@@ -134,7 +134,7 @@ def test_stub_signature_matches_the_compiled_one(qualname):
     stub_defaults = [ast.unparse(d) for d in stub.args.defaults]
     compiled_defaults = [ast.unparse(d) for d in compiled.args.defaults]
     assert stub_defaults == compiled_defaults, "defaults"
-    for stub_arg, compiled_arg in zip(stub_args, compiled_args):
+    for stub_arg, compiled_arg in zip(stub_args, compiled_args, strict=False):
         stub_kind = _kind(stub_arg.annotation, aliases)
         compiled_kind = _kind(compiled_arg.annotation, aliases)
         assert _same_kind(stub_kind, compiled_kind), (

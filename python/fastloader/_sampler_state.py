@@ -62,7 +62,7 @@ _MASK64 = (1 << 64) - 1
 def weights_fingerprint(weights: np.ndarray) -> str:
     """SHA-1 of the float64 weights in little-endian byte order (about 6 ms per 1e6 weights)."""
     data = np.ascontiguousarray(weights, dtype="<f8")
-    return hashlib.sha1(memoryview(data).cast("B"), usedforsecurity=False).hexdigest()
+    return hashlib.sha1(data.data.cast("B"), usedforsecurity=False).hexdigest()
 
 
 def next_epoch_seed(seed: int) -> int:
@@ -92,7 +92,9 @@ def _int_field(state: Mapping[str, Any], name: str, *, allow_none: bool = False)
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"sampler state field {name!r} should be a non-negative int, got {value!r}")
+        raise ValueError(
+            f"sampler state field {name!r} should be a non-negative int, got {value!r}"
+        )
     return int(value)
 
 
@@ -128,7 +130,9 @@ def check_state(state: Any, expected: Mapping[str, Any], owner: str) -> dict[str
     for name in ("seed", "epoch_seed"):
         checked[name] = _int_field(state, name, allow_none=True)
         if checked[name] is not None and checked[name] > _MASK64:
-            raise ValueError(f"sampler state field {name!r} should be below 2**64, got {checked[name]}")
+            raise ValueError(
+                f"sampler state field {name!r} should be below 2**64, got {checked[name]}"
+            )
     if checked["num_replicas"] < 1:
         raise ValueError("sampler state field 'num_replicas' should be at least 1")
     if checked["seed"] is None and checked["position"] > 0 and checked["epoch_seed"] is None:

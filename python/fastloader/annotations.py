@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from ._checks import non_negative_int
-
 
 __all__ = [
     "NUM_LANDMARKS",
@@ -209,7 +209,9 @@ def class_histogram(
     class: an int64 array ``[num_classes]``."""
     num_classes = non_negative_int(num_classes, "num_classes")
     image_of = np.repeat(np.arange(len(labels)), [len(x) for x in labels])
-    flat = np.concatenate([np.asarray(x, dtype=np.int64) for x in labels]) if labels else []
+    flat: np.ndarray | list[int] = (
+        np.concatenate([np.asarray(x, dtype=np.int64) for x in labels]) if labels else []
+    )
     presence = np.zeros((len(labels), num_classes), dtype=np.int64)
     presence[image_of, flat] = 1
     if indices is None:

@@ -1,10 +1,10 @@
-"""Class-balance helpers for detection: LVIS repeat factors, effective-number and power class weights."""
+"""Class-balance helpers for detection: LVIS repeat factors, effective-number and power weights."""
 
 from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,8 +15,8 @@ from ._threads import native_threads
 
 #: What :meth:`fastloader.VOCDetection.labels` returns: one integer array of class indices per
 #: image (one entry per object, so a class may repeat; an image may hold none).
-ImageLabels = Sequence[Union[np.ndarray, torch.Tensor, Sequence[int]]]
-CountsLike = Union[Sequence[float], np.ndarray, torch.Tensor]
+ImageLabels = Sequence[np.ndarray | torch.Tensor | Sequence[int]]
+CountsLike = Sequence[float] | np.ndarray | torch.Tensor
 
 _REDUCTIONS = ("max", "mean", "sum")
 
@@ -68,7 +68,7 @@ def _label_table(
     name: str = "image_labels",
     range_name: str = "num_classes",
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """CSR labels checked against [0, num_classes); num_classes defaults to the largest label + 1."""
+    """CSR labels checked against [0, num_classes); num_classes defaults to the top label + 1."""
     flat, offsets = _flatten(image_labels, name)
     if num_classes is None:
         num_classes = int(flat.max()) + 1 if len(flat) else 0

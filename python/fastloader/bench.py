@@ -17,8 +17,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -53,7 +54,7 @@ def pad_like_detectron2(
         height = -(-height // size_divisibility) * size_divisibility
         width = -(-width // size_divisibility) * size_divisibility
     out = images[0].new_full((len(images), images[0].shape[0], height, width), 0)
-    for slot, image in zip(out, images):
+    for slot, image in zip(out, images, strict=True):
         slot[:, : image.shape[1], : image.shape[2]].copy_(image)
     return out
 
@@ -131,7 +132,7 @@ def paired(stock: Callable[[], Any], fast: Callable[[], Any], repeats: int) -> P
     for _ in range(repeats):
         stock_times.append(_timed(stock, stock_loops))
         fast_times.append(_timed(fast, fast_loops))
-    ratios = [s / f for s, f in zip(stock_times, fast_times) if f > 0]
+    ratios = [s / f for s, f in zip(stock_times, fast_times, strict=True) if f > 0]
     return Paired(statistics.median(stock_times), statistics.median(fast_times), ratios)
 
 
@@ -154,7 +155,7 @@ def _rate(value: float) -> str:
 def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(line[i])) for line in [header, *rows]) for i in range(len(header))]
     lines = [
-        "  ".join(str(cell).rjust(width) for cell, width in zip(line, widths))
+        "  ".join(str(cell).rjust(width) for cell, width in zip(line, widths, strict=False))
         for line in [header, *rows]
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
@@ -177,7 +178,7 @@ class _Section:
         self.title = title
         self.parts: list[tuple[str, Any]] = []
 
-    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         self.parts.append(("table", (list(header), [list(map(str, row)) for row in rows])))
 
     def note(self, text: str, markdown: str | None = None) -> None:
@@ -204,14 +205,15 @@ class _Section:
 def _sampler_rows(weights: torch.Tensor, repeats: int, per_index: bool, batch: int = 32) -> list:
     n = len(weights)
     # Built once, outside the clock: what follows "build" is the per-epoch cost.
-    stock_sampler = WeightedRandomSampler(weights, n)
+    # torch annotates weights as Sequence[float]; a tensor is what it documents and takes.
+    stock_sampler = WeightedRandomSampler(weights, n)  # type: ignore[arg-type]
     stock_batches = BatchSampler(stock_sampler, batch, False)
     fast_sampler = FastWeightedSampler(weights, n, seed=0)
     fast_batches = FastWeightedBatchSampler(weights, n, batch, seed=0)
     cases = [
         (
             "build the sampler",
-            lambda: WeightedRandomSampler(weights, n),
+            lambda: WeightedRandomSampler(weights, n),  # type: ignore[arg-type]
             lambda: FastWeightedSampler(weights, n, seed=0),
         ),
         # WeightedRandomSampler.__iter__ computes exactly this tensor, then yields from it.
@@ -263,7 +265,7 @@ def _class_shares(dataset: SyntheticDetection, weights: np.ndarray) -> dict[str,
     uniform = torch.randperm(n, generator=torch.Generator().manual_seed(0))
     generator = torch.Generator().manual_seed(0)
     stock = torch.tensor(
-        list(WeightedRandomSampler(torch.from_numpy(weights), n, generator=generator))
+        list(WeightedRandomSampler(torch.from_numpy(weights), n, generator=generator))  # type: ignore[arg-type]
     )
     fast = FastWeightedSampler(weights, n, seed=0).indices()
     shares = {
@@ -615,12 +617,12 @@ def _plot(
 
 
 def _plot_loaders(axis: Any, results: LoaderResults, fmt: str, candidates: Sequence[int]) -> None:
-    for config, colour in zip(CONFIGS, ("tab:red", "tab:orange", "tab:blue")):
+    for config, colour in zip(CONFIGS, ("tab:red", "tab:orange", "tab:blue"), strict=True):
         rates = [results.rates[(fmt, config, w)] for w in candidates]
         middle = [statistics.median(r) for r in rates]
         error = [
-            [m - min(r) for m, r in zip(middle, rates)],
-            [max(r) - m for m, r in zip(middle, rates)],
+            [m - min(r) for m, r in zip(middle, rates, strict=True)],
+            [max(r) - m for m, r in zip(middle, rates, strict=True)],
         ]
         axis.errorbar(
             candidates, middle, yerr=error, marker="o", capsize=3, color=colour, label=config
@@ -774,16 +776,18 @@ def ring_section(
     rows = []
     for fmt in datasets:
         for workers in candidates:
-            ring, plain = rates[(fmt, workers, True)], rates[(fmt, workers, False)]
-            ratios = [a / b for a, b in zip(ring, plain) if b > 0]
+            with_ring, plain = rates[(fmt, workers, True)], rates[(fmt, workers, False)]
+            ratios = [a / b for a, b in zip(with_ring, plain, strict=True) if b > 0]
             rows.append(
-                [fmt, workers, spread(ring, "", _rate), spread(plain, "", _rate), spread(ratios)]
+                [fmt, workers, spread(with_ring, "", _rate), spread(plain, "", _rate)]
+                + [spread(ratios)]
             )
     section = _Section("Shared ring: fastloader's set-up with and without it")
     section.table(
         ["images", "num_workers", "ring batches/s", "no ring batches/s", "ring / no ring"], rows
     )
-    stats = {fmt: collates[(fmt, True)].ring.stats() for fmt in datasets}
+    rings = {fmt: collates[(fmt, True)].ring for fmt in datasets}
+    stats = {fmt: ring.stats() for fmt, ring in rings.items() if ring is not None}
     section.note(
         f"batch_size=32, medians (min-max) of {rounds} interleaved rounds of {seconds:g} s. "
         f"Ring statistics at the end: {stats}."
@@ -794,7 +798,9 @@ def ring_section(
 def _ring_only(args: argparse.Namespace, command: str) -> int:
     load = _load()
     size = args.image_size or 640
-    common = dict(num_images=args.num_images or 128, min_size=size, max_size=size, seed=0)
+    common: dict[str, Any] = dict(
+        num_images=args.num_images or 128, min_size=size, max_size=size, seed=0
+    )
     datasets = {
         fmt: SyntheticDetection(args.root, image_format=fmt, **common) for fmt in ("jpeg", "npy")
     }
@@ -836,7 +842,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = _load()
     progress = _Progress(steps, enabled=not args.no_progress)
     try:
-        common = dict(num_images=num_images, min_size=size, max_size=size, seed=0)
+        common: dict[str, Any] = dict(num_images=num_images, min_size=size, max_size=size, seed=0)
         jpeg = SyntheticDetection(args.root, **common)
         npy = SyntheticDetection(args.root, image_format="npy", **common)
         progress.step("dataset")

@@ -11,8 +11,10 @@ import os
 import statistics
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +41,8 @@ CONFIGS = ("stock", "collate only", "fastloader")
 
 def detection_collate(batch: Sequence[Any]) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The stock way, as detection code has written it for years (the baseline)."""
-    imgs, targets = [], []
+    imgs: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
     for sample in batch:
         imgs.append(sample[0])
         targets.append(torch.FloatTensor(sample[1]))
@@ -67,12 +70,14 @@ class StockVOC(Dataset):
             if obj.findtext("difficult", "0").strip() == "1":
                 continue
             box = obj.find("bndbox")
-            row = [float(box.findtext(tag)) for tag in ("xmin", "ymin", "xmax", "ymax")]
-            row.append(float(self.class_to_index[obj.findtext("name").strip()]))
+            if box is None:
+                raise ValueError(f"{self.annotations[index]}: an <object> without <bndbox>")
+            row = [float(box.findtext(tag, "")) for tag in ("xmin", "ymin", "xmax", "ymax")]
+            row.append(float(self.class_to_index[obj.findtext("name", "").strip()]))
             marks = obj.find("landmarks")
             for k in range(1, 6):
                 for axis in "xy":
-                    row.append(-1.0 if marks is None else float(marks.findtext(f"{axis}{k}")))
+                    row.append(-1.0 if marks is None else float(marks.findtext(f"{axis}{k}", "")))
             rows.append(row)
         return np.array(rows, dtype=np.float32).reshape(len(rows), 15)
 
@@ -160,20 +165,27 @@ class LoaderResults:
 
     def ratios(self, top: tuple[str, str, int], bottom: tuple[str, str, int]) -> list[float]:
         """Per-round ratios (same round, same load) of two set-ups' batches/s."""
-        return [a / b for a, b in zip(self.rates[top], self.rates[bottom]) if b > 0]
+        return [a / b for a, b in zip(self.rates[top], self.rates[bottom], strict=True) if b > 0]
 
     def report(
         self, image_format: str, config: str, pin_memory: bool, seconds: float
     ) -> TuneReport:
         """A TuneReport of median rows: what tune_num_workers would pick from these rounds."""
         rows = []
-        for (fmt, name, workers), measured in sorted(self.rows.items(), key=lambda kv: kv[0][2]):
+        for (fmt, name, _workers), measured in sorted(self.rows.items(), key=lambda kv: kv[0][2]):
             if fmt == image_format and name == config:
                 middle = sorted(measured, key=lambda row: row.batches_per_s)[len(measured) // 2]
                 rows.append(middle)
         return TuneReport.from_rows(
             rows, batch_size=self.batch_size, pin_memory=pin_memory, seconds=seconds
         )
+
+
+def _loader_args(
+    sampler_args: Callable[[], dict[str, Any]], collate_fn: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """A fresh sampler's DataLoader arguments with ``collate_fn`` added."""
+    return {**sampler_args(), "collate_fn": collate_fn}
 
 
 @dataclass
@@ -198,20 +210,18 @@ def setups(
         collate = recommended_collate(fmt, shared_ring)
 
         def stock_sampler(w: np.ndarray = weights, n: int = n) -> dict[str, Any]:
-            return {"sampler": WeightedRandomSampler(torch.from_numpy(w), n)}
+            return {"sampler": WeightedRandomSampler(torch.from_numpy(w), n)}  # type: ignore[arg-type]
 
         def fast_sampler(w: np.ndarray = weights, n: int = n) -> dict[str, Any]:
             return {"batch_sampler": FastWeightedBatchSampler(w, n, batch_size, seed=0)}
 
         out[(fmt, "stock")] = LoaderSetup(
-            stock, lambda s=stock_sampler: {**s(), "collate_fn": detection_collate}
+            stock, partial(_loader_args, stock_sampler, detection_collate)
         )
         out[(fmt, "collate only")] = LoaderSetup(
-            stock, lambda s=stock_sampler, c=collate: {**s(), "collate_fn": c}
+            stock, partial(_loader_args, stock_sampler, collate)
         )
-        out[(fmt, "fastloader")] = LoaderSetup(
-            fast, lambda s=fast_sampler, c=collate: {**s(), "collate_fn": c}
-        )
+        out[(fmt, "fastloader")] = LoaderSetup(fast, partial(_loader_args, fast_sampler, collate))
     return out
 
 

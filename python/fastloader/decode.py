@@ -23,14 +23,14 @@ _SIMPLEJPEG_COLOURS = ("YCbCr", "Gray", "RGB")  # what it turns into Pillow's ve
 _EXTRA_HINT = "pip install 'fastloader[datasets]' (Pillow)"
 
 try:  # libjpeg-turbo through a thin binding: about 1.7x Pillow on a 640x640 JPEG here
-    import simplejpeg as _simplejpeg  # type: ignore[import-not-found]
+    import simplejpeg as _simplejpeg
 except ImportError:  # pragma: no cover - depends on the environment
     _simplejpeg = None
 
 try:
-    from PIL import Image as _Image  # type: ignore[import-not-found]
+    from PIL import Image as _Image
 except ImportError:  # pragma: no cover - depends on the environment
-    _Image = None
+    _Image = None  # type: ignore[assignment]  # checked before every use
 
 
 def available_decoders() -> list[str]:
@@ -145,7 +145,7 @@ def _load_npy(path: str) -> torch.Tensor:
                 f"expected a uint8 [3, H, W] C-order array, got {dtype} {shape}{order}"
             )
         array = _recycled(shape)
-        if file.readinto(memoryview(array).cast("B")) != array.nbytes:
+        if file.readinto(array.data.cast("B")) != array.nbytes:
             raise ValueError(f"truncated .npy file: shorter than its {shape} header says")
     return torch.from_numpy(array)
 

@@ -1,13 +1,13 @@
-"""Weighted sampling under torch.distributed: every rank draws its own positions of one global stream."""
+"""Weighted sampling under torch.distributed: each rank draws its own positions of one stream."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DistributedSampler, Sampler
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from ._checks import boolean, positive_int, seed_or_none
 from .sampler import FastWeightedSampler, WeightsLike, _iterate_batches
@@ -60,7 +60,8 @@ class DistributedWeightedSampler(DistributedSampler):
         drop_last = boolean(drop_last, "drop_last")
         # DistributedSampler fills in num_replicas / rank from torch.distributed, raises its own
         # errors for bad ones and computes the sizes; a range stands in for the dataset.
-        super().__init__(range(global_samples), num_replicas, rank, True, seed, drop_last)
+        stand_in = cast("Dataset[int]", range(global_samples))
+        super().__init__(stand_in, num_replicas, rank, True, seed, drop_last)
         positive_int(self.num_replicas, "num_replicas")
         self.replacement = boolean(replacement, "replacement")
         self._stream = FastWeightedSampler(weights, global_samples, replacement, seed=seed)
@@ -112,7 +113,8 @@ class DistributedWeightedSampler(DistributedSampler):
                 "epoch seed yet, so ranks could not agree on a stream"
             )
         self._stream.load_state_dict(state)
-        self.epoch, self.seed = self._stream.epoch, self._stream.seed
+        # None for a seed=None state: DistributedSampler's own seed is never used (our __iter__).
+        self.epoch, self.seed = self._stream.epoch, self._stream.seed  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return (
@@ -123,7 +125,7 @@ class DistributedWeightedSampler(DistributedSampler):
 
 
 class DistributedWeightedBatchSampler(Sampler[list]):
-    """Batches of a :class:`DistributedWeightedSampler`'s shard for ``DataLoader(batch_sampler=...)``.
+    """Batches of a :class:`DistributedWeightedSampler`'s shard: ``DataLoader(batch_sampler=...)``.
 
     The concatenated batches equal the sampler's indices; lists are cut from C++-filled arrays.
     ``.sampler`` is the DistributedWeightedSampler, which is where Lightning calls ``set_epoch``.
@@ -131,8 +133,9 @@ class DistributedWeightedBatchSampler(Sampler[list]):
     rebuild the batch sampler around its own DistributedSampler, which this class refuses.
     """
 
-    def __init__(self, sampler: DistributedWeightedSampler, batch_size: int,
-                 drop_last: bool = False) -> None:
+    def __init__(
+        self, sampler: DistributedWeightedSampler, batch_size: int, drop_last: bool = False
+    ) -> None:
         if not isinstance(sampler, DistributedWeightedSampler):
             raise TypeError(
                 "sampler should be a fastloader DistributedWeightedSampler, but got "
@@ -169,8 +172,9 @@ class DistributedWeightedBatchSampler(Sampler[list]):
         )
 
 
-def broadcast_seed(group: Any = None, src: int = 0,
-                   generator: torch.Generator | None = None) -> int:
+def broadcast_seed(
+    group: Any = None, src: int = 0, generator: torch.Generator | None = None
+) -> int:
     """One fresh seed drawn on rank ``src`` and sent to every rank of ``group``: all return it.
 
     The seed comes from ``generator`` (torch's default generator when None) on rank ``src`` only,

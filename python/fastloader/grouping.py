@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import numbers
 from collections.abc import Iterator, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from . import _C
 from ._checks import non_negative_int, positive_int
 from .policies import _position, _Progress
 
-RatiosLike = Union[Sequence[float], np.ndarray, torch.Tensor]
+RatiosLike = Sequence[float] | np.ndarray | torch.Tensor
 _STATE_VERSION = 1
 # Batches reach Python this many rows at a time.
 _CHUNK_ROWS = 1 << 12
@@ -56,7 +56,7 @@ def create_aspect_ratio_groups(aspect_ratios: RatiosLike, k: int = 3) -> np.ndar
 
 
 def _group_array(group_ids: Any) -> tuple[np.ndarray, int]:
-    """Dense int64 group ids (order-preserving relabelling when the ids are sparse) and their count."""
+    """Dense int64 group ids (order-preserving relabelling of sparse ids) and their count."""
     ids = _numeric_vector(group_ids, "group_ids")
     if ids.size == 0:
         raise ValueError("group_ids should hold one group id per dataset index, but it is empty")
@@ -99,11 +99,15 @@ class AspectRatioGroupedBatchSampler(BatchSampler):
         batch_size: indices per batch.
     """
 
+    # Any Sampler; the optional indices() / set_epoch() / state_dict() are looked up first.
+    sampler: Any
+
     def __init__(self, sampler: Sampler, group_ids: Any, batch_size: int) -> None:
         if not isinstance(sampler, Sampler):
             # ValueError, not TypeError: what torchvision's GroupedBatchSampler raises.
             raise ValueError(  # noqa: TRY004
-                f"sampler should be an instance of torch.utils.data.Sampler, but got sampler={sampler}"
+                "sampler should be an instance of torch.utils.data.Sampler, "
+                f"but got sampler={sampler}"
             )
         self.sampler = sampler
         self._group_ids, self.num_groups = _group_array(group_ids)
@@ -130,7 +134,7 @@ class AspectRatioGroupedBatchSampler(BatchSampler):
         return np.fromiter(iter(self.sampler), dtype=np.int64)
 
     def batches(self) -> np.ndarray:
-        """The epoch's batches as an int64 array ``[len(self), batch_size]`` (one step, no resume)."""
+        """The epoch's batches as one int64 array ``[len(self), batch_size]`` (no resume)."""
         indices = self._epoch_indices()
         wanted = len(self)
         if len(indices) < wanted * self.batch_size:

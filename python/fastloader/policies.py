@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ _STATE_VERSION = 1
 _MAX_FACTOR = float(1 << 31)
 
 # Where an iteration is: (first position of the current chunk, its length, its list iterator).
-_Progress = tuple[int, int, Optional[Iterator[Any]]]
+_Progress = tuple[int, int, Iterator[Any] | None]
 
 
 def _position(progress: _Progress) -> int:
@@ -84,7 +84,7 @@ class _ShardedEpochSampler(Sampler[int]):
         return -(-total // self.num_replicas)
 
     def __len__(self) -> int:
-        """This rank's indices in the current epoch (see the class docstring for the global size)."""
+        """This rank's indices in the current epoch (the class docstring gives the global size)."""
         return self._shard_size(self._global_size())
 
     def _rank_indices(self) -> np.ndarray:
@@ -163,6 +163,8 @@ class _ShardedEpochSampler(Sampler[int]):
                 f"num_replicas={self.num_replicas}"
             )
         seed = seed_or_none(state["seed"], "state_dict['seed']")
+        if seed is None:  # these samplers always hold a seed (drawn when none is given)
+            raise ValueError("state_dict['seed'] should be an int, but got None")
         epoch = non_negative_int(state["epoch"], "state_dict['epoch']")
         saved_seed, saved_epoch = self.seed, self.epoch
         self.seed, self.epoch = seed, epoch
@@ -231,7 +233,8 @@ class RepeatFactorSampler(_ShardedEpochSampler):
         if factors.max() >= _MAX_FACTOR:
             index = int(np.argmax(factors))
             raise ValueError(
-                f"repeat_factors should be below 2**31, but repeat_factors[{index}]={factors[index]}"
+                "repeat_factors should be below 2**31, "
+                f"but repeat_factors[{index}]={factors[index]}"
             )
         self._factors = factors
         self._init_stream(seed, num_replicas, rank, drop_last)
@@ -314,7 +317,8 @@ class ClassAwareSampler(_ShardedEpochSampler):
         counts = _C.images_per_class(flat, offsets, self.num_classes)
         if not counts.any():
             raise ValueError(
-                "image_labels should hold at least one object: ClassAwareSampler has no class to visit"
+                "image_labels should hold at least one object: "
+                "ClassAwareSampler has no class to visit"
             )
         self._class_offsets = np.zeros(self.num_classes + 1, dtype=np.int64)
         np.cumsum(counts, out=self._class_offsets[1:])

@@ -140,7 +140,7 @@ class SharedRing:
             os.ftruncate(fd, (slots + 1) * _COLUMNS * 8)
         finally:
             os.close(fd)
-        self._finalizer = weakref.finalize(
+        self._finalizer: weakref.finalize[..., SharedRing] | None = weakref.finalize(
             self, _remove_files, self.name, self.owner_pid, self.slots
         )
         _OWNED[self.name] = self

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from operator import length_hint
-from typing import Any, Iterator, NamedTuple, Sequence, Union
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from ._checks import (
 from ._sampler_state import check_state, make_state, next_epoch_seed, weights_fingerprint
 from ._threads import native_threads
 
-WeightsLike = Union[Sequence[float], np.ndarray, torch.Tensor]
+WeightsLike = Sequence[float] | np.ndarray | torch.Tensor
 
 #: Changes whenever a (seed, epoch) can yield different indices than before (see README).
 STREAM_VERSION: int = _C.stream_version()
@@ -40,7 +41,7 @@ class _Epoch(NamedTuple):
     seed: int
     stream: int
     start: int  # first global position (0, or where a loaded state stopped)
-    count: int  # indices this rank yields: positions start + rank, start + rank + R, ...
+    length: int  # indices this rank yields: positions start + rank, start + rank + R, ...
 
 
 class FastWeightedSampler(Sampler[int]):
@@ -66,6 +67,9 @@ class FastWeightedSampler(Sampler[int]):
     ``fastloader._sampler_state``); a loaded state makes the next iteration continue exactly
     where the saved run stopped, or start the next epoch when the saved one was over.
     """
+
+    # The live iteration's (epoch, indices handed to its list iterator so far, that iterator).
+    _cursor: tuple[_Epoch, int, Iterator[int]] | None
 
     def __init__(
         self,
@@ -128,8 +132,8 @@ class FastWeightedSampler(Sampler[int]):
         ``__iter__`` does, and it does not resume a loaded state.
         """
         epoch = self._start_epoch(None)
-        whole = list(self._epoch_chunks(epoch, max(1, epoch.count)))  # one chunk: no copy
-        self._record(epoch, epoch.count)
+        whole = list(self._epoch_chunks(epoch, max(1, epoch.length)))  # one chunk: no copy
+        self._record(epoch, epoch.length)
         return torch.from_numpy(whole[0] if whole else np.empty(0, dtype=np.int64))
 
     def _draw_epoch_seed(self) -> int:
@@ -152,7 +156,7 @@ class FastWeightedSampler(Sampler[int]):
     def _epoch_chunks(
         self, epoch: _Epoch, chunk: int, first_chunk: int | None = None
     ) -> Iterator[np.ndarray]:
-        """This rank's indices of ``epoch`` as int64 arrays of ``chunk`` items (last may be shorter).
+        """This rank's indices of ``epoch`` as int64 arrays of ``chunk`` items (last may be short).
 
         With replacement the first array holds ``first_chunk`` items and the next grow fourfold up
         to ``chunk`` (both multiples of a batch size for the batch samplers).
@@ -161,7 +165,7 @@ class FastWeightedSampler(Sampler[int]):
         the counter stream (with replacement) or item g mod num_samples of the epoch's weighted
         permutation (without: positions past its end wrap around, as DistributedSampler pads).
         """
-        first, stride, count = epoch.start + self._rank, self._replicas, epoch.count
+        first, stride, count = epoch.start + self._rank, self._replicas, epoch.length
         if count == 0:
             return
         if self._table is None:
@@ -185,11 +189,19 @@ class FastWeightedSampler(Sampler[int]):
         while start < count:
             size = min(step, count - start)
             if stride == 1:
-                self._table.draw(epoch.seed, epoch.stream, first + start, buffer, size,
-                                 native_threads())
+                self._table.draw(
+                    epoch.seed, epoch.stream, first + start, buffer, size, native_threads()
+                )
             else:
-                self._table.draw_strided(epoch.seed, epoch.stream, first + start * stride, stride,
-                                         buffer, size, native_threads())
+                self._table.draw_strided(
+                    epoch.seed,
+                    epoch.stream,
+                    first + start * stride,
+                    stride,
+                    buffer,
+                    size,
+                    native_threads(),
+                )
             start += size
             step = min(chunk, step * 4)
             yield buffer[:size]
@@ -207,10 +219,10 @@ class FastWeightedSampler(Sampler[int]):
         self._position_epoch = 0  # the epoch that _position counts
         self._resume_pending = False
         self._active: object = None  # token of the iteration that owns the position
-        self._cursor: tuple[_Epoch, int, Iterator[int]] | None = None
+        self._cursor = None
 
     def _claim_resume(self) -> tuple[int | None, int] | None:
-        """(epoch seed, global position) to resume at, if a loaded state is pending and mid-epoch."""
+        """(epoch seed, global position) to resume at when a loaded state is pending mid-epoch."""
         if not self._resume_pending:
             return None
         self._resume_pending = False
@@ -238,9 +250,13 @@ class FastWeightedSampler(Sampler[int]):
         # From where the state stopped to the end of the real positions, dealt round-robin and
         # padded (or truncated) to whole rounds: equal counts keep ranks in lockstep.
         remaining = max(0, self._real_end() - start)
-        per_rank = -(-remaining // self._replicas) if self._pad_tail else remaining // self._replicas
-        epoch = _Epoch(object(), self.seed if self.seed is not None else epoch_seed, self.epoch,
-                       start, per_rank)
+        per_rank = (
+            -(-remaining // self._replicas) if self._pad_tail else remaining // self._replicas
+        )
+        stream_seed = self.seed if self.seed is not None else epoch_seed
+        # check_state refuses a seed=None state with a position but no epoch_seed.
+        assert stream_seed is not None
+        epoch = _Epoch(object(), stream_seed, self.epoch, start, per_rank)
         self._epoch_seed, self._position, self._position_epoch = epoch_seed, start, self.epoch
         self._active, self._cursor = epoch.token, None
         return epoch
@@ -249,7 +265,7 @@ class FastWeightedSampler(Sampler[int]):
         """Notes that ``done`` of this rank's indices of ``epoch`` have been handed out."""
         if self._active is epoch.token:
             self._cursor = None
-            over = done >= epoch.count
+            over = done >= epoch.length
             self._position = self._total if over else epoch.start + done * self._replicas
 
     def _current_position(self) -> int:
@@ -310,7 +326,8 @@ class FastWeightedSampler(Sampler[int]):
         state = self.__dict__.copy()
         state["_table"] = None  # rebuilt from the weights: O(n), and no native object to pickle
         # A copy is not the live iteration: it keeps the position, not the iterator.
-        state["_position"], state["_active"], state["_cursor"] = self._current_position(), None, None
+        state["_position"] = self._current_position()
+        state["_active"] = state["_cursor"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -345,9 +362,7 @@ class FastWeightedBatchSampler(Sampler[list]):
     ) -> None:
         self.batch_size = positive_int(batch_size, "batch_size")
         self.drop_last = boolean(drop_last, "drop_last")
-        self.sampler = FastWeightedSampler(
-            weights, num_samples, replacement, generator, seed=seed
-        )
+        self.sampler = FastWeightedSampler(weights, num_samples, replacement, generator, seed=seed)
 
     def __len__(self) -> int:
         if self.drop_last:
@@ -358,8 +373,9 @@ class FastWeightedBatchSampler(Sampler[list]):
         self.sampler.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[list[int]]:
-        return _iterate_batches(self.sampler, self.sampler._claim_resume(), self.batch_size,
-                                self.drop_last)
+        return _iterate_batches(
+            self.sampler, self.sampler._claim_resume(), self.batch_size, self.drop_last
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """The sampler's state (same format: a batch sampler resumes from a sampler's and back)."""
@@ -386,7 +402,7 @@ def _iterate_batches(
     epoch = sampler._start_epoch(resume)
     # The last batch handed out marks the epoch over, also when drop_last drops a remainder: a
     # state saved after it must start the next epoch, not an empty rest of this one.
-    last = epoch.count if not drop_last else epoch.count - epoch.count % batch_size
+    last = epoch.length if not drop_last else epoch.length - epoch.length % batch_size
     done = 0
     # Chunks hold whole batches, so no batch straddles two chunks.
     chunk = batch_size * max(1, _CHUNK // batch_size)
@@ -398,5 +414,5 @@ def _iterate_batches(
             if len(batch) < batch_size and drop_last:
                 return
             done += len(batch)
-            sampler._record(epoch, epoch.count if done >= last else done)
+            sampler._record(epoch, epoch.length if done >= last else done)
             yield batch

@@ -10,8 +10,9 @@ import shutil
 import tempfile
 import uuid
 import xml.etree.ElementTree as et
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ def _class_probabilities(num_classes: int) -> np.ndarray:
 
 def _image_size(rng: np.random.Generator, params: dict[str, Any]) -> tuple[int, int]:
     if params["shapes"] == "voc":  # the longer side fixed, as detection resizing leaves it
-        ratios, shares = zip(*VOC_SHAPES)
+        ratios, shares = zip(*VOC_SHAPES, strict=True)
         ratio = ratios[int(rng.choice(len(ratios), p=np.array(shares) / sum(shares)))]
         longer, shorter = (
             params["max_size"],
@@ -115,7 +116,7 @@ def _synthesize(
     palette = np.random.default_rng([seed, 1 << 32]).integers(
         0, 233, size=(params["num_classes"], 3), dtype=np.uint8
     )
-    for (x1, y1, x2, y2), label in zip(boxes.astype(int), labels):
+    for (x1, y1, x2, y2), label in zip(boxes.astype(int), labels, strict=True):
         image[:, y1:y2, x1:x2] = palette[label][:, None, None]
     image += rng.integers(0, 23, size=(3, height, width), dtype=np.uint8)
     return image, labels.tolist(), boxes, landmarks
@@ -132,12 +133,12 @@ def _annotation_xml(
     et.SubElement(size, "width").text = str(width)
     et.SubElement(size, "height").text = str(height)
     et.SubElement(size, "depth").text = "3"
-    for name, box, points in zip(names, boxes, landmarks):
+    for name, box, points in zip(names, boxes, landmarks, strict=True):
         obj = et.SubElement(root, "object")
         et.SubElement(obj, "name").text = name
         et.SubElement(obj, "difficult").text = "0"
         bndbox = et.SubElement(obj, "bndbox")
-        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box):
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box, strict=True):
             et.SubElement(bndbox, tag).text = repr(float(value))
         marks = et.SubElement(obj, "landmarks")
         for k, (x, y) in enumerate(points):

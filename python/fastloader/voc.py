@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -26,7 +27,11 @@ __all__ = ["VOCDetection", "TARGET_COLUMNS", "VOC_CLASSES"]
 PathLike = Union[str, "os.PathLike[str]"]
 
 #: Column layout of the ``[N, 15]`` float32 target of tuple samples.
-TARGET_COLUMNS = {"boxes": slice(0, 4), "label": 4, "landmarks": slice(5, 5 + 2 * NUM_LANDMARKS)}
+TARGET_COLUMNS: dict[str, int | slice] = {
+    "boxes": slice(0, 4),
+    "label": 4,
+    "landmarks": slice(5, 5 + 2 * NUM_LANDMARKS),
+}
 _TARGET_WIDTH = 5 + 2 * NUM_LANDMARKS
 _SAMPLE_FORMATS = ("tuple", "dict")
 
