@@ -33,20 +33,8 @@ from fastloader import (
     create_aspect_ratio_groups,
     fast_detection_collate,
 )
-
-# (width, height) at a longer side of 500 and their shares: VOC's commonest shapes (4:3 and 3:2
-# landscape dominate, then their portrait forms, a few square and wide ones).
-VOC_SHAPES = [
-    ((500, 375), 0.42),
-    ((500, 333), 0.18),
-    ((375, 500), 0.16),
-    ((333, 500), 0.07),
-    ((500, 500), 0.05),
-    ((500, 281), 0.05),
-    ((281, 500), 0.02),
-    ((500, 400), 0.05),
-]
-
+from fastloader.bench_padding import padded_pixels
+from fastloader.synthetic import voc_shape_sizes
 
 # -- the stock algorithms, reproduced ----------------------------------------------------------
 
@@ -164,19 +152,6 @@ def repeat_factor_section(n: int, repeats: int) -> str:
     )
 
 
-def voc_mix(n: int, longer: int, seed: int = 0) -> np.ndarray:
-    """[n, 2] (height, width) of a VOC shape mix resized to a fixed longer side, +-2% jitter."""
-    rng = np.random.default_rng(seed)
-    shares = np.array([share for _, share in VOC_SHAPES])
-    picks = rng.choice(len(VOC_SHAPES), n, p=shares / shares.sum())
-    wh = np.array([shape for shape, _ in VOC_SHAPES], dtype=np.float64)[picks]
-    wh *= longer / wh.max(axis=1, keepdims=True)
-    jitter = 1.0 + rng.uniform(-0.02, 0.02, n)
-    shorter = np.argmin(wh, axis=1)
-    wh[np.arange(n), shorter] = np.minimum(longer, wh[np.arange(n), shorter] * jitter)
-    return np.round(wh[:, ::-1]).astype(np.int64)
-
-
 class ListSampler(Sampler[int]):
     """A finished epoch as a stock Sampler: iterating it costs next to nothing."""
 
@@ -191,7 +166,7 @@ class ListSampler(Sampler[int]):
 
 
 def grouping_section(n: int, repeats: int) -> str:
-    sizes = voc_mix(n, 512)
+    sizes = voc_shape_sizes(n, 512)
     group_ids = create_aspect_ratio_groups(sizes[:, 1] / sizes[:, 0], k=3)
     group_list = group_ids.tolist()
     samplers = {
@@ -226,19 +201,8 @@ def grouping_section(n: int, repeats: int) -> str:
     return table(header, rows)
 
 
-def padded_pixels(sizes: np.ndarray, batches: list[list[int]]) -> tuple[float, float]:
-    """Mean padded pixels per batch and the padded fraction of the batch tensors."""
-    padded = total = 0
-    for batch in batches:
-        hw = sizes[batch]
-        area = len(batch) * int(hw[:, 0].max()) * int(hw[:, 1].max())
-        padded += area - int((hw[:, 0] * hw[:, 1]).sum())
-        total += area
-    return padded / len(batches), padded / total
-
-
 def padding_section(n: int, longer: int, timed_batches: int, repeats: int) -> str:
-    sizes = voc_mix(n, longer, seed=1)
+    sizes = voc_shape_sizes(n, longer, seed=1)
     group_ids = create_aspect_ratio_groups(sizes[:, 1] / sizes[:, 0], k=3)
     sampler = RandomSampler(range(n), generator=torch.Generator().manual_seed(1))
     plain = list(BatchSampler(sampler, 32, drop_last=False))

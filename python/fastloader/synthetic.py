@@ -20,7 +20,7 @@ from ._checks import non_negative_int, positive_int, seed_or_none
 from .annotations import NUM_LANDMARKS
 from .voc import PathLike, VOCDetection
 
-__all__ = ["SyntheticDetection", "VOC_SHAPES", "default_cache_root"]
+__all__ = ["SyntheticDetection", "VOC_SHAPES", "default_cache_root", "voc_shape_sizes"]
 
 _IMAGE_FORMATS = ("jpeg", "npy")
 _SHAPES = ("uniform", "voc")
@@ -57,15 +57,35 @@ def _class_probabilities(num_classes: int) -> np.ndarray:
     return raw / raw.sum()
 
 
+def _voc_sides(ratios: np.ndarray, longer: int) -> np.ndarray:
+    """[n, 2] int64 (height, width) of width / height ``ratios`` with the longer side fixed."""
+    shorter = np.maximum(1, np.round(longer / np.maximum(ratios, 1 / ratios))).astype(np.int64)
+    landscape = ratios >= 1
+    return np.stack(
+        [np.where(landscape, shorter, longer), np.where(landscape, longer, shorter)], axis=1
+    )
+
+
+def _voc_mix() -> tuple[np.ndarray, np.ndarray]:
+    ratios, shares = (np.array(values) for values in zip(*VOC_SHAPES, strict=True))
+    return ratios, shares / shares.sum()
+
+
+def voc_shape_sizes(count: int, longer: int, seed: int = 0) -> np.ndarray:
+    """[count, 2] int64 (height, width) drawn from :data:`VOC_SHAPES` with the longer side
+    ``longer``: the sizes ``SyntheticDetection(shapes="voc")`` gives its images, without writing
+    any (for padding and grouping measurements)."""
+    ratios, shares = _voc_mix()
+    picks = np.random.default_rng(seed).choice(len(ratios), count, p=shares)
+    return _voc_sides(ratios[picks], longer)
+
+
 def _image_size(rng: np.random.Generator, params: dict[str, Any]) -> tuple[int, int]:
     if params["shapes"] == "voc":  # the longer side fixed, as detection resizing leaves it
-        ratios, shares = zip(*VOC_SHAPES, strict=True)
-        ratio = ratios[int(rng.choice(len(ratios), p=np.array(shares) / sum(shares)))]
-        longer, shorter = (
-            params["max_size"],
-            max(1, round(params["max_size"] / max(ratio, 1 / ratio))),
-        )
-        return (shorter, longer) if ratio >= 1 else (longer, shorter)
+        ratios, shares = _voc_mix()
+        pick = int(rng.choice(len(ratios), p=shares))
+        height, width = _voc_sides(ratios[pick : pick + 1], params["max_size"])[0]
+        return int(height), int(width)
     height = int(rng.integers(params["min_size"], params["max_size"] + 1))
     width = int(rng.integers(params["min_size"], params["max_size"] + 1))
     return height, width
