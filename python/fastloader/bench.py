@@ -1,9 +1,10 @@
 """`python -m fastloader.bench`: stock PyTorch vs fastloader on a synthetic VOC-layout detection set
 
 Sections: summary (the headline ratios), sampler (draw time and class balance), collate, padding
-(aspect-ratio grouped batches against plain ones) and end to end (DataLoader batches/s per num_workers on JPEG and pre-decoded .npy, against the decode
-floor). Every ratio is the median of interleaved repeats with its min-max spread. Prints aligned
-tables, writes <out>/latest.md and, with matplotlib installed, <out>/latest.png.
+(aspect-ratio grouped batches against plain ones) and end to end (DataLoader batches/s per
+num_workers on JPEG and pre-decoded .npy, against the decode floor). Every ratio is the median
+of interleaved repeats with its min-max spread. Prints aligned tables, writes <out>/latest.md
+and, with matplotlib installed, <out>/latest.png.
 """
 
 from __future__ import annotations
