@@ -259,9 +259,12 @@ void check_repeat_factors(const double* factors, int64_t n) {
   }
 }
 
-RepeatFactorEpoch::RepeatFactorEpoch(const double* factors, int64_t n, uint64_t seed,
-                                     uint64_t epoch, int threads)
-    : counts_(static_cast<size_t>(n)), seed_(seed), epoch_(epoch) {
+namespace {
+
+// Stochastically rounds every factor for (seed, epoch) and returns the total number of copies;
+// writes each image's copies to `counts` when it is not null (the size query needs no array).
+int64_t round_copies(const double* factors, int64_t n, uint64_t seed, uint64_t epoch, int threads,
+                     uint32_t* counts) {
   check_repeat_factors(factors, n);
   const Philox4x32 rng(derive_key(seed, kRoundPurpose));
   const Ranges ranges(n, threads);
@@ -272,31 +275,26 @@ RepeatFactorEpoch::RepeatFactorEpoch(const double* factors, int64_t n, uint64_t 
       PairedBits bits(rng, epoch);
       for (int64_t i = ranges.begin(k); i < ranges.end(k); ++i) {
         const uint32_t copies = rounded_copies(factors[i], bits(static_cast<uint64_t>(i)));
-        counts_[static_cast<size_t>(i)] = copies;
+        if (counts != nullptr) counts[i] = copies;
         total += copies;
       }
       totals[static_cast<size_t>(k)] = total;
     }
   });
-  total_ = std::accumulate(totals.begin(), totals.end(), int64_t{0});
+  return std::accumulate(totals.begin(), totals.end(), int64_t{0});
+}
+
+}  // namespace
+
+RepeatFactorEpoch::RepeatFactorEpoch(const double* factors, int64_t n, uint64_t seed,
+                                     uint64_t epoch, int threads)
+    : counts_(static_cast<size_t>(n)), seed_(seed), epoch_(epoch) {
+  total_ = round_copies(factors, n, seed, epoch, threads, counts_.data());
 }
 
 int64_t repeat_factor_epoch_size(const double* factors, int64_t n, uint64_t seed, uint64_t epoch,
                                  int threads) {
-  check_repeat_factors(factors, n);
-  const Philox4x32 rng(derive_key(seed, kRoundPurpose));
-  const Ranges ranges(n, threads);
-  std::vector<int64_t> totals(static_cast<size_t>(ranges.number), 0);
-  parallel_for(ranges.number, threads, 1, [&](int64_t first, int64_t last) {
-    for (int64_t k = first; k < last; ++k) {
-      int64_t total = 0;
-      PairedBits bits(rng, epoch);
-      for (int64_t i = ranges.begin(k); i < ranges.end(k); ++i)
-        total += rounded_copies(factors[i], bits(static_cast<uint64_t>(i)));
-      totals[static_cast<size_t>(k)] = total;
-    }
-  });
-  return std::accumulate(totals.begin(), totals.end(), int64_t{0});
+  return round_copies(factors, n, seed, epoch, threads, nullptr);
 }
 
 void RepeatFactorEpoch::write(int64_t* out, int threads) const {

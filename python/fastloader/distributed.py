@@ -7,10 +7,10 @@ from typing import Any, cast
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import Dataset, DistributedSampler, Sampler
+from torch.utils.data import Dataset, DistributedSampler
 
 from ._checks import boolean, positive_int, seed_or_none
-from .sampler import FastWeightedSampler, WeightsLike, _iterate_batches
+from .sampler import FastWeightedSampler, WeightsLike, _BatchesOf
 
 
 class DistributedWeightedSampler(DistributedSampler):
@@ -124,7 +124,7 @@ class DistributedWeightedSampler(DistributedSampler):
         )
 
 
-class DistributedWeightedBatchSampler(Sampler[list]):
+class DistributedWeightedBatchSampler(_BatchesOf):
     """Batches of a :class:`DistributedWeightedSampler`'s shard: ``DataLoader(batch_sampler=...)``.
 
     The concatenated batches equal the sampler's indices; lists are cut from C++-filled arrays.
@@ -146,30 +146,8 @@ class DistributedWeightedBatchSampler(Sampler[list]):
         self.batch_size = positive_int(batch_size, "batch_size")
         self.drop_last = boolean(drop_last, "drop_last")
 
-    def __len__(self) -> int:
-        if self.drop_last:
-            return len(self.sampler) // self.batch_size
-        return (len(self.sampler) + self.batch_size - 1) // self.batch_size
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        stream = self.sampler._stream
-        return _iterate_batches(stream, stream._claim_resume(), self.batch_size, self.drop_last)
-
-    def state_dict(self) -> dict[str, Any]:
-        """The sampler's state (positions count indices, so batch sizes may change on resume)."""
-        return self.sampler.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.sampler.load_state_dict(state)
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(batch_size={self.batch_size}, drop_last={self.drop_last}, "
-            f"sampler={self.sampler!r})"
-        )
+    def _source(self) -> FastWeightedSampler:
+        return self.sampler._stream
 
 
 def broadcast_seed(

@@ -342,7 +342,46 @@ class FastWeightedSampler(Sampler[int]):
         )
 
 
-class FastWeightedBatchSampler(Sampler[list]):
+class _BatchesOf(Sampler[list]):
+    """What both batch forms share: lists cut from a fastloader sampler's epoch, whose state and
+    ``set_epoch`` are theirs (Lightning calls ``set_epoch`` on ``batch_sampler.sampler``)."""
+
+    sampler: Any
+    batch_size: int
+    drop_last: bool
+
+    def _source(self) -> FastWeightedSampler:
+        """The single-process sampler whose chunks the batches are cut from."""
+        return self.sampler
+
+    def __len__(self) -> int:
+        count = len(self.sampler)
+        return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        source = self._source()
+        return _iterate_batches(source, source._claim_resume(), self.batch_size, self.drop_last)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sampler's state (same format: a batch sampler resumes from a sampler's and back;
+        positions count indices, not batches, so the batch size may change on resume)."""
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """See :meth:`FastWeightedSampler.load_state_dict`."""
+        self.sampler.load_state_dict(state)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(batch_size={self.batch_size}, drop_last={self.drop_last}, "
+            f"sampler={self.sampler!r})"
+        )
+
+
+class FastWeightedBatchSampler(_BatchesOf):
     """Batches of :class:`FastWeightedSampler` indices for ``DataLoader(batch_sampler=...)``.
 
     Yields lists of ints cut from C++-filled arrays, with no Python loop per index; for the same
@@ -363,33 +402,6 @@ class FastWeightedBatchSampler(Sampler[list]):
         self.batch_size = positive_int(batch_size, "batch_size")
         self.drop_last = boolean(drop_last, "drop_last")
         self.sampler = FastWeightedSampler(weights, num_samples, replacement, generator, seed=seed)
-
-    def __len__(self) -> int:
-        if self.drop_last:
-            return self.sampler.num_samples // self.batch_size
-        return -(-self.sampler.num_samples // self.batch_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return _iterate_batches(
-            self.sampler, self.sampler._claim_resume(), self.batch_size, self.drop_last
-        )
-
-    def state_dict(self) -> dict[str, Any]:
-        """The sampler's state (same format: a batch sampler resumes from a sampler's and back)."""
-        return self.sampler.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """See :meth:`FastWeightedSampler.load_state_dict`; positions count indices, not batches."""
-        self.sampler.load_state_dict(state)
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(batch_size={self.batch_size}, drop_last={self.drop_last}, "
-            f"sampler={self.sampler!r})"
-        )
 
 
 def _iterate_batches(
