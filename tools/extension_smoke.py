@@ -69,15 +69,11 @@ def check_samplers(ext: ModuleType) -> None:
         raise AssertionError("a negative weight was accepted")
 
 
-def view(array: np.ndarray) -> tuple[int, list[int], list[int]]:
-    return array.ctypes.data, list(array.shape), list(array.strides)
-
-
 def check_collate(ext: ModuleType) -> None:
     small = np.arange(2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 3)
     tall = np.full((2, 3, 1), 200, dtype=np.uint8)
     out = np.empty((2, 2, 3, 3), dtype=np.uint8)
-    ext.pad_images([view(small), view(tall)], 2, 3, 3, b"\x07", False, out.ctypes.data, out.nbytes)
+    ext.pad_images([small, tall], 2, 3, 3, b"\x07", False, out.reshape(-1))
     expected = np.full((2, 2, 3, 3), 7, dtype=np.uint8)
     expected[0, :, :2, :3] = small
     expected[1, :, :3, :1] = tall
@@ -85,13 +81,13 @@ def check_collate(ext: ModuleType) -> None:
 
     boxes = [np.arange(8, dtype=np.float32).reshape(2, 4), np.ones((1, 4), np.float32)[:, ::-1]]
     packed = np.empty((3, 4), dtype=np.float32)
-    ext.pack_arrays([view(b) for b in boxes], 4, packed.ctypes.data, packed.nbytes, 2)
+    ext.pack_arrays(boxes, 4, packed.reshape(-1).view(np.uint8), 2)
     assert np.array_equal(packed, np.concatenate(boxes)), "pack_arrays"
 
-    offsets = np.empty(4, dtype=np.int64)
-    batch_index = np.empty(3, dtype=np.int64)
-    ext.write_object_index([2, 0, 1], offsets.ctypes.data, batch_index.ctypes.data, 3)
-    assert offsets.tolist() == [0, 2, 2, 3] and batch_index.tolist() == [0, 0, 2], "object index"
+    # counts [B] | offsets [B+1] | image_sizes [B, 2] | batch_index [sum counts]
+    block = np.empty(3 + 4 + 6 + 3, dtype=np.int64)
+    ext.write_index_block([2, 0, 1], [4, 5, 6, 7, 8, 9], block)
+    assert block.tolist() == [2, 0, 1, 0, 2, 2, 3, 4, 5, 6, 7, 8, 9, 0, 0, 2], "index block"
 
 
 def main() -> None:
