@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from fastloader import DetectionCollate
+from fastloader.bench import detection_collate
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH, SHAPE = 32, (3, 640, 640)
@@ -130,10 +131,6 @@ class _Images(Dataset):
         return self.images[index % 8], torch.rand(index % 5, 5)
 
 
-def _stock_collate(batch: list) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    return torch.stack([s[0] for s in batch]), [s[1] for s in batch]
-
-
 def _loader_seconds(collate: Callable, device: str, batches: int) -> float:
     """Seconds per batch of a 2-worker DataLoader (pin_memory on CUDA) feeding .to(device)."""
     loader = DataLoader(
@@ -160,7 +157,7 @@ def _loader_seconds(collate: Callable, device: str, batches: int) -> float:
 def dataloader_rows(device: str, repeats: int, batches: int) -> list[Row]:
     """The end-to-end GPU row of `make bench`: stock vs fast vs ring collate, pinned, to device."""
     ring = DetectionCollate(shared_ring=True)
-    cases = {"stock": _stock_collate, "fast": DetectionCollate(), "ring": ring}
+    cases = {"stock": detection_collate, "fast": DetectionCollate(), "ring": ring}
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeats):
         for name, collate in cases.items():
