@@ -784,16 +784,25 @@ def _annotations_only(args: argparse.Namespace, command: str) -> int:
     load = _load()
     root = args.root or Path(tempfile.gettempdir()) / f"fastloader-annotations-{count}"
     section = annotation_section(count, root)
-    print(section.text())
-    args.out.mkdir(parents=True, exist_ok=True)
-    when = datetime.datetime.now(datetime.timezone.utc)
-    (args.out / "annotations.md").write_text(
-        "# fastloader: reading VOC annotations\n\n"
-        f"Measured by `{command}` on {when:%Y-%m-%d %H:%M} UTC: {platform.platform()}, "
-        f"{os.cpu_count()} CPUs ({load}), Python {platform.python_version()}."
-        f"\n\n{section.markdown()}"
+    _write_one_section(
+        args.out / "annotations.md", "reading VOC annotations", command, load, "", section
     )
     return 0
+
+
+def _write_one_section(
+    path: Path, title: str, command: str, load: str, extra: str, section: _Section
+) -> None:
+    """Prints one section and writes it to path under a dated header naming the command."""
+    print(section.text())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    when = datetime.datetime.now(datetime.timezone.utc)
+    path.write_text(
+        f"# fastloader: {title}\n\n"
+        f"Measured by `{command}` on {when:%Y-%m-%d %H:%M} UTC: {platform.platform()}, "
+        f"{os.cpu_count()} CPUs ({load}), Python {platform.python_version()}{extra}."
+        f"\n\n{section.markdown()}"
+    )
 
 
 def ring_section(
@@ -848,14 +857,13 @@ def _ring_only(args: argparse.Namespace, command: str) -> int:
     }
     candidates = args.candidates or list(range((os.cpu_count() or 1) + 1))
     section = ring_section(datasets, candidates, args.seconds or 0.6, max(1, args.rounds))
-    print(section.text())
-    args.out.mkdir(parents=True, exist_ok=True)
-    when = datetime.datetime.now(datetime.timezone.utc)
-    (args.out / "ring.md").write_text(
-        "# fastloader: the shared ring in the recommended set-up\n\n"
-        f"Measured by `{command}` on {when:%Y-%m-%d %H:%M} UTC: {platform.platform()}, "
-        f"{os.cpu_count()} CPUs ({load}), Python {platform.python_version()}, {size}x{size} "
-        f"images.\n\n{section.markdown()}"
+    _write_one_section(
+        args.out / "ring.md",
+        "the shared ring in the recommended set-up",
+        command,
+        load,
+        f", {size}x{size} images",
+        section,
     )
     return 0
 
