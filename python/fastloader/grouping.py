@@ -13,7 +13,7 @@ from torch.utils.data import BatchSampler, Sampler
 
 from . import _C
 from ._checks import non_negative_int, positive_int
-from .policies import _position, _Progress
+from .policies import _position, _Progress, _ResumableIteration
 
 RatiosLike = Sequence[float] | np.ndarray | torch.Tensor
 _STATE_VERSION = 1
@@ -76,7 +76,7 @@ def _group_array(group_ids: Any) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(ids, dtype=narrow), num_groups
 
 
-class AspectRatioGroupedBatchSampler(BatchSampler):
+class AspectRatioGroupedBatchSampler(_ResumableIteration, BatchSampler):
     """A drop-in for torchvision's ``GroupedBatchSampler``: every batch comes from one group.
 
     Same positional arguments, length and batches: indices of ``sampler`` are buffered per group
@@ -145,14 +145,7 @@ class AspectRatioGroupedBatchSampler(BatchSampler):
         return _C.group_batches(indices, self._group_ids, self.num_groups, self.batch_size, wanted)
 
     def __iter__(self) -> Iterator[list[int]]:
-        start, self._resume_at = self._resume_at, 0
-        rows = self.batches()
-        self._progress = (start, 0, None)
-        for begin in range(start, len(rows), _CHUNK_ROWS):
-            chunk = rows[begin : begin + _CHUNK_ROWS].tolist()
-            iterator = iter(chunk)
-            self._progress = (begin, len(chunk), iterator)
-            yield from iterator
+        return self._iterate(self.batches, _CHUNK_ROWS)
 
     def set_epoch(self, epoch: int) -> None:
         """Forwards to the inner sampler's ``set_epoch``; a new epoch starts at batch 0."""

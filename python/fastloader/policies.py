@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,27 @@ def _position(progress: _Progress) -> int:
     return begin + length - iterator.__length_hint__()  # type: ignore[attr-defined]
 
 
-class _ShardedEpochSampler(Sampler[int]):
+class _ResumableIteration:
+    """Where an iteration over an epoch's array is, for O(1) state: ``_progress`` is read by
+    ``_position``, ``_resume_at`` is where the next iteration starts."""
+
+    _progress: _Progress
+    _resume_at: int
+
+    def _iterate(self, epoch: Callable[[], np.ndarray], chunk: int) -> Iterator[Any]:
+        """The epoch's array from ``_resume_at`` on, as Python objects ``chunk`` rows at a time;
+        the list iterator itself counts what was taken, so yielding stays at C speed."""
+        start, self._resume_at = self._resume_at, 0
+        values = epoch()
+        self._progress = (start, 0, None)
+        for begin in range(start, len(values), chunk):
+            rows = values[begin : begin + chunk].tolist()
+            iterator = iter(rows)
+            self._progress = (begin, len(rows), iterator)
+            yield from iterator
+
+
+class _ShardedEpochSampler(_ResumableIteration, Sampler[int]):
     """One global index stream per (seed, epoch), shared out to ranks as DistributedSampler does.
 
     Rank ``r`` of ``R`` yields global positions ``r, r + R, r + 2R, ...``: ``ceil(T / R)`` of them
@@ -105,14 +125,7 @@ class _ShardedEpochSampler(Sampler[int]):
         return torch.from_numpy(self._rank_indices().copy())
 
     def __iter__(self) -> Iterator[int]:
-        start, self._resume_at = self._resume_at, 0
-        indices = self._rank_indices()
-        self._progress = (start, 0, None)
-        for begin in range(start, len(indices), _CHUNK):
-            chunk = indices[begin : begin + _CHUNK].tolist()
-            iterator = iter(chunk)
-            self._progress = (begin, len(chunk), iterator)
-            yield from iterator  # C speed; the list iterator itself counts what was taken
+        return self._iterate(self._rank_indices, _CHUNK)
 
     def _position(self) -> int:
         return _position(self._progress)
