@@ -93,7 +93,7 @@ def test_without_replacement_first_draw_follows_weights():
     weights = np.array([1.0, 2.0, 3.0, 4.0, 0.0, 10.0])
     trials = 20_000
     first = np.empty(trials, dtype=np.int64)
-    out = np.empty(6, dtype=np.int64)  # 2k: the kernel's working space
+    out = np.empty(3, dtype=np.int64)  # k: the scratch comes from the pool
     for stream in range(trials):
         _C.sample_without_replacement(weights, 3, 99, stream, out)
         first[stream] = out[0]
@@ -123,7 +123,7 @@ def test_without_replacement_matches_successive_sampling_exactly():
     orders = sorted(exact)
     position = {order: j for j, order in enumerate(orders)}
     counts = np.zeros(len(orders))
-    out = np.empty(2 * k, dtype=np.int64)
+    out = np.empty(k, dtype=np.int64)
     for stream in range(trials):
         _C.sample_without_replacement(weights, k, 2024, stream, out)
         counts[position[tuple(out[:k].tolist())]] += 1
@@ -469,7 +469,7 @@ def test_binding_rejects_bogus_sizes_with_value_errors():
     from fastloader import _C
 
     weights = np.array([1.0, 0.0, 1.0])
-    with pytest.raises(ValueError, match="k=4611686018427387904 is too large"):
+    with pytest.raises(ValueError, match="out holds 4 items, 4611686018427387904 needed"):
         _C.sample_without_replacement(weights, 2**62, 0, 0, np.empty(4, np.int64))
     with pytest.raises(ValueError, match="k must be non-negative"):
         _C.sample_without_replacement(weights, -1, 0, 0, np.empty(4, np.int64))
@@ -508,7 +508,25 @@ def test_binding_rejects_wrong_buffers_instead_of_reading_garbage():
         table.draw(0, 0, 0, np.empty(2, dtype=np.int64), 4)
     with pytest.raises(IndexError, match="non-negative"):
         table.draw(0, 0, -1, np.empty(4, dtype=np.int64), 4)
-    with pytest.raises(ValueError, match="out holds 3 items, 6 needed"):
-        _C.sample_without_replacement(np.array([1.0, 0.0, 1.0]), 3, 0, 0, np.empty(3, np.int64))
+    with pytest.raises(ValueError, match="out holds 2 items, 3 needed"):
+        _C.sample_without_replacement(np.array([1.0, 0.0, 1.0]), 3, 0, 0, np.empty(2, np.int64))
     with pytest.raises(ValueError, match="cannot draw 3 samples without replacement from 2"):
-        _C.sample_without_replacement(np.array([1.0, 0.0, 1.0]), 3, 0, 0, np.empty(6, np.int64))
+        _C.sample_without_replacement(np.array([1.0, 0.0, 1.0]), 3, 0, 0, np.empty(3, np.int64))
+
+
+def test_epochs_reuse_pooled_memory_and_draw_the_same():
+    # Each draw takes its output and the kernel's scratch from the recycling pool: a later epoch
+    # gets the earlier one's pages back (hits) once its indices are freed, with identical results.
+    from fastloader import buffer_pool_stats
+
+    weights = torch.rand(200_000, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    for replacement in (True, False):
+        sampler = FastWeightedSampler(weights, 100_000, replacement, seed=5)
+        first = sampler.indices().clone()
+        hits = buffer_pool_stats()["hits"]
+        sampler.set_epoch(0)
+        again = sampler.indices()
+        assert buffer_pool_stats()["hits"] > hits
+        assert torch.equal(first, again)
+        if not replacement:
+            assert len(set(again.tolist())) == 100_000

@@ -3,7 +3,6 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
-#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -41,12 +40,10 @@ int64_t* index_out(const py::array& out, int64_t needed) {
   return static_cast<int64_t*>(py::reinterpret_borrow<IndexArray>(out).mutable_data());
 }
 
-// 2 * k, the working space sample_without_replacement needs, or a ValueError if it overflows.
-int64_t pair_slots(int64_t k) {
+// k itself, or a ValueError naming it when negative.
+int64_t draw_count(int64_t k) {
   if (k < 0) throw py::value_error("k must be non-negative, but got " + std::to_string(k));
-  if (k > std::numeric_limits<int64_t>::max() / 2)
-    throw py::value_error("k=" + std::to_string(k) + " is too large: out would need 2*k items");
-  return 2 * k;
+  return k;
 }
 
 void bind_alias_table(py::module_& m) {
@@ -105,15 +102,15 @@ void register_sampler(py::module_& m) {
         const WeightArray typed = weight_array(weights);
         const double* data = typed.data();
         const int64_t n = typed.shape(0);
-        int64_t* dst = index_out(out, pair_slots(k));  // the kernel's working space
-        // Safe without the GIL: both buffers are owned by the caller's frame for the call.
+        int64_t* dst = index_out(out, draw_count(k));
+        // Safe without the GIL: both buffers are owned by the caller's frame for the call, and
+        // the kernel's scratch comes from the thread-safe BufferPool.
         py::gil_scoped_release release;
         sample_without_replacement(data, n, k, seed, stream, dst, threads);
       },
       py::arg("weights"), py::arg("k"), py::arg("seed"), py::arg("stream"), py::arg("out"),
       py::arg("threads") = 1,
-      "Efraimidis-Spirakis: write k distinct indices, in successive-sampling order, into out[:k].\n"
-      "out must hold 2*k int64: the kernel sorts (key, index) pairs in it.");
+      "Efraimidis-Spirakis: write k distinct indices, in successive-sampling order, into out[:k].");
 }
 
 }  // namespace fastloader::bindings

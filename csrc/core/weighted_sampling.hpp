@@ -59,9 +59,9 @@ class AliasTable {
 
 // Efraimidis-Spirakis weighted sampling without replacement: each positive-weight item gets the key
 // E_i / w_i with E_i ~ Exp(1); the k smallest keys, in increasing order, are a successive-sampling
-// draw (first item with probability w_i / sum w, and so on). `out` must hold 2 * k int64: the
-// kernel sorts (key, index) pairs there; the k indices end up in out[0, k). It also keeps the n
-// keys in 8 * n bytes of scratch when n <= 2k or n <= 2^25 (else it computes them twice).
+// draw (first item with probability w_i / sum w, and so on), written to out[0, k). Scratch comes
+// from the recycling BufferPool: 16 bytes per drawn pair, plus the n keys (8 * n bytes) when
+// n <= 2k or n <= 2^25 (else it computes them twice).
 void sample_without_replacement(const double* weights, int64_t n, int64_t k, uint64_t seed,
                                 uint64_t stream, int64_t* out, int threads);
 

@@ -35,7 +35,7 @@ class AliasTable:
     def acceptance(self) -> npt.NDArray[np.float64]: ...
     def alias(self) -> npt.NDArray[np.int64]: ...
 
-# out must hold 2*k items (working space); the k indices end up in out[:k].
+# Writes k distinct indices, in successive-sampling order, into out[:k] (scratch is pooled).
 def sample_without_replacement(
     weights: npt.NDArray[np.float64],
     k: int,
