@@ -5,6 +5,7 @@ problem."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -12,8 +13,9 @@ import torch
 from ._plan import BatchPlan, CollateOptions, IndexPlan, PackPlan, PadPlan, fill_bytes, nbytes_of
 from ._samples import REAL_DTYPES
 from .batch import BatchLayout, FieldKind
+from .deferred import DeferredSamples, ImageFile, read_into
 
-__all__ = ["plan_pairs"]
+__all__ = ["plan_deferred", "plan_pairs"]
 
 _Tensor = torch.Tensor
 _STRIDED = torch.strided
@@ -62,11 +64,72 @@ def plan_pairs(batch: Any, options: CollateOptions) -> BatchPlan | None:
     image_plan = _image_plan(images, options, sizes) if target_plan else None
     if image_plan is None or target_plan is None:
         return None
+    return _pair_plan(image_plan, target_plan, counts, sizes, options)
+
+
+def _pair_plan(
+    image_plan: PadPlan,
+    target_plan: PackPlan,
+    counts: list[int],
+    sizes: list[tuple[int, int]],
+    options: CollateOptions,
+) -> BatchPlan:
     index = IndexPlan(counts, sizes, (4 * len(counts) + 1 + target_plan.shape[0]) * 8)
     key = options.image_key
     kinds = {key: FieldKind.IMAGE, "target": FieldKind.OBJECT}
     layout = BatchLayout(kinds, counts, sizes, key, True)
     return BatchPlan({key: image_plan, "target": target_plan}, {}, index, layout)
+
+
+def plan_deferred(batch: DeferredSamples, options: CollateOptions) -> BatchPlan | None:
+    """The plan of a batch whose images the writer reads from their files into place: uint8
+    [C, H_i, W_i] images (file places or CPU tensors), float32 [N, D] targets, a C-order batch.
+    None when anything else is asked or found (the caller then reads the samples)."""
+    target_dtype = options.target_dtype or torch.float32
+    if options.channels_last or options.image_key == "target" or target_dtype != torch.float32:
+        return None
+    pairs = batch.pairs
+    if not pairs:
+        return None
+    shapes: list[tuple[int, ...]] = []
+    targets: list[torch.Tensor] = []
+    for image, target in pairs:
+        if not isinstance(image, ImageFile) and not (
+            type(image) is _Tensor and image.dtype is torch.uint8 and image.is_cpu
+        ):
+            return None
+        if type(target) is not _Tensor or target.dtype is not torch.float32 or not target.is_cpu:
+            return None
+        shapes.append(tuple(image.shape))
+        targets.append(target)
+    channels = shapes[0][0] if len(shapes[0]) == 3 else -1
+    if any(len(shape) != 3 or shape[0] != channels for shape in shapes):
+        return None
+    counts: list[int] = []
+    target_plan = _target_plan(targets, torch.float32, counts)
+    if target_plan is None:
+        return None
+    sizes = [(shape[1], shape[2]) for shape in shapes]
+    height, width = max(h for h, _ in sizes), max(w for _, w in sizes)
+    step = options.size_divisibility
+    if step > 1:
+        height, width = -(-height // step) * step, -(-width // step) * step
+    out_shape = (len(pairs), channels, height, width)
+    fill = fill_bytes(options.pad_value, torch.uint8)
+    reader = partial(read_into, pairs=pairs, shape=out_shape[1:], fill=fill)
+    image_plan = PadPlan(
+        [],
+        torch.uint8,
+        channels,
+        height,
+        width,
+        fill,
+        False,
+        False,
+        nbytes_of(out_shape, torch.uint8, options.image_key),
+        reader=reader,
+    )
+    return _pair_plan(image_plan, target_plan, counts, sizes, options)
 
 
 def _image_plan(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 import numpy as np
@@ -65,6 +65,9 @@ class PadPlan(NamedTuple):
     # The images as CPU tensors when they fill the batch exactly (no padding, not channels_last):
     # then torch.stack copies them with torch's own threads, as the stock collate does.
     exact_tensors: list[torch.Tensor] | None = None
+    # Writes the whole padded batch into the field's raw bytes and returns its [B, C, height,
+    # width] view (images still in their files: deferred.read_into); arrays is then empty.
+    reader: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 class IndexPlan(NamedTuple):

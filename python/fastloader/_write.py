@@ -64,6 +64,8 @@ def allocate(nbytes: int, memory: str) -> torch.Tensor:
 
 def write_field(plan: FieldPlan, raw: torch.Tensor, threads: int) -> torch.Tensor:
     """Copies the field into raw (1-D uint8, plan.nbytes long) and returns its typed view."""
+    if isinstance(plan, PadPlan) and plan.reader is not None:
+        return plan.reader(raw)
     if isinstance(plan, PadPlan) and plan.exact_tensors is not None:
         # Unpadded images: torch.stack with torch's threads, as the stock collate copies them.
         shape = (len(plan.exact_tensors), plan.channels, plan.height, plan.width)

@@ -13,12 +13,13 @@ from torch.utils.data import get_worker_info
 
 from . import _C
 from ._checks import boolean, non_negative_int, positive_int
-from ._pairs import plan_pairs
+from ._pairs import plan_deferred, plan_pairs
 from ._plan import CollateOptions, plan_batch
 from ._ring_batch import write_into_ring
 from ._samples import INDEX_KEY, REAL_DTYPES, as_dicts
 from ._write import MEMORY_KINDS, resolve_memory, write_batch
 from .batch import DetectionBatch
+from .deferred import DeferredSamples
 from .ring import SharedRing
 
 __all__ = [
@@ -132,7 +133,12 @@ class DetectionCollate:
     def __call__(self, batch: Sequence[Any]) -> DetectionBatch:
         """Reads the samples, plans every field (all checks before any allocation), writes."""
         options = self._options()
-        plan = plan_pairs(batch, options)  # the common case, without per-sample objects
+        # Images still in their files (VOCDetection(read_into_batch=True)): read into place.
+        plan = plan_deferred(batch, options) if isinstance(batch, DeferredSamples) else None
+        if plan is None:
+            if isinstance(batch, DeferredSamples):
+                batch = list(batch)  # reads the images: the paths below
+            plan = plan_pairs(batch, options)  # the common case, without per-sample objects
         if plan is None:
             samples, tuple_samples = as_dicts(batch, self.image_key)
             plan = plan_batch(samples, tuple_samples, options)

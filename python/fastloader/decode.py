@@ -12,7 +12,13 @@ import torch
 
 from . import _C
 
-__all__ = ["DECODERS", "available_decoders", "default_jpeg_decoder", "read_image"]
+__all__ = [
+    "DECODERS",
+    "available_decoders",
+    "default_jpeg_decoder",
+    "locate_npy",
+    "read_image",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -134,16 +140,47 @@ def _npy_header(file: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
     return parsed
 
 
-def _load_npy(path: str) -> torch.Tensor:
-    """A uint8 [3, H, W] .npy file read straight into recycled memory (np.load's fresh array
-    costs more in page faults than the read itself)."""
-    with open(path, "rb") as file:
+def _open_npy(path: str) -> tuple[Any, tuple[int, ...]]:
+    """The open .npy file, positioned at its pixels, and its uint8 [3, H, W] C-order shape."""
+    file = open(path, "rb")  # noqa: SIM115  # handed to the caller
+    try:
         shape, fortran_order, dtype = _npy_header(file)
         if dtype != np.uint8 or len(shape) != 3 or shape[0] != 3 or fortran_order:
             order = ", Fortran order" if fortran_order else ""
             raise ValueError(
                 f"expected a uint8 [3, H, W] C-order array, got {dtype} {shape}{order}"
             )
+    except BaseException:
+        file.close()
+        raise
+    return file, shape
+
+
+def locate_npy(path: PathLike) -> tuple[int, tuple[int, int, int]]:
+    """(byte offset of the pixels, shape) of a uint8 [3, H, W] .npy image, its data unread.
+
+    Raises:
+        ValueError: the file is missing or not such an image; the message names it.
+    """
+    path = os.fspath(path)
+    try:
+        file, shape = _open_npy(path)
+        with file:
+            offset = file.tell()
+            if os.fstat(file.fileno()).st_size - offset < shape[0] * shape[1] * shape[2]:
+                raise ValueError(f"truncated .npy file: shorter than its {shape} header says")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: image file not found") from None
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot read the image: {type(exc).__name__}: {exc}") from None
+    return offset, (shape[0], shape[1], shape[2])
+
+
+def _load_npy(path: str) -> torch.Tensor:
+    """A uint8 [3, H, W] .npy file read straight into recycled memory (np.load's fresh array
+    costs more in page faults than the read itself)."""
+    file, shape = _open_npy(path)
+    with file:
         array = _recycled(shape)
         if file.readinto(array.data.cast("B")) != array.nbytes:
             raise ValueError(f"truncated .npy file: shorter than its {shape} header says")

@@ -260,7 +260,7 @@ class SyntheticDetection(VOCDetection):
         image_format: ``"jpeg"`` or ``"npy"``: which copy samples are read from.
         jpeg_quality: the JPEG quality (1-95).
         seed: fixes the content.
-        sample_format, transform, decoder: as for :class:`VOCDetection`.
+        sample_format, transform, decoder, read_into_batch: as for :class:`VOCDetection`.
         progress: show a tqdm bar while writing (when tqdm is installed).
     """
 
@@ -281,6 +281,7 @@ class SyntheticDetection(VOCDetection):
         transform: Callable[[Any], Any] | None = None,
         decoder: str = "auto",
         progress: bool = False,
+        read_into_batch: bool = False,
     ) -> None:
         if image_format not in _IMAGE_FORMATS:
             raise ValueError(
@@ -324,6 +325,7 @@ class SyntheticDetection(VOCDetection):
             decoder=decoder,
             image_dir=_PREDECODED if npy else "JPEGImages",
             image_suffix=".npy" if npy else None,
+            read_into_batch=read_into_batch,
         )
 
     def _ensure(self, folder: Path, progress: bool) -> bool:

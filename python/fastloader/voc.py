@@ -20,7 +20,8 @@ from .annotations import (
     image_class_weights,
     parse_annotation,
 )
-from .decode import check_decoder, read_image
+from .decode import check_decoder, locate_npy, read_image
+from .deferred import DeferredSamples, ImageFile
 
 __all__ = ["VOCDetection", "TARGET_COLUMNS", "VOC_CLASSES"]
 
@@ -94,6 +95,12 @@ class VOCDetection(Dataset):
         annotation_dir, image_dir, split_dir: folder names under ``root``.
         image_suffix: read ``<image_dir>/<stem><image_suffix>`` instead of the XML's filename
             (e.g. ``".npy"`` for pre-decoded copies).
+        read_into_batch: let :class:`~fastloader.DetectionCollate` read ``.npy`` images straight
+            into the batch: the DataLoader's batch fetch (``__getitems__``) then returns a
+            :class:`~fastloader.deferred.DeferredSamples` that holds where each image lies in
+            its file, and the collate reads it into place (one copy of each pixel instead of
+            two). Any other collate_fn gets the samples by indexing it, as from a list. Only
+            ``"tuple"`` samples without a transform; anything else is fetched as usual.
     """
 
     def __init__(
@@ -110,8 +117,10 @@ class VOCDetection(Dataset):
         image_dir: str = "JPEGImages",
         split_dir: str = "ImageSets/Main",
         image_suffix: str | None = None,
+        read_into_batch: bool = False,
     ) -> None:
         self.root = Path(root)
+        self.read_into_batch = boolean(read_into_batch, "read_into_batch")
         if sample_format not in _SAMPLE_FORMATS:
             raise ValueError(
                 f"sample_format should be one of {_SAMPLE_FORMATS}, "
@@ -283,11 +292,7 @@ class VOCDetection(Dataset):
         filename, size, boxes, labels, landmarks = self._objects(position)
         image_path = self._image_file(position, filename)
         image = read_image(image_path, self.decoder)
-        if tuple(image.shape[1:]) != size:
-            raise ValueError(
-                f"{self.annotation_files[position]}: <size> says {size[0]}x{size[1]} (HxW) but "
-                f"{image_path} is {image.shape[1]}x{image.shape[2]}"
-            )
+        self._check_size(position, size, image_path, tuple(image.shape))
         if self.sample_format == "dict":
             sample: Any = {
                 "image": image,
@@ -296,17 +301,51 @@ class VOCDetection(Dataset):
                 "landmarks": torch.from_numpy(landmarks.copy()),
             }
         else:
-            target = np.empty((len(labels), _TARGET_WIDTH), dtype=np.float32)
-            target[:, TARGET_COLUMNS["boxes"]] = boxes
-            target[:, TARGET_COLUMNS["label"]] = labels
-            target[:, TARGET_COLUMNS["landmarks"]] = landmarks.reshape(
-                len(labels), 2 * NUM_LANDMARKS
-            )
-            sample = (image, torch.from_numpy(target))
+            sample = (image, _target(boxes, labels, landmarks))
         return self.transform(sample) if self.transform is not None else sample
+
+    def __getitems__(self, indices: Sequence[int]) -> Any:
+        """The samples at indices, as the DataLoader fetches a batch (torch >= 2.0 calls this
+        instead of ``__getitem__`` per index): a list, or with ``read_into_batch`` (tuple
+        samples, no transform) a DeferredSamples whose ``.npy`` images are not read yet."""
+        if not self.read_into_batch or self.transform is not None or self.sample_format != "tuple":
+            return [self[index] for index in indices]
+        return DeferredSamples([self._deferred_pair(index) for index in indices])
+
+    def _deferred_pair(self, index: int) -> tuple[ImageFile | torch.Tensor, torch.Tensor]:
+        """(where the .npy image lies in its file, or the decoded image otherwise, target)."""
+        position = self._position(index)
+        filename, size, boxes, labels, landmarks = self._objects(position)
+        image_path = self._image_file(position, filename)
+        image: ImageFile | torch.Tensor
+        if image_path.endswith(".npy"):
+            offset, shape = locate_npy(image_path)
+            image = ImageFile(image_path, offset, shape)
+        else:
+            image = read_image(image_path, self.decoder)
+        self._check_size(position, size, image_path, tuple(image.shape))
+        return image, _target(boxes, labels, landmarks)
+
+    def _check_size(
+        self, position: int, size: tuple[int, int], image_path: str, shape: tuple[int, ...]
+    ) -> None:
+        if shape[1:] != size:
+            raise ValueError(
+                f"{self.annotation_files[position]}: <size> says {size[0]}x{size[1]} (HxW) but "
+                f"{image_path} is {shape[1]}x{shape[2]}"
+            )
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
             f"images={len(self)}, classes={self.num_classes}, sample_format={self.sample_format!r})"
         )
+
+
+def _target(boxes: np.ndarray, labels: np.ndarray, landmarks: np.ndarray) -> torch.Tensor:
+    """The float32 [N, 15] target row of each object (see TARGET_COLUMNS)."""
+    target = np.empty((len(labels), _TARGET_WIDTH), dtype=np.float32)
+    target[:, TARGET_COLUMNS["boxes"]] = boxes
+    target[:, TARGET_COLUMNS["label"]] = labels
+    target[:, TARGET_COLUMNS["landmarks"]] = landmarks.reshape(len(labels), 2 * NUM_LANDMARKS)
+    return torch.from_numpy(target)
