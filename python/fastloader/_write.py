@@ -14,7 +14,15 @@ from ._plan import BatchPlan, FieldPlan, IndexPlan, PackPlan, PadPlan
 from ._threads import native_threads
 from .batch import DetectionBatch
 
-__all__ = ["allocate", "resolve_memory", "threads_for", "write_batch", "write_field", "write_index"]
+__all__ = [
+    "POOL_MIN_BYTES",
+    "allocate",
+    "resolve_memory",
+    "threads_for",
+    "write_batch",
+    "write_field",
+    "write_index",
+]
 
 MEMORY_KINDS = ("auto", "pooled", "pinned", "shared", "plain")
 
@@ -24,6 +32,13 @@ MEMORY_KINDS = ("auto", "pooled", "pinned", "shared", "plain")
 # interleaved runs), one thread vs two: 1.2 MB 69 vs 113 us, 4.9 MB 346 us vs 3.8 ms, 9.8 MB
 # 736 vs 983 us, 19.7 MB 1.45 vs 1.55 ms; from 39 MB two threads win (14.1 vs 12.8 ms).
 PARALLEL_MIN_BYTES = 32 << 20
+
+
+# Below this many bytes a "pooled" batch takes memory from torch's allocator instead: malloc reuses
+# freed memory of that size as cheaply, without the pool's per-batch cost (measured here: 15 us a
+# batch for its block's Python wrappers, a third of copying 8 x 3x224x224 uint8). The pool pays
+# for itself on big batches, whose fresh pages would fault in (100+ MB: ~1.9 GB/s here).
+POOL_MIN_BYTES = 16 << 20
 
 
 def threads_for(nbytes: int) -> int:
@@ -55,7 +70,7 @@ def allocate(nbytes: int, memory: str) -> torch.Tensor:
         return torch.empty(0, dtype=torch.uint8).set_(storage, 0, (nbytes,), (1,))
     if memory == "pinned":
         return torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
-    if memory == "pooled" and nbytes > 0:
+    if memory == "pooled" and nbytes >= POOL_MIN_BYTES:
         # The tensor holds the array, the array holds the block: when the last view of the batch
         # is freed the block goes back to the pool with its pages already faulted in.
         return torch.from_numpy(np.asarray(_C.PooledBuffer(nbytes)))

@@ -13,7 +13,7 @@ from torch.utils.data import get_worker_info
 
 from . import _C
 from ._checks import boolean, non_negative_int, positive_int
-from ._pairs import plan_deferred, plan_pairs
+from ._pairs import collate_same_size_pairs, plan_deferred, plan_pairs
 from ._plan import CollateOptions, plan_batch
 from ._ring_batch import write_into_ring
 from ._samples import INDEX_KEY, REAL_DTYPES, as_dicts
@@ -134,6 +134,10 @@ class DetectionCollate:
         """Reads the samples, plans every field (all checks before any allocation), writes."""
         options = self._options()
         # Images still in their files (VOCDetection(read_into_batch=True)): read into place.
+        if self._ring is None and resolve_memory(self.memory) in ("pooled", "plain"):
+            done = collate_same_size_pairs(batch, options)  # one block, no plan objects
+            if done is not None:
+                return done
         plan = plan_deferred(batch, options) if isinstance(batch, DeferredSamples) else None
         if plan is None:
             if isinstance(batch, DeferredSamples):
