@@ -66,30 +66,4 @@ inline void advise_huge_pages(void* buffer, std::size_t bytes) noexcept {
 #endif
 }
 
-// A fixed-size array from HugePageAllocator whose elements start uninitialised: for scratch that
-// is written before it is read, so no pass is spent zeroing it.
-template <typename T>
-class UninitializedArray {
- public:
-  explicit UninitializedArray(std::size_t count) : size_(count) {
-    if (count > 0) data_ = HugePageAllocator<T>().allocate(count);
-  }
-  ~UninitializedArray() { release(); }
-  UninitializedArray(const UninitializedArray&) = delete;
-  UninitializedArray& operator=(const UninitializedArray&) = delete;
-
-  bool empty() const noexcept { return size_ == 0; }
-  T& operator[](std::size_t i) noexcept { return data_[i]; }
-  const T& operator[](std::size_t i) const noexcept { return data_[i]; }
-  void release() noexcept {
-    if (data_ != nullptr) HugePageAllocator<T>().deallocate(data_, size_);
-    data_ = nullptr;
-    size_ = 0;
-  }
-
- private:
-  T* data_ = nullptr;
-  std::size_t size_ = 0;
-};
-
 }  // namespace fastloader

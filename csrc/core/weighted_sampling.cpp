@@ -541,7 +541,6 @@ class PooledScratch {
   T* data() const noexcept {
     return block_ ? reinterpret_cast<T*>(block_->data()) : nullptr;
   }
-  bool empty() const noexcept { return !block_; }
   void release() noexcept { block_.reset(); }
 
  private:

@@ -1,7 +1,8 @@
 """The common batch quickly: plain CPU (image tensor, target tensor) pairs that need no
-conversion, checked with a few attribute reads per tensor and no per-sample objects; same-size ones
-small ones collated outright, the rest planned. Anything else (or anything wrong) is
-left to the general planner, which gives the same batch or names the problem."""
+conversion, checked with a few attribute reads per tensor and no per-sample objects (small
+same-size batches collated outright, the rest planned), and batches whose images are still in
+their files. Anything else (or anything wrong) is left to the general planner, which gives the
+same batch or names the problem."""
 
 from __future__ import annotations
 
@@ -72,9 +73,8 @@ def collate_same_size_pairs(batch: Any, options: CollateOptions) -> DetectionBat
         return None
     if len(images) * first_image.nbytes >= POOL_MIN_BYTES:
         return None  # the pooled path: recycled pages beat fresh ones there
-    fill_bytes(
-        options.pad_value, dtype
-    )  # unused here, but a value the dtype cannot hold is an error
+    # No padding here, but a pad value the dtype cannot hold is an error on every path.
+    fill_bytes(options.pad_value, dtype)
     try:
         stacked = torch.stack(images)
         packed = torch.cat(targets)

@@ -133,11 +133,11 @@ class DetectionCollate:
     def __call__(self, batch: Sequence[Any]) -> DetectionBatch:
         """Reads the samples, plans every field (all checks before any allocation), writes."""
         options = self._options()
-        # Images still in their files (VOCDetection(read_into_batch=True)): read into place.
         if self._ring is None and resolve_memory(self.memory) in ("pooled", "plain"):
-            done = collate_same_size_pairs(batch, options)  # one block, no plan objects
+            done = collate_same_size_pairs(batch, options)  # small batches: no plan objects
             if done is not None:
                 return done
+        # Images still in their files (VOCDetection(read_into_batch=True)): read into place.
         plan = plan_deferred(batch, options) if isinstance(batch, DeferredSamples) else None
         if plan is None:
             if isinstance(batch, DeferredSamples):

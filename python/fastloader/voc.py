@@ -318,7 +318,7 @@ class VOCDetection(Dataset):
         filename, size, boxes, labels, landmarks = self._objects(position)
         image_path = self._image_file(position, filename)
         image: ImageFile | torch.Tensor
-        if image_path.endswith(".npy"):
+        if image_path.lower().endswith(".npy"):  # as read_image tells formats apart
             offset, shape = locate_npy(image_path)
             image = ImageFile(image_path, offset, shape)
         else:
