@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
 from . import _C
 from ._plan import BatchPlan, FieldPlan, IndexPlan, PackPlan, PadPlan
+from ._pool import pooled_bytes
 from ._threads import native_threads
 from .batch import DetectionBatch
 
@@ -73,7 +73,7 @@ def allocate(nbytes: int, memory: str) -> torch.Tensor:
     if memory == "pooled" and nbytes >= POOL_MIN_BYTES:
         # The tensor holds the array, the array holds the block: when the last view of the batch
         # is freed the block goes back to the pool with its pages already faulted in.
-        return torch.from_numpy(np.asarray(_C.PooledBuffer(nbytes)))
+        return torch.from_numpy(pooled_bytes(nbytes))
     return torch.empty(nbytes, dtype=torch.uint8)
 
 
