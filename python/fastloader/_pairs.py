@@ -46,6 +46,9 @@ def collate_same_size_pairs(batch: Any, options: CollateOptions) -> DetectionBat
         target_dtype = options.target_dtype or first_target.dtype
         if not (first_image.is_cpu and first_target.is_cpu):
             return None
+        # plan_pairs' check loop, trimmed for this path: devices and layouts are read once
+        # here and torch.stack / torch.cat refuse mixed ones below (sharing plan_pairs' loop
+        # measured 5 us a batch slower at 8 x 3x224x224, the row this path exists for).
         for sample in batch:
             if type(sample) not in _PAIR_TYPES:
                 return None
