@@ -8,7 +8,7 @@ SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc python -type f 2>/dev
 
 .PHONY: test bench bench-sampler bench-collate bench-ring bench-distributed bench-policies dev clean
 .PHONY: cpp-test cpp-test-tsan cpp-test-aarch64
-.PHONY: wheel wheel-check wheel-install-check wheel-all lint typecheck gpu-check
+.PHONY: wheel wheel-check wheel-install-check wheel-all lint typecheck gpu-check gpu-check-offline
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -135,3 +135,11 @@ typecheck: $(LINT_TOOLS)
 # and exits 0 where torch sees no CUDA device.
 gpu-check: $(INSTALLED)
 	$(PY) tools/gpu_check.py
+
+# The same on a GPU host that has its own CUDA build of torch and no network (a lent machine):
+# this package is built with the build tools already there, into .gpu-site, nothing downloaded.
+GPU_SITE := .gpu-site
+gpu-check-offline:
+	rm -rf $(GPU_SITE)
+	$(PYTHON) -m pip install -q --no-build-isolation --no-deps --no-index --target $(GPU_SITE) .
+	PYTHONPATH=$(CURDIR)/$(GPU_SITE) $(PYTHON) tools/gpu_check.py
