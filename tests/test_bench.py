@@ -142,3 +142,15 @@ def test_ring_only_compares_the_set_up_with_and_without_the_ring(tmp_path):
     rows = [line for line in markdown.splitlines() if line.startswith(("| jpeg", "| npy"))]
     assert len(rows) == 4 and all(row.rstrip(" |").endswith(")") for row in rows)
     assert "'fallbacks': 0" in markdown and "3 interleaved rounds" in markdown
+
+
+def test_endless_batches_run_on_past_the_end_of_an_epoch():
+    loader = torch.utils.data.DataLoader(range(5), batch_size=2)
+    batches = bench_loaders.endless_batches(loader)
+    firsts = [next(batches)[0].item() for _ in range(7)]
+    assert firsts == [0, 2, 4, 0, 2, 4, 0]
+
+
+def test_endless_batches_refuse_an_empty_loader():
+    with pytest.raises(ValueError, match="no batch"):
+        next(bench_loaders.endless_batches([]))

@@ -276,3 +276,24 @@ def test_bad_arguments(kwargs, error, match):
     batch_size = arguments.pop("batch_size")
     with pytest.raises(error, match=match):
         tune_num_workers(dataset, batch_size, **arguments)
+
+
+@pytest.mark.parametrize(
+    ("cpus", "expected"),
+    [
+        (1, [0, 1]),
+        (2, [0, 1, 2]),
+        (4, [0, 1, 2, 3, 4]),
+        (6, [0, 1, 2, 3, 4, 6]),
+        (8, [0, 1, 2, 3, 4, 8]),
+        (16, [0, 1, 2, 3, 4, 8, 16]),
+        (24, [0, 1, 2, 3, 4, 8, 16, 24]),
+    ],
+)
+def test_default_candidates_cover_small_machines_and_thin_out_on_large_ones(cpus, expected):
+    assert tuner_module.default_candidates(cpus) == expected
+
+
+def test_default_candidates_follow_this_machine(monkeypatch):
+    monkeypatch.setattr(tuner_module.os, "cpu_count", lambda: 12)
+    assert tuner_module._candidates(None) == [0, 1, 2, 3, 4, 8, 12]

@@ -41,7 +41,7 @@ from .collate import DetectionCollate, fast_detection_collate
 from .decode import default_jpeg_decoder
 from .sampler import FastWeightedBatchSampler, FastWeightedSampler
 from .synthetic import SyntheticDetection
-from .tuner import tune_num_workers
+from .tuner import default_candidates, tune_num_workers
 
 __all__ = ["detection_collate", "main", "pad_like_detectron2"]
 
@@ -857,7 +857,7 @@ def _ring_only(args: argparse.Namespace, command: str) -> int:
         fmt: SyntheticDetection(args.root, image_format=fmt, read_into_batch=True, **common)
         for fmt in ("jpeg", "npy")
     }
-    candidates = args.candidates or list(range((os.cpu_count() or 1) + 1))
+    candidates = args.candidates or default_candidates()
     section = ring_section(datasets, candidates, args.seconds or 0.6, max(1, args.rounds))
     _write_one_section(
         args.out / "ring.md",
@@ -882,7 +882,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = args.seconds or (0.25 if quick else 0.4)
     rounds = max(1, args.rounds)
     repeats = max(3, rounds)
-    candidates = args.candidates or list(range((os.cpu_count() or 1) + 1))
+    candidates = args.candidates or default_candidates()
     sampler_n = args.sampler_n or (200_000 if quick else 1_000_000)
     steps = 1 + 3 + 2 + 1 + rounds * (4 + 6 * len(candidates)) + 2
     given = list(sys.argv[1:] if argv is None else argv)

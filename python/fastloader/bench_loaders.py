@@ -11,7 +11,7 @@ import os
 import statistics
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -263,6 +263,17 @@ def _to_cuda(batch: Any) -> Any:
     return images.to("cuda", non_blocking=True), [t.to("cuda", non_blocking=True) for t in targets]
 
 
+def endless_batches(loader: Iterable[Any]) -> Iterator[Any]:
+    """The loader's batches, epoch after epoch: a timed window may be longer than the dataset."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("endless_batches: the loader yielded no batch in an epoch")
+
+
 def gpu_wait_share(
     setup: LoaderSetup, batch_size: int, workers: int, batches: int, step_ms: float = 20.0
 ) -> tuple[float, float]:
@@ -273,7 +284,10 @@ def gpu_wait_share(
     args = setup.loader_args()
     if "batch_sampler" not in args:
         args["batch_size"] = batch_size
-    loader = DataLoader(setup.dataset, num_workers=workers, pin_memory=True, **args)
+    # The bench's datasets are a few batches long: epochs follow one another, the workers kept.
+    loader = DataLoader(
+        setup.dataset, num_workers=workers, pin_memory=True, persistent_workers=workers > 0, **args
+    )
     weight = torch.randn(2048, 2048, device="cuda")
     torch.matmul(weight, weight)  # cuBLAS set-up, outside the clock
     torch.cuda.synchronize()
@@ -283,7 +297,7 @@ def gpu_wait_share(
     torch.cuda.synchronize()
     per_matmul = max((time.perf_counter() - started) / 10, 1e-6)
     repeats = max(1, int(step_ms / 1e3 / per_matmul))
-    waited, iterator = 0.0, iter(loader)
+    waited, iterator = 0.0, endless_batches(loader)
     next(iterator)
     torch.cuda.synchronize()
     started = time.perf_counter()

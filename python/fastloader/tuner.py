@@ -349,9 +349,21 @@ class TuneReport:
 # Measuring
 
 
+def default_candidates(cpus: int | None = None) -> list[int]:
+    """0 to 4 workers, then doublings, then the CPU count: the whole range on a small machine,
+    and on 16 CPUs 7 settings instead of 17 (each one starts a DataLoader and times a window)."""
+    cpus = max(1, cpus or os.cpu_count() or 1)
+    chosen = list(range(min(cpus, 4) + 1))
+    workers = 8
+    while workers < cpus:
+        chosen.append(workers)
+        workers *= 2
+    return chosen if chosen[-1] == cpus else [*chosen, cpus]
+
+
 def _candidates(candidates: Sequence[int] | None) -> list[int]:
     if candidates is None:
-        return list(range((os.cpu_count() or 1) + 1))
+        return default_candidates()
     if isinstance(candidates, (str, bytes)) or not hasattr(candidates, "__iter__"):
         raise TypeError(
             f"candidates should be a sequence of ints or None, but got {type(candidates).__name__}"
@@ -467,7 +479,8 @@ def tune_num_workers(
             when None. ``batch_sampler`` instead yields whole batches (as in DataLoader).
         collate_fn: as for DataLoader (``default_collate`` when None).
         pin_memory: as for DataLoader; defaults to ``torch.cuda.is_available()``.
-        candidates: the ``num_workers`` values to try, in order; ``0 .. os.cpu_count()`` when None.
+        candidates: the ``num_workers`` values to try, in order; when None, ``default_candidates()``:
+            0 to 4, then 8, 16, ... below the CPU count, then the CPU count.
         seconds: timed window per setting.
         loader_kwargs: more DataLoader arguments (``prefetch_factor``, ``multiprocessing_context``,
             ``worker_init_fn``, ``timeout``, ...).
