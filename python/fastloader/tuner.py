@@ -479,8 +479,8 @@ def tune_num_workers(
             when None. ``batch_sampler`` instead yields whole batches (as in DataLoader).
         collate_fn: as for DataLoader (``default_collate`` when None).
         pin_memory: as for DataLoader; defaults to ``torch.cuda.is_available()``.
-        candidates: the ``num_workers`` values to try, in order; when None, ``default_candidates()``:
-            0 to 4, then 8, 16, ... below the CPU count, then the CPU count.
+        candidates: the ``num_workers`` values to try, in order; when None,
+            ``default_candidates()``: 0 to 4, then 8, 16, ... below the CPU count, then the count.
         seconds: timed window per setting.
         loader_kwargs: more DataLoader arguments (``prefetch_factor``, ``multiprocessing_context``,
             ``worker_init_fn``, ``timeout``, ...).
