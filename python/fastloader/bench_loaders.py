@@ -308,6 +308,9 @@ def gpu_wait_share(
         on_gpu = _to_cuda(batch)
         for _ in range(repeats):  # the fixed "training step"
             torch.matmul(weight, weight)
+        # A training loop reads its loss (loss.item()) each step, which waits for the GPU; without
+        # it the step only queues, and the wait above would also count the GPU's busy time.
+        torch.cuda.synchronize()
         del on_gpu, batch
     torch.cuda.synchronize()
     total = time.perf_counter() - started
