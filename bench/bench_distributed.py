@@ -27,6 +27,7 @@ from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 from torch.utils.data import Sampler, WeightedRandomSampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from _rss_probe import RSS_HELPERS  # bench/ is on sys.path: scripts run from it
 from fastloader import (
     DistributedWeightedBatchSampler,
     DistributedWeightedSampler,
@@ -90,7 +91,9 @@ def epoch_cases(n: int) -> dict[str, Callable[[int], object]]:
 
 # ---------------------------------------------------------------- memory, in fresh processes
 
-MEMORY_PROBE = r"""
+MEMORY_PROBE = (
+    RSS_HELPERS
+    + r"""
 import json, sys, torch
 from collections import deque
 from torch.utils.data import WeightedRandomSampler
@@ -104,16 +107,13 @@ elif kind == "rank":
 else:
     from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
     sampler = DistributedSamplerWrapper(WeightedRandomSampler(w, n), num_replicas=world, rank=0)
-def status(field):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field))
 # Reset the peak (VmHWM): only what the epoch itself adds counts.
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
+reset_peak()
 before = status("VmRSS:")
 kept = sampler.indices() if how == "tensor" else deque(sampler, maxlen=0)
 print(json.dumps({"epoch_peak": status("VmHWM:") - before}))
 """
+)
 
 
 def epoch_peak_bytes(kind: str, how: str, n: int) -> int:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
+from _rss_probe import RSS_HELPERS  # bench/ is on sys.path: scripts run from it
 from fastloader import FastWeightedBatchSampler, FastWeightedSampler
 
 STOCK_LIMIT = 2**24  # torch.multinomial refuses more categories
@@ -90,18 +91,16 @@ def draw_rows(sizes: list[int], full: bool, repeats: int) -> list[dict]:
     return rows
 
 
-MEMORY_PROBE = r"""
+MEMORY_PROBE = (
+    RSS_HELPERS
+    + r"""
 import json, sys, torch
 from torch.utils.data import WeightedRandomSampler
 from fastloader import FastWeightedSampler
 kind, n, replacement = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 w = torch.rand(n, dtype=torch.float64) + 0.01
-def status(field):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field))
 # Reset the peak (VmHWM) so what torch's import touched does not count.
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
+reset_peak()
 base = status("VmRSS:")
 if kind == "stock":
     sampler = WeightedRandomSampler(w, n, replacement)
@@ -109,14 +108,14 @@ else:
     sampler = FastWeightedSampler(w, n, replacement, seed=0)
 built_peak = status("VmHWM:")
 built = status("VmRSS:")
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
+reset_peak()
 for _ in sampler:
     pass
 epoch_peak = status("VmHWM:")
 print(json.dumps({"construction": built - base, "epoch": epoch_peak - built,
                   "overall": max(built_peak, epoch_peak) - base}))
 """
+)
 
 
 def memory_per_item(kind: str, n: int, replacement: bool) -> dict:
