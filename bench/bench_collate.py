@@ -20,8 +20,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from fastloader import DetectionCollate, fast_detection_collate
-from fastloader.bench import detection_collate as stock_detection_collate
-from fastloader.bench import pad_like_detectron2
+from fastloader.bench.main_job import detection_collate as stock_detection_collate
+from fastloader.bench.main_job import pad_like_detectron2
 
 
 def detectron2_style_padding(batch, size_divisibility=32):

@@ -33,8 +33,8 @@ from fastloader import (
     create_aspect_ratio_groups,
     fast_detection_collate,
 )
-from fastloader.bench_padding import padded_pixels
-from fastloader.synthetic import voc_shape_sizes
+from fastloader.bench.padding import padded_pixels
+from fastloader.datasets.synthetic import voc_shape_sizes
 
 # -- the stock algorithms, reproduced ----------------------------------------------------------
 

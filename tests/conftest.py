@@ -1,16 +1,18 @@
-"""Makes the test helpers in this folder importable (also from DataLoader spawn workers), and
-keeps the `gpu` marker complete: `make gpu-check` runs `-m gpu`, so a CUDA test without it would
+"""Makes the test helpers (`tests.helpers`) importable from the processes tests start (spawned
+DataLoader workers, scripts run with `python -m tests.helpers...`), and keeps the `gpu` marker
+complete: `make gpu-check` runs `-m gpu`, so a CUDA test without it would
 never run on a GPU host."""
 
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
+# pytest imports the tests as the package `tests` (each folder has an __init__.py, the default
+# "prepend" import mode puts the repository root on sys.path), so same-named test files in two
+# folders do not clash. Child processes get the root from PYTHONPATH.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ["PYTHONPATH"] = os.pathsep.join(
-    [os.path.dirname(__file__)]
-    + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
 )
 
 

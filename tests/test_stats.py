@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stats import CannotTest, pooled_chisquare_pvalue
+from tests.helpers.stats import CannotTest, pooled_chisquare_pvalue
 
 
 def test_fitting_counts_pass_and_skewed_counts_fail():

@@ -1,5 +1,6 @@
 """Smoke test of an installed fastloader._C without torch: a sampler and the collate kernels on
-numpy buffers, the sampler streams checked against the digests frozen in tests/test_sampler.py.
+numpy buffers, the sampler streams checked against the digests frozen in
+tests/sampling/test_weighted.py.
 
 Run by `make wheel-all` with every CPython version we claim (most have no torch build here).
 """
@@ -16,13 +17,14 @@ from types import ModuleType
 
 import numpy as np
 
-# Same weights and seed as tests/test_sampler.py::test_frozen_stream, whose digests are read below.
+# Same weights and seed as tests/sampling/test_weighted.py::test_frozen_stream, whose digests are
+# read below.
 SEED = 20261125
-SAMPLER_TESTS = Path(__file__).resolve().parent.parent / "tests" / "test_sampler.py"
+SAMPLER_TESTS = Path(__file__).resolve().parents[1] / "tests" / "sampling" / "test_weighted.py"
 
 
 def frozen_digests() -> dict[bool, str]:
-    """The FROZEN {replacement: sha256} table of tests/test_sampler.py: one copy of the digests."""
+    """The FROZEN {replacement: sha256} table of tests/sampling/test_weighted.py (one copy)."""
     for node in ast.parse(SAMPLER_TESTS.read_text()).body:
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == "FROZEN" for t in node.targets

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from fastloader import DetectionCollate
-from fastloader.bench import detection_collate
+from fastloader.bench.main_job import detection_collate
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH, SHAPE = 32, (3, 640, 640)
@@ -35,7 +35,7 @@ def run_gpu_tests(timeout_s: float) -> list[Row]:
         command = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider"]
         # Only the files that hold gpu tests: collecting the others needs every test extra
         # (torchdata, simplejpeg, ...), which a GPU host with its own torch may lack.
-        files = [str(f) for f in sorted((ROOT / "tests").glob("test_*.py")) if _has_gpu_tests(f)]
+        files = [str(f) for f in sorted((ROOT / "tests").rglob("test_*.py")) if _has_gpu_tests(f)]
         if not files:  # a check that cannot test must fail, not pass
             return [("pytest -m gpu", "ERROR", "no test file holds a test marked gpu")]
         command += [f"--junitxml={report}", *files]

@@ -1,5 +1,5 @@
 """Smoke test of an installed fastloader beside torch: the public sampler and collate, with the
-sampler stream checked against the digest frozen in tests/test_sampler.py."""
+sampler stream checked against the digest frozen in tests/sampling/test_weighted.py."""
 
 from __future__ import annotations
 

@@ -19,4 +19,4 @@ done
 "$py" tools/package_smoke.py
 # From the repository root, `import fastloader` still finds the installed wheel (python/ is not
 # on sys.path); package_smoke.py asserts so.
-"$py" -m pytest -q -p no:cacheprovider tests/test_sampler.py tests/test_stubs.py
+"$py" -m pytest -q -p no:cacheprovider tests/sampling/test_weighted.py tests/test_stubs.py

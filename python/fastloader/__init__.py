@@ -1,12 +1,12 @@
-"""fastloader: native samplers and collate functions for torch.utils.data.DataLoader."""
+"""fastloader: native samplers and collate functions for torch.utils.data.DataLoader.
 
-from .balance import (
-    class_balanced_weights,
-    class_image_counts,
-    image_weights,
-    power_weights,
-    repeat_factors,
-)
+Subpackages by capability: `sampling` (samplers and weights), `collate` (the detection collate,
+its batch type and the shared ring), `datasets` (VOC, synthetic), `io` (decoding), `tuning`
+(`tune_num_workers`), `bench` (`python -m fastloader.bench`) and the private `_util`. Imports
+point one way: _util <- io <- datasets; _util <- sampling; _util, io <- collate; bench and tuning
+may import anything; nothing imports bench. Every public name is re-exported here.
+"""
+
 from .collate import (
     DetectionBatch,
     DetectionCollate,
@@ -15,17 +15,24 @@ from .collate import (
     fast_detection_collate,
     set_buffer_pool_limit,
 )
+from .collate.ring import SharedRing
 from .datasets import SyntheticDetection, VOCDetection
-from .distributed import (
+from .sampling.class_weights import (
+    class_balanced_weights,
+    class_image_counts,
+    image_weights,
+    power_weights,
+    repeat_factors,
+)
+from .sampling.distributed import (
     DistributedWeightedBatchSampler,
     DistributedWeightedSampler,
     broadcast_seed,
 )
-from .grouping import AspectRatioGroupedBatchSampler, create_aspect_ratio_groups
-from .policies import ClassAwareSampler, RepeatFactorSampler
-from .ring import SharedRing
-from .sampler import FastWeightedBatchSampler, FastWeightedSampler
-from .tuner import SampleLoadError, TuneReport, WorkerMeasurement, tune_num_workers
+from .sampling.grouping import AspectRatioGroupedBatchSampler, create_aspect_ratio_groups
+from .sampling.policies import ClassAwareSampler, RepeatFactorSampler
+from .sampling.weighted import FastWeightedBatchSampler, FastWeightedSampler
+from .tuning.tuner import SampleLoadError, TuneReport, WorkerMeasurement, tune_num_workers
 
 __all__ = [
     "FastWeightedSampler",

@@ -1,0 +1,945 @@
+"""`python -m fastloader.bench`: stock PyTorch vs fastloader on a synthetic VOC-layout detection set
+
+Sections: summary (the headline ratios), sampler (draw time and class balance), collate, padding
+(aspect-ratio grouped batches against plain ones) and end to end (DataLoader batches/s per
+num_workers on JPEG and pre-decoded .npy, against the decode floor). Every ratio is the median
+of interleaved repeats with its min-max spread. Prints aligned tables, writes <out>/latest.md
+and, with matplotlib installed, <out>/latest.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, WeightedRandomSampler
+
+from .. import __version__
+from ..collate.detection_collate import DetectionCollate, fast_detection_collate
+from ..datasets.synthetic import SyntheticDetection
+from ..io.decode import default_jpeg_decoder
+from ..sampling.weighted import FastWeightedBatchSampler, FastWeightedSampler
+from ..tuning.tuner import default_candidates, tune_num_workers
+from .loaders import (
+    CONFIGS,
+    LoaderResults,
+    detection_collate,
+    gpu_wait_share,
+    measure_round,
+    recommended_collate,
+    setups,
+)
+from .padding import PaddingCase, padded_pixels
+
+__all__ = ["detection_collate", "main", "pad_like_detectron2"]
+
+
+def pad_like_detectron2(
+    images: Sequence[torch.Tensor], size_divisibility: int = 32
+) -> torch.Tensor:
+    """detectron2 ImageList-style padding in Python: one new_full, then a copy_ per image."""
+    height = max(image.shape[1] for image in images)
+    width = max(image.shape[2] for image in images)
+    if size_divisibility > 1:
+        height = -(-height // size_divisibility) * size_divisibility
+        width = -(-width // size_divisibility) * size_divisibility
+    out = images[0].new_full((len(images), images[0].shape[0], height, width), 0)
+    for slot, image in zip(out, images, strict=True):
+        slot[:, : image.shape[1], : image.shape[2]].copy_(image)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers
+
+
+class _Progress:
+    """A tqdm bar on stderr when tqdm is installed, enabled and stderr is a terminal; tables go
+    through ``write``, which clears the bar's line first, so a table never shares a line with it."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self._bar = None
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+
+                # disable=None: no bar when stderr is not a terminal (a log file would get the
+                # bar's carriage-return updates mixed into the tables' lines).
+                self._bar = tqdm(
+                    total=total,
+                    desc="fastloader bench",
+                    unit="step",
+                    leave=False,
+                    file=sys.stderr,
+                    disable=None,
+                )
+            except ImportError:
+                self._bar = None
+
+    def step(self, what: str) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(what, refresh=False)
+            self._bar.update(1)
+
+    def write(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.write(text, file=sys.stdout)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class Paired(NamedTuple):
+    """Interleaved timings of the stock and the fastloader way: medians and per-repeat ratios."""
+
+    stock_s: float
+    fast_s: float
+    ratios: list[float]  # stock / fast of each repeat
+
+
+def _loops(function: Callable[[], Any]) -> int:
+    started = time.perf_counter()
+    function()
+    once = time.perf_counter() - started
+    return 1 if once >= 1e-3 else min(10_000, int(2e-2 / max(once, 1e-7)) + 1)
+
+
+def _timed(function: Callable[[], Any], loops: int) -> float:
+    started = time.perf_counter()
+    for _ in range(loops):
+        function()
+    return (time.perf_counter() - started) / loops
+
+
+def paired(stock: Callable[[], Any], fast: Callable[[], Any], repeats: int) -> Paired:
+    """Times ``stock`` then ``fast`` in each of ``repeats`` rounds (calls under a millisecond are
+    looped so clock resolution does not dominate); one ratio per round, same load for both."""
+    stock_loops, fast_loops = _loops(stock), _loops(fast)
+    stock_times, fast_times = [], []
+    for _ in range(repeats):
+        stock_times.append(_timed(stock, stock_loops))
+        fast_times.append(_timed(fast, fast_loops))
+    ratios = [s / f for s, f in zip(stock_times, fast_times, strict=True) if f > 0]
+    return Paired(statistics.median(stock_times), statistics.median(fast_times), ratios)
+
+
+def _number(value: float) -> str:
+    return f"{value:.2f}" if 0.1 <= value < 100 else f"{value:.2g}"
+
+
+def spread(values: Sequence[float], unit: str = "x", number: Callable = _number) -> str:
+    """``median unit (min-max)`` of the values."""
+    if not values:
+        return "-"
+    middle = statistics.median(values)
+    return f"{number(middle)}{unit} ({number(min(values))}-{number(max(values))})"
+
+
+def _rate(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(line[i])) for line in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(str(cell).rjust(width) for cell, width in zip(line, widths, strict=False))
+        for line in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _ms(seconds: float) -> str:
+    milliseconds = seconds * 1e3
+    return f"{milliseconds:.1f}" if milliseconds >= 10 else f"{milliseconds:.3g}"
+
+
+class _Section:
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.parts: list[tuple[str, Any]] = []
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        self.parts.append(("table", (list(header), [list(map(str, row)) for row in rows])))
+
+    def note(self, text: str, markdown: str | None = None) -> None:
+        self.parts.append(("note", (text, text if markdown is None else markdown)))
+
+    def text(self) -> str:
+        out = [f"== {self.title} =="]
+        for kind, value in self.parts:
+            out.append(_text_table(*value) if kind == "table" else value[0])
+        return "\n".join(out) + "\n"
+
+    def markdown(self) -> str:
+        out = [f"## {self.title}", ""]
+        for kind, value in self.parts:
+            out.append(_markdown_table(*value) if kind == "table" else value[1])
+            out.append("")
+        return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Sampler and collate
+
+
+def _sampler_rows(weights: torch.Tensor, repeats: int, per_index: bool, batch: int = 32) -> list:
+    n = len(weights)
+    # Built once, outside the clock: what follows "build" is the per-epoch cost.
+    # torch annotates weights as Sequence[float]; a tensor is what it documents and takes.
+    stock_sampler = WeightedRandomSampler(weights, n)  # type: ignore[arg-type]
+    stock_batches = BatchSampler(stock_sampler, batch, False)
+    fast_sampler = FastWeightedSampler(weights, n, seed=0)
+    fast_batches = FastWeightedBatchSampler(weights, n, batch, seed=0)
+    cases = [
+        (
+            "build the sampler",
+            lambda: WeightedRandomSampler(weights, n),  # type: ignore[arg-type]
+            lambda: FastWeightedSampler(weights, n, seed=0),
+        ),
+        # WeightedRandomSampler.__iter__ computes exactly this tensor, then yields from it.
+        (
+            "epoch as a tensor",
+            lambda: torch.multinomial(stock_sampler.weights, n, True),
+            fast_sampler.indices,
+        ),
+        (f"epoch of batches ({batch})", lambda: list(stock_batches), lambda: list(fast_batches)),
+    ]
+    if per_index:
+        cases.insert(
+            2, ("epoch via iter()", lambda: list(stock_sampler), lambda: list(fast_sampler))
+        )
+    rows = []
+    for name, stock, fast in cases:
+        timing = paired(stock, fast, repeats)
+        rows.append(
+            [f"{n:,}", name, _ms(timing.stock_s), _ms(timing.fast_s), spread(timing.ratios)]
+        )
+    return rows
+
+
+def sampler_section(
+    dataset: SyntheticDetection, big_n: int, repeats: int, progress: _Progress
+) -> tuple[_Section, dict[str, Any], list]:
+    section = _Section("Sampler: WeightedRandomSampler vs FastWeightedSampler")
+    weights = dataset.image_class_weights()
+    rows = []
+    for n in (len(dataset), big_n):
+        tiled = torch.from_numpy(np.resize(weights, n))  # a dataset of n images, same class mix
+        rows += _sampler_rows(tiled, repeats, per_index=n == len(dataset))
+        progress.step(f"sampler n={n:,}")
+    section.table(["n", "draw", "stock ms", "fastloader ms", "speed-up (min-max)"], rows)
+    section.note(
+        "Building each sampler, then one epoch of n weighted draws with replacement from the "
+        f"built sampler; medians of {repeats} interleaved repeats, speed-up = median of the "
+        "per-repeat ratios (min-max). 'epoch of batches' is what a DataLoader consumes. "
+        "WeightedRandomSampler refuses n > 2**24."
+    )
+    shares = _class_shares(dataset, weights)
+    _class_table(section, dataset, shares)
+    progress.step("class histogram")
+    return section, shares, rows
+
+
+def _class_shares(dataset: SyntheticDetection, weights: np.ndarray) -> dict[str, np.ndarray]:
+    n = len(dataset)
+    uniform = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    stock = torch.tensor(
+        list(WeightedRandomSampler(torch.from_numpy(weights), n, generator=generator))  # type: ignore[arg-type]
+    )
+    fast = FastWeightedSampler(weights, n, seed=0).indices()
+    shares = {
+        name: dataset.class_histogram(indices) / n * 100
+        for name, indices in (("uniform", uniform), ("stock", stock), ("fast", fast))
+    }
+    return {"dataset_share": dataset.class_histogram() / n * 100, **shares}
+
+
+def _class_table(section: _Section, dataset: SyntheticDetection, shares: dict) -> None:
+    columns = ("dataset_share", "uniform", "stock", "fast")
+    rows = [
+        [dataset.classes[k], *(f"{shares[c][k]:.1f}" for c in columns)]
+        for k in range(dataset.num_classes)
+    ]
+    present = shares["dataset_share"] > 0  # classes the dataset has at all
+
+    def ratio(share: np.ndarray) -> str:
+        share = share[present]
+        return f"{share.max() / share.min():.1f}" if share.min() > 0 else "inf"
+
+    rows.append(["commonest/rarest", *(ratio(shares[c]) for c in columns)])
+    header = ["class", "images %", "one epoch, unweighted %", "WeightedRandomSampler %"]
+    section.table([*header, "FastWeightedSampler %"], rows)
+    section.note(
+        f"Share of the {len(dataset)} images drawn in one epoch that contain each class; weights "
+        "from dataset.image_class_weights() (read from the XML only)."
+    )
+
+
+def _collate_batches(batch_size: int) -> tuple[list, list]:
+    rng = np.random.default_rng(0)
+
+    def target() -> torch.Tensor:
+        return torch.from_numpy(rng.random((int(rng.integers(0, 51)), 15), dtype=np.float32))
+
+    def image(height: int, width: int) -> torch.Tensor:
+        return torch.from_numpy(rng.integers(0, 256, (3, height, width), dtype=np.uint8))
+
+    same = [(image(640, 640), target()) for _ in range(batch_size)]
+    variable = [
+        (image(int(rng.integers(480, 801)), int(rng.integers(480, 801))), target())
+        for _ in range(batch_size)
+    ]
+    return same, variable
+
+
+def collate_section(repeats: int, batch_size: int, progress: _Progress) -> tuple[_Section, list]:
+    section = _Section("Collate: detection_collate vs fast_detection_collate")
+    same, variable = _collate_batches(batch_size)
+    padded_collate = DetectionCollate(size_divisibility=32)
+
+    def stock_variable() -> Any:
+        images = [image for image, _ in variable]
+        return pad_like_detectron2(images, 32), [torch.FloatTensor(t) for _, t in variable]
+
+    rows = []
+    for name, stock, fast, batch in (
+        (
+            f"same size, {batch_size} x 3x640x640 uint8",
+            lambda: detection_collate(same),
+            lambda: fast_detection_collate(same),
+            same,
+        ),
+        (
+            f"variable size 480..800, {batch_size} x uint8, pad to /32",
+            stock_variable,
+            lambda: padded_collate(variable),
+            variable,
+        ),
+    ):
+        timing = paired(stock, fast, repeats)
+        gigabytes = sum(image.numel() for image, _ in batch) / 1e9
+        rows.append(
+            [
+                name,
+                _ms(timing.stock_s),
+                _ms(timing.fast_s),
+                f"{gigabytes / timing.fast_s:.1f}",
+                spread(timing.ratios),
+            ]
+        )
+        progress.step("collate")
+    section.table(
+        ["batch", "stock ms", "fastloader ms", "fastloader GB/s", "speed-up (min-max)"], rows
+    )
+    section.note(
+        f"Main process, medians of {repeats} interleaved repeats; stock variable-size = "
+        "detectron2-style padding in Python (new_full, then copy_ per image)."
+    )
+    return section, rows
+
+
+def padding_section(repeats: int, batch_size: int, progress: _Progress) -> _Section:
+    """Padded pixels and collate time of weighted batches against aspect-ratio grouped ones."""
+    section = _Section("Padding: aspect-ratio grouped batches on VOC's shape mix")
+    case = PaddingCase(count=2048, longer=512, batch_size=batch_size)
+    plain_pixels, plain_share = padded_pixels(case.sizes, case.plain)
+    grouped_pixels, grouped_share = padded_pixels(case.sizes, case.grouped)
+    timed = 8
+    plain, grouped = case.samples(case.plain[:timed]), case.samples(case.grouped[:timed])
+    timing = paired(
+        lambda: [fast_detection_collate(batch) for batch in plain],
+        lambda: [fast_detection_collate(batch) for batch in grouped],
+        repeats,
+    )
+    progress.step("padding")
+    section.table(
+        ["batches", "padded pixels per batch", "padded share", "collate ms per batch"],
+        [
+            [
+                "FastWeightedBatchSampler",
+                f"{plain_pixels:.3g}",
+                f"{plain_share:.1%}",
+                _ms(timing.stock_s / timed),
+            ],
+            [
+                "AspectRatioGroupedBatchSampler (k=3)",
+                f"{grouped_pixels:.3g}",
+                f"{grouped_share:.1%}",
+                _ms(timing.fast_s / timed),
+            ],
+        ],
+    )
+    section.note(
+        f"{plain_pixels / grouped_pixels:.1f}x fewer padded pixels with grouping; the collate "
+        f"per batch is {spread(timing.ratios)} faster. 2048 image sizes of VOC's shape mix, "
+        f"longer side 512, batch {batch_size}, uniform weights; collate time of {timed} batches, "
+        f"medians of {repeats} interleaved repeats (min-max)."
+    )
+    return section
+
+
+# --------------------------------------------------------------------------------------------
+# End to end
+
+
+def _rate_cell(rate: float, floor: float) -> str:
+    return f"{rate:.1f} ({100 * rate / floor:.0f}%)" if floor > 0 else f"{rate:.1f}"
+
+
+def _end_to_end_rows(results: LoaderResults, candidates: Sequence[int]) -> list[list[str]]:
+    rows = []
+    for fmt in ("jpeg", "npy"):
+        stock_floor = statistics.median(results.floor_batches(fmt, "stock"))
+        fast_floor = statistics.median(results.floor_batches(fmt, "fastloader"))
+        for workers in candidates:
+            stock, only, fast = ((fmt, config, workers) for config in CONFIGS)
+            rows.append(
+                [
+                    "JPEG" if fmt == "jpeg" else ".npy",
+                    str(workers),
+                    f"{stock_floor:.1f} / {fast_floor:.1f}",
+                    _rate_cell(results.median(stock), stock_floor),
+                    _rate_cell(results.median(only), stock_floor),
+                    _rate_cell(results.median(fast), fast_floor),
+                    spread(results.ratios(fast, stock)),
+                    spread(results.ratios(only, stock)),
+                ]
+            )
+    return rows
+
+
+def end_to_end_section(
+    jpeg: SyntheticDetection,
+    npy: SyntheticDetection,
+    candidates: list[int],
+    seconds: float,
+    rounds: int,
+    shared_ring: bool,
+    progress: _Progress,
+    batch_size: int,
+) -> tuple[_Section, LoaderResults, int]:
+    pin = torch.cuda.is_available()
+    section = _Section("End to end: DataLoader batches/s by num_workers, against the decode floor")
+    loaders = setups(jpeg, npy, batch_size, shared_ring)
+    floors = {
+        (fmt, kind): loaders[(fmt, "stock" if kind == "stock" else "fastloader")].dataset
+        for fmt in ("jpeg", "npy")
+        for kind in ("stock", "fastloader")
+    }
+    results = LoaderResults(batch_size)
+    # A discarded run first: the first loader of a process is slower (lazy initialisation).
+    measure_round(LoaderResults(batch_size), loaders, {}, [0], 0.2, pin, lambda _: None)
+    for _ in range(rounds):
+        measure_round(results, loaders, floors, candidates, seconds, pin, progress.step)
+    pick = results.report("jpeg", "fastloader", pin, seconds).best
+    stock_pick = results.report("jpeg", "stock", pin, seconds).best
+    section.table(
+        [
+            "images",
+            "num_workers",
+            "decode floor batches/s (stock / fastloader dataset)",
+            "stock batches/s (% of floor)",
+            "collate only",
+            "fastloader",
+            "fastloader / stock",
+            "collate only / stock",
+        ],
+        _end_to_end_rows(results, candidates),
+    )
+    decoder = default_jpeg_decoder()
+    ring = "the shared ring on" if shared_ring else "no shared ring"
+    section.note(
+        f"{len(jpeg)} images of {jpeg.params['max_size']}x{jpeg.params['max_size']}, "
+        f"batch_size={batch_size}, pin_memory={pin}. Stock: a Pillow VOC dataset (ElementTree "
+        "per sample, Image.open().convert('RGB'), pil_to_tensor layout; np.load for .npy) + "
+        "WeightedRandomSampler + detection_collate. Collate only: the same with fastloader's "
+        "collate. fastloader: VOCDetection (JPEG by "
+        f"{decoder}, annotations packed from the XML once, .npy read straight into the batch: "
+        "read_into_batch=True) + FastWeightedBatchSampler + "
+        f"DetectionCollate (channels_last for JPEG, {ring}). Decode floor: one process "
+        "per core doing nothing but dataset[i], in batches/s; % of floor against the floor of "
+        f"the dataset the loader reads. Medians of {rounds} interleaved rounds of {seconds:g} s "
+        "per setting after warm-up; ratios are medians of per-round ratios (min-max). "
+        f"tune_num_workers picks num_workers={pick} for fastloader on JPEG, {stock_pick} for "
+        "stock."
+    )
+    _cuda_note(section, loaders, batch_size, pick)
+    return section, results, pick
+
+
+def _cuda_note(section: _Section, loaders: dict, batch_size: int, workers: int) -> None:
+    if not torch.cuda.is_available():
+        section.note(
+            "GPU step (pin_memory=True, .to('cuda', non_blocking=True), a fixed GPU step): "
+            "not measured: no CUDA device."
+        )
+        return
+    rows = []
+    for config in ("stock", "fastloader"):
+        share, rate = gpu_wait_share(loaders[("jpeg", config)], batch_size, workers, 30)
+        rows.append([config, f"{rate:.1f}", f"{100 * share:.0f}%"])
+    section.table(["JPEG set-up", "batches/s with a GPU step", "time waiting for data"], rows)
+    section.note(
+        f"num_workers={workers}, pin_memory=True, each batch .to('cuda', non_blocking=True) and "
+        "a fixed ~20 ms GPU step (matmuls, then a synchronize as loss.item() does); 30 batches "
+        "after one warm-up batch. Time waiting for data: the share of the loop spent in next()."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Summary, annotations, plot
+
+
+def summary_section(
+    results: LoaderResults,
+    pick: int,
+    candidates: Sequence[int],
+    sampler_rows: list,
+    collate_rows: list,
+) -> _Section:
+    section = _Section("Summary: headline ratios")
+    rows = []
+    cases = [
+        ("jpeg", pick, "fastloader", "JPEG, num_workers=%d (tune_num_workers' pick): full stack")
+    ]
+    cases.append(
+        ("jpeg", pick, "collate only", "JPEG, num_workers=%d: collate only, stock dataset")
+    )
+    npy_workers = 2 if 2 in candidates else max(candidates)
+    cases.append(("npy", npy_workers, "fastloader", ".npy, num_workers=%d: full stack"))
+    if 0 in candidates:
+        cases.append(("npy", 0, "fastloader", ".npy, num_workers=%d: full stack"))
+    for fmt, workers, config, title in cases:
+        floor_kind = "fastloader" if config == "fastloader" else "stock"
+        floor = statistics.median(results.floor_batches(fmt, floor_kind))
+        stock, fast = (fmt, "stock", workers), (fmt, config, workers)
+        rows.append(
+            [
+                title % workers,
+                f"{results.median(stock):.1f} batches/s",
+                f"{results.median(fast):.1f} batches/s",
+                spread(results.ratios(fast, stock)),
+                f"{floor:.1f} batches/s ({100 * results.median(fast) / floor:.0f}%)",
+            ]
+        )
+    big = sampler_rows[-1]
+    rows.append([f"sampler, n={big[0]}: {big[1]}", f"{big[2]} ms", f"{big[3]} ms", big[4], "-"])
+    same = collate_rows[0]
+    rows.append([f"collate: {same[0]}", f"{same[1]} ms", f"{same[2]} ms", same[4], "-"])
+    section.table(
+        [
+            "case",
+            "stock",
+            "fastloader",
+            "fastloader / stock (min-max)",
+            "decode floor (share reached)",
+        ],
+        rows,
+    )
+    section.note(
+        "Medians of interleaved rounds; the ratio is the median of per-round ratios (min-max). "
+        "Full stack: VOCDetection + FastWeightedBatchSampler + DetectionCollate(shared_ring=True"
+        ", channels_last for JPEG) against a Pillow dataset + WeightedRandomSampler + "
+        "detection_collate. The decode floor is that of the dataset the loader reads (the stock "
+        "one for 'collate only'): one process per core doing nothing but dataset[i]."
+    )
+    return section
+
+
+def annotation_section(count: int, folder: Path) -> _Section:
+    """Reading labels, weights and sizes of ``count`` VOC XML files (written once, then cached)."""
+    from ..datasets.voc import VOC_CLASSES, VOCDetection
+
+    annotations = folder / "Annotations"
+    existing = len(list(annotations.glob("*.xml"))) if annotations.is_dir() else 0
+    if existing != count:
+        shutil.rmtree(annotations, ignore_errors=True)
+        annotations.mkdir(parents=True)
+        obj = (
+            "<object><name>{}</name><pose>Left</pose><truncated>0</truncated><difficult>{}"
+            "</difficult><bndbox><xmin>48</xmin><ymin>240</ymin><xmax>195</xmax><ymax>371</ymax>"
+            "</bndbox></object>"
+        )
+        for i in range(count):
+            objects = "".join(
+                obj.format(VOC_CLASSES[(i + k) % 20], int(k == 2)) for k in range(1 + i % 4)
+            )
+            (annotations / f"{i:06d}.xml").write_text(
+                f"<annotation><folder>VOC2007</folder><filename>{i:06d}.jpg</filename><size>"
+                f"<width>500</width><height>375</height><depth>3</depth></size>{objects}</annotation>"
+            )
+    started = time.perf_counter()
+    dataset = VOCDetection(folder, classes=VOC_CLASSES)
+    listed = time.perf_counter()
+    dataset.labels()
+    read = time.perf_counter()
+    dataset.image_class_weights(), dataset.image_sizes(), dataset.class_histogram()
+    done = time.perf_counter()
+    section = _Section("Annotations: labels, weights and sizes from the XML alone")
+    section.table(
+        [
+            "files",
+            "list the folder s",
+            "read + pack every XML s",
+            "per file us",
+            "weights, sizes, histogram s",
+        ],
+        [
+            [
+                f"{count:,}",
+                f"{listed - started:.2f}",
+                f"{read - listed:.2f}",
+                f"{(read - listed) / count * 1e6:.0f}",
+                f"{done - read:.3f}",
+            ]
+        ],
+    )
+    section.note(
+        "VOC2007-style XML files of 1-4 objects each (page cache warm); no image is decoded. "
+        "Samples read afterwards use the packed arrays, so no sample parses XML either."
+    )
+    return section
+
+
+def _plot(
+    path: Path,
+    dataset: SyntheticDetection,
+    shares: dict,
+    results: LoaderResults | None,
+    candidates: Sequence[int],
+) -> str:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed: no plot written (pip install matplotlib)"
+    figure, axes = plt.subplots(1, 3, figsize=(17, 4.8))
+    positions = np.arange(dataset.num_classes)
+    axes[0].bar(positions - 0.2, shares["uniform"], width=0.4, label="one epoch, unweighted")
+    axes[0].bar(positions + 0.2, shares["fast"], width=0.4, label="FastWeightedSampler")
+    axes[0].set_xticks(positions)
+    axes[0].set_xlabel("class")
+    axes[0].set_ylabel("% of drawn images containing the class")
+    axes[0].set_title("Class balance of one epoch")
+    axes[0].legend()
+    if results is not None:
+        for axis, fmt, title in (
+            (axes[1], "jpeg", "JPEG (decode-bound)"),
+            (axes[2], "npy", ".npy (loader-bound)"),
+        ):
+            _plot_loaders(axis, results, fmt, candidates)
+            axis.set_title(f"DataLoader throughput, {title}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return f"plot written to {path}"
+
+
+def _plot_loaders(axis: Any, results: LoaderResults, fmt: str, candidates: Sequence[int]) -> None:
+    for config, colour in zip(CONFIGS, ("tab:red", "tab:orange", "tab:blue"), strict=True):
+        rates = [results.rates[(fmt, config, w)] for w in candidates]
+        middle = [statistics.median(r) for r in rates]
+        error = [
+            [m - min(r) for m, r in zip(middle, rates, strict=True)],
+            [max(r) - m for m, r in zip(middle, rates, strict=True)],
+        ]
+        axis.errorbar(
+            candidates, middle, yerr=error, marker="o", capsize=3, color=colour, label=config
+        )
+    for kind, style in (("fastloader", "--"), ("stock", ":")):
+        floor = statistics.median(results.floor_batches(fmt, kind))
+        axis.axhline(floor, linestyle=style, color="black", label=f"decode floor, {kind} dataset")
+    axis.set_xticks(list(candidates))
+    axis.set_ylim(0, axis.get_ylim()[1] * 1.3)  # room for the legend above the lines
+    axis.set_xlabel("num_workers")
+    axis.set_ylabel("batches/s (median, min-max)")
+    axis.legend(fontsize=8, loc="upper right", ncol=2)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m fastloader.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller settings: under a minute")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench/results"),
+        help="folder for latest.md and latest.png (default: bench/results)",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="dataset folder (default: a cache under the temp directory)",
+    )
+    parser.add_argument("--num-images", type=int, default=None, help="default 128, --quick 64")
+    parser.add_argument(
+        "--image-size", type=int, default=None, help="longer side; default 640, --quick 320"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="default 32, --quick 16 (at 640x640, 32 images make a 39 MB batch: above glibc's "
+        "32 MB mmap threshold, so a fresh batch is page-faulted, as real batches are)",
+    )
+    parser.add_argument("--seconds", type=float, default=None, help="timed window per setting")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        nargs="+",
+        default=None,
+        help="num_workers values (default: 0 .. cpu count)",
+    )
+    parser.add_argument(
+        "--sampler-n", type=int, default=None, help="the large n of the sampler section"
+    )
+    parser.add_argument(
+        "--no-ring", action="store_true", help="fastloader's collate without the shared ring"
+    )
+    parser.add_argument(
+        "--annotations", type=int, default=0, help="also time reading N generated XML files"
+    )
+    parser.add_argument(
+        "--annotations-only",
+        action="store_true",
+        help="only time reading --annotations N XML files; writes <out>/annotations.md",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch.set_num_threads in the main process (default 1, as in DataLoader workers: on "
+        "a busy machine torch's multi-threaded copies spin and run up to 10x slower, which "
+        "would flatter fastloader)",
+    )
+    parser.add_argument(
+        "--ring-only",
+        action="store_true",
+        help="only compare fastloader's set-up with and without the shared ring; writes "
+        "<out>/ring.md",
+    )
+    parser.add_argument("--no-progress", action="store_true")
+    return parser.parse_args(argv)
+
+
+def _load() -> str:
+    """The 1-minute load average: on a shared machine, how busy the other programs were."""
+    try:
+        return f"load average {os.getloadavg()[0]:.1f} at the start"
+    except (OSError, AttributeError):
+        return "load average unknown"
+
+
+def _header(command: str, jpeg: SyntheticDetection, batch_size: int, load: str) -> list[str]:
+    cuda = "available" if torch.cuda.is_available() else "not available"
+    size = jpeg.params["max_size"]
+    return [
+        "# fastloader bench",
+        "",
+        f"Measured by `{command}` on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} "
+        f"UTC: {platform.platform()}, {os.cpu_count()} CPUs ({load}), "
+        f"Python {platform.python_version()}, torch {torch.__version__} (CUDA {cuda}), "
+        f"fastloader {__version__}, JPEG decoder "
+        f"{default_jpeg_decoder()}, torch threads in the main process {torch.get_num_threads()}. "
+        f"Dataset: {len(jpeg)} synthetic {size}x{size} JPEG images "
+        f"(and their pre-decoded .npy copies), {jpeg.num_classes} imbalanced classes, 0-50 boxes "
+        f"with 5 landmarks each; batch_size={batch_size}.",
+        "",
+    ]
+
+
+def _annotations_only(args: argparse.Namespace, command: str) -> int:
+    count = args.annotations or 100_000
+    load = _load()
+    root = args.root or Path(tempfile.gettempdir()) / f"fastloader-annotations-{count}"
+    section = annotation_section(count, root)
+    _write_one_section(
+        args.out / "annotations.md", "reading VOC annotations", command, load, "", section
+    )
+    return 0
+
+
+def _write_one_section(
+    path: Path, title: str, command: str, load: str, extra: str, section: _Section
+) -> None:
+    """Prints one section and writes it to path under a dated header naming the command."""
+    print(section.text())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    when = datetime.datetime.now(datetime.timezone.utc)
+    path.write_text(
+        f"# fastloader: {title}\n\n"
+        f"Measured by `{command}` on {when:%Y-%m-%d %H:%M} UTC: {platform.platform()}, "
+        f"{os.cpu_count()} CPUs ({load}), Python {platform.python_version()}{extra}."
+        f"\n\n{section.markdown()}"
+    )
+
+
+def ring_section(
+    datasets: dict[str, SyntheticDetection], candidates: Sequence[int], seconds: float, rounds: int
+) -> _Section:
+    """fastloader's full set-up with and without the shared ring, interleaved per round."""
+    rates: dict[tuple[str, int, bool], list[float]] = {}
+    collates = {
+        (fmt, ring): recommended_collate(fmt, ring) for fmt in datasets for ring in (True, False)
+    }
+    for _ in range(rounds):
+        for fmt, dataset in datasets.items():
+            weights = dataset.image_class_weights()
+            for workers in candidates:
+                for ring in (True, False):
+                    batches = FastWeightedBatchSampler(weights, len(dataset), 32, seed=0)
+                    row = tune_num_workers(
+                        dataset, 32, batch_sampler=batches, collate_fn=collates[(fmt, ring)],
+                        candidates=[workers], seconds=seconds, pin_memory=torch.cuda.is_available(),
+                    ).rows[0]  # fmt: skip
+                    rates.setdefault((fmt, workers, ring), []).append(row.batches_per_s)
+    rows = []
+    for fmt in datasets:
+        for workers in candidates:
+            with_ring, plain = rates[(fmt, workers, True)], rates[(fmt, workers, False)]
+            ratios = [a / b for a, b in zip(with_ring, plain, strict=True) if b > 0]
+            rows.append(
+                [fmt, workers, spread(with_ring, "", _rate), spread(plain, "", _rate)]
+                + [spread(ratios)]
+            )
+    section = _Section("Shared ring: fastloader's set-up with and without it")
+    section.table(
+        ["images", "num_workers", "ring batches/s", "no ring batches/s", "ring / no ring"], rows
+    )
+    rings = {fmt: collates[(fmt, True)].ring for fmt in datasets}
+    stats = {fmt: ring.stats() for fmt, ring in rings.items() if ring is not None}
+    section.note(
+        f"batch_size=32, medians (min-max) of {rounds} interleaved rounds of {seconds:g} s. "
+        f"Ring statistics at the end: {stats}."
+    )
+    return section
+
+
+def _ring_only(args: argparse.Namespace, command: str) -> int:
+    load = _load()
+    size = args.image_size or 640
+    common: dict[str, Any] = dict(
+        num_images=args.num_images or 128, min_size=size, max_size=size, seed=0
+    )
+    datasets = {
+        fmt: SyntheticDetection(args.root, image_format=fmt, read_into_batch=True, **common)
+        for fmt in ("jpeg", "npy")
+    }
+    candidates = args.candidates or default_candidates()
+    section = ring_section(datasets, candidates, args.seconds or 0.6, max(1, args.rounds))
+    _write_one_section(
+        args.out / "ring.md",
+        "the shared ring in the recommended set-up",
+        command,
+        load,
+        f", {size}x{size} images",
+        section,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    started = time.perf_counter()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    quick = args.quick
+    num_images = args.num_images or (64 if quick else 128)
+    size = args.image_size or (320 if quick else 640)
+    batch_size = args.batch_size or (16 if quick else 32)
+    seconds = args.seconds or (0.25 if quick else 0.4)
+    rounds = max(1, args.rounds)
+    repeats = max(3, rounds)
+    candidates = args.candidates or default_candidates()
+    sampler_n = args.sampler_n or (200_000 if quick else 1_000_000)
+    steps = 1 + 3 + 2 + 1 + rounds * (4 + 6 * len(candidates)) + 2
+    given = list(sys.argv[1:] if argv is None else argv)
+    command = " ".join(["python -m fastloader.bench", *given])
+    if args.annotations_only:
+        return _annotations_only(args, command)
+    if args.ring_only:
+        return _ring_only(args, command)
+    load = _load()
+    progress = _Progress(steps, enabled=not args.no_progress)
+    try:
+        common: dict[str, Any] = dict(num_images=num_images, min_size=size, max_size=size, seed=0)
+        jpeg = SyntheticDetection(args.root, **common)
+        # read_into_batch: fastloader's set-up reads each .npy straight into its batch (the
+        # floor still calls dataset[i], which reads every image whole).
+        npy = SyntheticDetection(args.root, image_format="npy", read_into_batch=True, **common)
+        progress.step("dataset")
+        for path in (*jpeg.root.glob("JPEGImages/*"), *jpeg.root.glob("Predecoded/*")):
+            path.read_bytes()  # into the page cache, so the first setting measured is not slower
+        progress.write(
+            f"dataset: {jpeg.root} ({len(jpeg)} images {size}x{size}, JPEG and .npy, "
+            f"{'written now' if jpeg.generated else 'cached'})\n"
+        )
+        sampler, shares, sampler_rows = sampler_section(jpeg, sampler_n, repeats, progress)
+        progress.write(sampler.text())
+        collate, collate_rows = collate_section(repeats, batch_size, progress)
+        progress.write(collate.text())
+        padding = padding_section(repeats, batch_size, progress)
+        progress.write(padding.text())
+        end_to_end, results, pick = end_to_end_section(
+            jpeg, npy, candidates, seconds, rounds, not args.no_ring, progress, batch_size
+        )
+        progress.write(end_to_end.text())
+        summary = summary_section(results, pick, candidates, sampler_rows, collate_rows)
+        progress.write(summary.text())
+        sections = [summary, sampler, collate, padding, end_to_end]
+        if args.annotations:
+            folder = jpeg.root.parent / f"fastloader-annotations-{args.annotations}"
+            sections.append(annotation_section(args.annotations, folder))
+            progress.write(sections[-1].text())
+        args.out.mkdir(parents=True, exist_ok=True)
+        plot_message = _plot(args.out / "latest.png", jpeg, shares, results, candidates)
+        progress.step("plot")
+        elapsed = time.perf_counter() - started
+        footer = [f"{plot_message}. Total bench time {elapsed:.0f} s.", ""]
+        body = "\n".join(section.markdown() for section in sections)
+        (args.out / "latest.md").write_text(
+            "\n".join(_header(command, jpeg, batch_size, load)) + "\n" + body + "\n".join(footer)
+        )
+        progress.step("write")
+    finally:
+        progress.close()
+    print(plot_message)
+    print(f"results written to {args.out / 'latest.md'} in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

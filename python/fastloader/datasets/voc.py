@@ -1,0 +1,351 @@
+"""VOCDetection: a Pascal VOC folder (JPEGImages, Annotations, ImageSets) as a detection Dataset"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .._util.checks import boolean
+from ..io.decode import check_decoder, locate_npy, read_image
+from ..io.deferred import DeferredSamples, ImageFile
+from .annotations import (
+    NUM_LANDMARKS,
+    AnnotationIndex,
+    class_histogram,
+    class_indices,
+    image_class_weights,
+    parse_annotation,
+)
+
+__all__ = ["VOCDetection", "TARGET_COLUMNS", "VOC_CLASSES"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Column layout of the ``[N, 15]`` float32 target of tuple samples.
+TARGET_COLUMNS: dict[str, int | slice] = {
+    "boxes": slice(0, 4),
+    "label": 4,
+    "landmarks": slice(5, 5 + 2 * NUM_LANDMARKS),
+}
+_TARGET_WIDTH = 5 + 2 * NUM_LANDMARKS
+_SAMPLE_FORMATS = ("tuple", "dict")
+
+#: The 20 Pascal VOC classes, in the usual index order.
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)  # fmt: skip
+
+
+def _split_ids(path: Path) -> list[str]:
+    """Image ids of a split file, in file order: the first word of each non-blank line (class
+    split files such as ``aeroplane_train.txt`` add a second column)."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: split file not found") from None
+    return [line.split()[0] for line in lines if line.strip()]
+
+
+class VOCDetection(Dataset):
+    """Detection samples from a Pascal VOC folder, as ``VOCdevkit/VOC2007`` ships it.
+
+    Layout: ``root/Annotations/<id>.xml`` and ``root/JPEGImages/<filename>`` (the XML's
+    ``<filename>``, else ``<id>.jpg``). With ``split``, the ids are the ones listed in
+    ``root/ImageSets/Main/<split>.txt``, in that order; without, every ``Annotations/*.xml``
+    sorted by name. An empty split file gives an empty dataset (``len == 0``; labels, weights
+    and sizes are empty arrays). Objects marked ``<difficult>1</difficult>`` are dropped unless
+    ``keep_difficult`` (as ssd.pytorch's VOC reader does). Each ``<object>`` has ``<name>``,
+    ``<bndbox>`` (xmin, ymin, xmax, ymax in pixels) and optionally ``<landmarks>`` with
+    ``x1, y1 ... x5, y5`` (absent landmarks read as -1).
+
+    Images: JPEG through the fastest installed decoder (simplejpeg, else Pillow), other formats
+    through Pillow, ``.npy`` (uint8 ``[3, H, W]``) as stored. Decoded images are uint8
+    ``[3, H, W]`` views of the decoder's ``[H, W, 3]`` buffer (no copy); collate them with
+    ``DetectionCollate(channels_last=True)`` for a plain-copy batch.
+
+    Everything but the pixels (labels, class histograms, weights, image sizes) comes from the XML
+    alone: the first such call reads every annotation once into packed arrays that samples then
+    use too (DataLoader workers inherit them).
+
+    Samples, by ``sample_format``:
+
+    - ``"tuple"``: ``(image, target)``: target float32 ``[N, 15]`` with columns ``0:4`` box,
+      ``4`` class index, ``5:15`` landmarks (see :data:`TARGET_COLUMNS`); ``N`` may be 0.
+    - ``"dict"``: ``{"image", "boxes": float32 [N, 4], "labels": int64 [N],
+      "landmarks": float32 [N, 5, 2]}``.
+
+    Args:
+        root: the folder holding ``Annotations`` (e.g. ``VOCdevkit/VOC2007``).
+        split: a split name (``"trainval"``, ``"test"``, ...) or None for every annotation.
+        keep_difficult: keep objects marked difficult.
+        classes: class names in index order; when None, ``root/classes.txt`` (one per line) if
+            present, else :data:`VOC_CLASSES` when every name is one of them, else every name
+            found, sorted.
+        sample_format: ``"tuple"`` or ``"dict"``.
+        transform: called on each sample before it is returned.
+        decoder: ``"auto"``, ``"simplejpeg"`` or ``"pillow"`` for JPEG files.
+        annotation_dir, image_dir, split_dir: folder names under ``root``.
+        image_suffix: read ``<image_dir>/<stem><image_suffix>`` instead of the XML's filename
+            (e.g. ``".npy"`` for pre-decoded copies).
+        read_into_batch: let :class:`~fastloader.DetectionCollate` read ``.npy`` images straight
+            into the batch: the DataLoader's batch fetch (``__getitems__``) then returns a
+            :class:`~fastloader.io.deferred.DeferredSamples` that holds where each image lies in
+            its file, and the collate reads it into place (one copy of each pixel instead of
+            two). Any other collate_fn gets the samples by indexing it, as from a list. Only
+            ``"tuple"`` samples without a transform; anything else is fetched as usual.
+    """
+
+    def __init__(
+        self,
+        root: PathLike,
+        split: str | None = None,
+        keep_difficult: bool = False,
+        *,
+        classes: Sequence[str] | None = None,
+        sample_format: str = "tuple",
+        transform: Callable[[Any], Any] | None = None,
+        decoder: str = "auto",
+        annotation_dir: str = "Annotations",
+        image_dir: str = "JPEGImages",
+        split_dir: str = "ImageSets/Main",
+        image_suffix: str | None = None,
+        read_into_batch: bool = False,
+    ) -> None:
+        self.root = Path(root)
+        self.read_into_batch = boolean(read_into_batch, "read_into_batch")
+        if sample_format not in _SAMPLE_FORMATS:
+            raise ValueError(
+                f"sample_format should be one of {_SAMPLE_FORMATS}, "
+                f"but got sample_format={sample_format!r}"
+            )
+        if transform is not None and not callable(transform):
+            raise TypeError(
+                f"transform should be callable or None, but got {type(transform).__name__}"
+            )
+        self.sample_format = sample_format
+        self.transform = transform
+        self.keep_difficult = boolean(keep_difficult, "keep_difficult")
+        self.decoder = check_decoder(decoder)
+        self.split = split
+        self.image_suffix = image_suffix
+        self.image_root = self.root / image_dir
+        self._image_folder = str(self.image_root)
+        self.annotation_files = self._annotation_files(annotation_dir, split, split_dir)
+        self._index: AnnotationIndex | None = None
+        self.classes = self._resolve_classes(classes)  # may read (and pack) every annotation
+        self.class_to_index = {name: index for index, name in enumerate(self.classes)}
+
+    def _annotation_files(self, annotation_dir: str, split: str | None, split_dir: str) -> list:
+        annotations = self.root / annotation_dir
+        if not annotations.is_dir():
+            raise ValueError(
+                f"root should contain an {annotation_dir!r} folder, but {annotations} "
+                "is not a directory"
+            )
+        if split is not None:
+            if not isinstance(split, str) or not split:
+                raise ValueError(f"split should be a split name or None, but got {split!r}")
+            ids = _split_ids(self.root / split_dir / f"{split}.txt")
+            return [annotations / f"{image_id}.xml" for image_id in ids]
+        found = sorted(annotations.glob("*.xml"))
+        if not found:
+            raise ValueError(f"no .xml annotation files in {annotations}")
+        return found
+
+    def _resolve_classes(self, classes: Sequence[str] | None) -> list[str]:
+        if classes is None:
+            listed = self.root / "classes.txt"
+            if listed.is_file():
+                classes = [line.strip() for line in listed.read_text().splitlines() if line.strip()]
+            else:  # every annotation is read anyway: keep them packed
+                self._index = AnnotationIndex(self.annotation_files, self.keep_difficult, None)
+                names = {name for names in self._index.names for name in names}
+                classes = list(VOC_CLASSES) if names <= set(VOC_CLASSES) else sorted(names)
+                self._index.set_classes({name: k for k, name in enumerate(classes)})
+        if isinstance(classes, str) or not all(isinstance(name, str) for name in classes):
+            raise TypeError("classes should be a sequence of class-name strings")
+        classes = list(classes)
+        if len(set(classes)) != len(classes):
+            raise ValueError("classes should not contain duplicate names")
+        return classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.annotation_files)
+
+    def _position(self, index: Any) -> int:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            if (
+                isinstance(index, torch.Tensor)
+                and index.numel() == 1
+                and not index.is_floating_point()
+            ):
+                index = int(index.item())
+            else:
+                raise TypeError(f"index should be an int, but got {type(index).__name__}")
+        size = len(self.annotation_files)
+        if not -size <= index < size:
+            raise IndexError(f"index {index} is out of range for a dataset of {size} images")
+        return int(index) % size
+
+    def _parse(self, path: Path) -> Any:
+        return parse_annotation(path, self.keep_difficult)
+
+    # ---- the packed annotations ---------------------------------------------------------------
+    def annotation_index(self) -> AnnotationIndex:
+        """Every annotation read once (XML only) and packed; cached, and kept when pickled."""
+        if self._index is None:
+            self._index = AnnotationIndex(
+                self.annotation_files, self.keep_difficult, self.class_to_index
+            )
+        return self._index
+
+    def labels(self) -> list[np.ndarray]:
+        """The class indices of every image (int64 arrays, one per image, possibly empty)."""
+        return [labels.copy() for labels in self.annotation_index().label_lists()]
+
+    def image_sizes(self) -> np.ndarray:
+        """int64 ``[N, 2]``: each image's ``(height, width)`` from the XML's ``<size>``."""
+        return self.annotation_index().sizes.copy()
+
+    def aspect_ratios(self) -> np.ndarray:
+        """float64 ``[N]``: each image's width / height from the XML's ``<size>``."""
+        sizes = self.annotation_index().sizes
+        return sizes[:, 1].astype(np.float64) / np.maximum(sizes[:, 0], 1)
+
+    def class_histogram(
+        self, indices: Sequence[int] | np.ndarray | torch.Tensor | None = None
+    ) -> np.ndarray:
+        """Images containing each class among ``indices`` (all images when None)."""
+        return class_histogram(self.annotation_index().label_lists(), self.num_classes, indices)
+
+    def image_class_weights(self) -> np.ndarray:
+        """Per-image weights for :class:`fastloader.FastWeightedSampler` that rebalance classes;
+        see :func:`fastloader.datasets.image_class_weights`. Reads the XML only."""
+        return image_class_weights(self.annotation_index().label_lists(), self.num_classes)
+
+    # ---- samples ------------------------------------------------------------------------------
+    def annotation(self, index: int) -> dict[str, Any]:
+        """One image's annotation without loading the image: ``filename``, ``width``,
+        ``height``, ``boxes``, ``labels``, ``landmarks``."""
+        path = self.annotation_files[self._position(index)]
+        parsed = self._parse(path)
+        return {
+            "filename": parsed.filename,
+            "width": parsed.width,
+            "height": parsed.height,
+            "boxes": parsed.boxes,
+            "labels": class_indices(parsed.names, self.class_to_index, path),
+            "landmarks": parsed.landmarks,
+        }
+
+    def _objects(self, position: int) -> tuple[Any, ...]:
+        """filename, (height, width), boxes, labels, landmarks: packed if read, else parsed."""
+        if self._index is not None:
+            index, objects = self._index, self._index.objects(position)
+            size = (int(index.sizes[position, 0]), int(index.sizes[position, 1]))
+            return (
+                index.filenames[position],
+                size,
+                index.boxes[objects],
+                index.labels[objects],
+                index.landmarks[objects],
+            )
+        path = self.annotation_files[position]
+        parsed = self._parse(path)
+        labels = class_indices(parsed.names, self.class_to_index, path)
+        return (
+            parsed.filename,
+            (parsed.height, parsed.width),
+            parsed.boxes,
+            labels,
+            parsed.landmarks,
+        )
+
+    def image_path(self, index: int) -> Path:
+        """Where image ``index`` is read from."""
+        position = self._position(index)
+        filename = self._objects(position)[0]
+        return Path(self._image_file(position, filename))
+
+    def _image_file(self, position: int, filename: str | None) -> str:
+        # String operations: pathlib costs more than the .npy header parse per sample.
+        if filename is None:
+            filename = self.annotation_files[position].stem + ".jpg"
+        if self.image_suffix is not None:
+            filename = os.path.splitext(os.path.basename(filename))[0] + self.image_suffix
+        return os.path.join(self._image_folder, filename)
+
+    def __getitem__(self, index: int) -> Any:
+        position = self._position(index)
+        filename, size, boxes, labels, landmarks = self._objects(position)
+        image_path = self._image_file(position, filename)
+        image = read_image(image_path, self.decoder)
+        self._check_size(position, size, image_path, tuple(image.shape))
+        if self.sample_format == "dict":
+            sample: Any = {
+                "image": image,
+                "boxes": torch.from_numpy(boxes.copy()),
+                "labels": torch.from_numpy(labels.copy()),
+                "landmarks": torch.from_numpy(landmarks.copy()),
+            }
+        else:
+            sample = (image, _target(boxes, labels, landmarks))
+        return self.transform(sample) if self.transform is not None else sample
+
+    def __getitems__(self, indices: Sequence[int]) -> Any:
+        """The samples at indices, as the DataLoader fetches a batch (torch >= 2.0 calls this
+        instead of ``__getitem__`` per index): a list, or with ``read_into_batch`` (tuple
+        samples, no transform) a DeferredSamples whose ``.npy`` images are not read yet."""
+        if not self.read_into_batch or self.transform is not None or self.sample_format != "tuple":
+            return [self[index] for index in indices]
+        return DeferredSamples([self._deferred_pair(index) for index in indices])
+
+    def _deferred_pair(self, index: int) -> tuple[ImageFile | torch.Tensor, torch.Tensor]:
+        """(where the .npy image lies in its file, or the decoded image otherwise, target)."""
+        position = self._position(index)
+        filename, size, boxes, labels, landmarks = self._objects(position)
+        image_path = self._image_file(position, filename)
+        image: ImageFile | torch.Tensor
+        if image_path.lower().endswith(".npy"):  # as read_image tells formats apart
+            offset, shape = locate_npy(image_path)
+            image = ImageFile(image_path, offset, shape)
+        else:
+            image = read_image(image_path, self.decoder)
+        self._check_size(position, size, image_path, tuple(image.shape))
+        return image, _target(boxes, labels, landmarks)
+
+    def _check_size(
+        self, position: int, size: tuple[int, int], image_path: str, shape: tuple[int, ...]
+    ) -> None:
+        if shape[1:] != size:
+            raise ValueError(
+                f"{self.annotation_files[position]}: <size> says {size[0]}x{size[1]} (HxW) but "
+                f"{image_path} is {shape[1]}x{shape[2]}"
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
+            f"images={len(self)}, classes={self.num_classes}, sample_format={self.sample_format!r})"
+        )
+
+
+def _target(boxes: np.ndarray, labels: np.ndarray, landmarks: np.ndarray) -> torch.Tensor:
+    """The float32 [N, 15] target row of each object (see TARGET_COLUMNS)."""
+    target = np.empty((len(labels), _TARGET_WIDTH), dtype=np.float32)
+    target[:, TARGET_COLUMNS["boxes"]] = boxes
+    target[:, TARGET_COLUMNS["label"]] = labels
+    target[:, TARGET_COLUMNS["landmarks"]] = landmarks.reshape(len(labels), 2 * NUM_LANDMARKS)
+    return torch.from_numpy(target)

@@ -1,0 +1,173 @@
+"""Weighted sampling under torch.distributed: each rank draws its own positions of one stream."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, cast
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import Dataset, DistributedSampler
+
+from .._util.checks import boolean, positive_int, seed_or_none
+from .weighted import FastWeightedSampler, WeightsLike, _BatchesOf
+
+
+class DistributedWeightedSampler(DistributedSampler):
+    """Rank ``rank``'s shard of one weighted stream: global positions rank, rank + R, rank + 2R, ...
+
+    A :class:`torch.utils.data.DistributedSampler`, so Lightning and other code that checks
+    ``isinstance(sampler, DistributedSampler)`` use it as it is. Sizes are DistributedSampler's:
+    ``num_samples`` (default ``len(weights)``) is the global count per epoch; each rank yields
+    ``ceil(num_samples / R)`` (with ``drop_last``, ``ceil((num_samples - R) / R)`` when R does not
+    divide it), which ``len()`` and the attribute ``num_samples`` give, as DistributedSampler's do;
+    ``total_size`` is that times R.
+
+    The global stream of an epoch is, with replacement, ``FastWeightedSampler(weights, total_size,
+    seed=seed)`` at the same epoch, and each rank draws only its own positions (O(total_size / R)
+    time and memory per rank). Without replacement it is the weighted permutation
+    ``FastWeightedSampler(weights, num_samples, replacement=False, seed=seed)``, padded by wrapping
+    around to its start (or truncated with ``drop_last``); each rank computes it natively (O(n))
+    and keeps its shard. With ``num_replicas=1`` it equals FastWeightedSampler.
+
+    ``seed`` must be the same on every rank, or ranks draw overlapping samples: pass a constant, or
+    ``seed=broadcast_seed()`` to take one fresh seed from rank 0. ``set_epoch`` selects the epoch.
+
+    ``state_dict()`` / ``load_state_dict()`` save and resume in O(1) (format in
+    ``fastloader.sampling._state``); a state saved at one world size loads at another and continues
+    at the same global position (rank 0's position times R is the prefix consumed by all ranks).
+    """
+
+    def __init__(
+        self,
+        weights: WeightsLike,
+        num_samples: int | None = None,
+        replacement: bool = True,
+        *,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        if seed_or_none(seed) is None:
+            raise TypeError(
+                "seed should be an int that every rank shares, but got None; use "
+                "seed=fastloader.broadcast_seed() for one fresh seed taken on rank 0"
+            )
+        global_samples = positive_int(
+            len(weights) if num_samples is None else num_samples, "num_samples"
+        )
+        drop_last = boolean(drop_last, "drop_last")
+        # DistributedSampler fills in num_replicas / rank from torch.distributed, raises its own
+        # errors for bad ones and computes the sizes; a range stands in for the dataset.
+        stand_in = cast("Dataset[int]", range(global_samples))
+        super().__init__(stand_in, num_replicas, rank, True, seed, drop_last)
+        positive_int(self.num_replicas, "num_replicas")
+        self.replacement = boolean(replacement, "replacement")
+        self._stream = FastWeightedSampler(weights, global_samples, replacement, seed=seed)
+        stream = self._stream
+        stream._rank, stream._replicas = self.rank, self.num_replicas
+        stream._total, stream._pad_tail = self.total_size, not drop_last
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """The weights as a float64 tensor (the sampler's own copy)."""
+        return self._stream.weights
+
+    @property
+    def global_num_samples(self) -> int:
+        """Indices per epoch of the global stream (before padding or truncation to total_size)."""
+        return self._stream.num_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        """Selects the epoch's stream; call it with the same epoch on every rank."""
+        self._stream.set_epoch(epoch)
+        self.epoch = self._stream.epoch
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._stream)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def indices(self) -> torch.Tensor:
+        """This rank's whole epoch as an int64 tensor: what ``__iter__`` yields, in order."""
+        return self._stream.indices()
+
+    def state_dict(self) -> dict[str, Any]:
+        """O(1) resumable state; see ``fastloader.sampling._state`` for the fields."""
+        state = self._stream.state_dict()
+        state["sampler"] = type(self).__name__
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continues at the state's global position, at this or any other world size.
+
+        Load the same state (rank 0's) on every rank. Raises ValueError when it belongs to other
+        weights, ``num_samples`` or ``replacement``, or to an unknown format version.
+        """
+        checked = self._stream._checked_state(state)
+        if checked["seed"] is None and checked["epoch_seed"] is None:
+            raise ValueError(
+                "DistributedWeightedSampler.load_state_dict: the state has seed=None and no drawn "
+                "epoch seed yet, so ranks could not agree on a stream"
+            )
+        self._stream.load_state_dict(state)
+        # None for a seed=None state: DistributedSampler's own seed is never used (our __iter__).
+        self.epoch, self.seed = self._stream.epoch, self._stream.seed  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(n={len(self._stream._weights)}, num_samples="
+            f"{self.global_num_samples}, replacement={self.replacement}, rank={self.rank}, "
+            f"num_replicas={self.num_replicas}, seed={self.seed}, epoch={self.epoch})"
+        )
+
+
+class DistributedWeightedBatchSampler(_BatchesOf):
+    """Batches of a :class:`DistributedWeightedSampler`'s shard: ``DataLoader(batch_sampler=...)``.
+
+    The concatenated batches equal the sampler's indices; lists are cut from C++-filled arrays.
+    ``.sampler`` is the DistributedWeightedSampler, which is where Lightning calls ``set_epoch``.
+    With Lightning, pass ``Trainer(use_distributed_sampler=False)``: otherwise Lightning tries to
+    rebuild the batch sampler around its own DistributedSampler, which this class refuses.
+    """
+
+    def __init__(
+        self, sampler: DistributedWeightedSampler, batch_size: int, drop_last: bool = False
+    ) -> None:
+        if not isinstance(sampler, DistributedWeightedSampler):
+            raise TypeError(
+                "sampler should be a fastloader DistributedWeightedSampler, but got "
+                f"{type(sampler).__name__}; with Lightning, set Trainer(use_distributed_sampler="
+                "False) so that it does not replace the sampler"
+            )
+        self.sampler = sampler
+        self.batch_size = positive_int(batch_size, "batch_size")
+        self.drop_last = boolean(drop_last, "drop_last")
+
+    def _source(self) -> FastWeightedSampler:
+        return self.sampler._stream
+
+
+def broadcast_seed(
+    group: Any = None, src: int = 0, generator: torch.Generator | None = None
+) -> int:
+    """One fresh seed drawn on rank ``src`` and sent to every rank of ``group``: all return it.
+
+    The seed comes from ``generator`` (torch's default generator when None) on rank ``src`` only,
+    so ``torch.manual_seed`` there makes it repeat. A collective: call it on every rank, e.g.
+    ``DistributedWeightedSampler(weights, seed=broadcast_seed())``.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError(
+            "broadcast_seed needs an initialized process group: call "
+            "torch.distributed.init_process_group first"
+        )
+    holder: list[Any] = [None]
+    if dist.get_rank() == src:
+        drawn = torch.empty((), dtype=torch.int64).random_(generator=generator)
+        holder[0] = int(drawn.item())
+    # An object broadcast picks the right device for the backend (CPU for gloo, CUDA for nccl).
+    dist.broadcast_object_list(holder, src=src, group=group)
+    return int(holder[0])
