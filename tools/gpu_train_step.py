@@ -160,7 +160,7 @@ def main() -> int:
         report = tune_num_workers(data, args.batch_size, collate_fn=ring, candidates=candidates,
                                   seconds=1.5, batch_sampler=FastWeightedBatchSampler(
                                       weights, len(data), args.batch_size, seed=0))
-        workers = report.best.num_workers
+        workers = report.best
         print(report.table(), flush=True)
     model = build_model(model_name, 21, args.side, device)
     built = loaders(workers)
