@@ -8,7 +8,7 @@ SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc python -type f 2>/dev
 
 .PHONY: test bench bench-sampler bench-collate bench-ring bench-distributed bench-policies dev clean
 .PHONY: cpp-test cpp-test-tsan cpp-test-aarch64
-.PHONY: wheel wheel-check wheel-install-check wheel-all lint typecheck gpu-check gpu-check-offline
+.PHONY: wheel wheel-check wheel-install-check wheel-all lint typecheck gpu-check gpu-check-offline gpu-train-step
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -131,10 +131,17 @@ typecheck: $(LINT_TOOLS)
 	$(VENV)/bin/mypy
 
 # ---------------------------------------------------------------- GPU
-# Every CUDA test (marker gpu) and the benchmarks' GPU rows in one table; says "not measured"
-# and exits 0 where torch sees no CUDA device.
+# Every CUDA test (marker gpu) and the benchmarks' GPU rows in one table, then the stress check
+# (three loaders at 2-16 workers, 40 and 160 MB batches, each batch compared on the GPU, a worker
+# killed, pinning refused); says "not measured" and exits 0 where torch sees no CUDA device.
+# `make gpu-train-step`: the GPU-step table with a real torchvision detector (needs torchvision).
+GPU_STRESS_ARGS ?=
 gpu-check: $(INSTALLED)
 	$(PY) tools/gpu_check.py
+	$(PY) tools/gpu_stress.py $(GPU_STRESS_ARGS)
+
+gpu-train-step: $(INSTALLED)
+	$(PY) tools/gpu_train_step.py
 
 # The same on a GPU host that has its own CUDA build of torch and no network (a lent machine):
 # this package is built with the build tools already there, into .gpu-site, nothing downloaded.
@@ -143,3 +150,4 @@ gpu-check-offline:
 	rm -rf $(GPU_SITE)
 	$(PYTHON) -m pip install -q --no-build-isolation --no-deps --no-index --target $(GPU_SITE) .
 	PYTHONPATH=$(CURDIR)/$(GPU_SITE) $(PYTHON) tools/gpu_check.py
+	PYTHONPATH=$(CURDIR)/$(GPU_SITE) $(PYTHON) tools/gpu_stress.py $(GPU_STRESS_ARGS)

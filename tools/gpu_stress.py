@@ -104,11 +104,29 @@ def check_batch(batch: Any, dtype: torch.dtype, device: Any) -> tuple[Any, int]:
     return (gpu_images, gpu_targets), int(bad.sum())
 
 
+def refusing_register(memory: np.ndarray) -> bool:
+    """The ring's registration as CUDA refusing it (invalid flags): a real failed call, so the
+    error it leaves in CUDA's per-thread state must be cleared by the ring, not met by user code."""
+    from fastloader.collate import ring as ring_module
+
+    error = torch.cuda.cudart().cudaHostRegister(memory.ctypes.data, memory.nbytes, 0x7FFFFFF0)
+    if int(error) == 0:
+        raise AssertionError("cudaHostRegister accepted invalid flags")
+    ring_module._clear_cuda_error()
+    return False
+
+
 def run_case(kind: str, workers: int, dtype: str, size: str, batches: int, device: str,
-             kill_worker: bool = False) -> dict[str, Any]:
+             kill_worker: bool = False, refuse_pin: bool = False) -> dict[str, Any]:
     batch = BATCH[(dtype, size)]
     dataset = PatternDataset(batch * (batches + 2), dtype)
     loader = make_loader(kind, dataset, batch, workers)
+    if refuse_pin:  # registration in the main thread, whose next kernel launch would see it
+        from fastloader.collate import ring as ring_module
+
+        ring_module._register = refusing_register  # type: ignore[assignment]
+        loader = DataLoader(dataset, batch_size=batch, sampler=loader.sampler, drop_last=True,
+                            collate_fn=loader.collate_fn, num_workers=workers, pin_memory=False)
     row: dict[str, Any] = {"loader": kind, "workers": workers, "dtype": dtype, "size": size,
                            "mb": round(batch * 3 * SIDE * SIDE * dataset.dtype.itemsize / 1e6),
                            "batches": 0, "bad_samples": 0, "error": "", "pinned": None}
@@ -145,7 +163,7 @@ def child(args: argparse.Namespace) -> None:
     for kind in args.loaders:
         try:
             row = run_case(kind, args.workers[0], args.dtypes[0], args.sizes[0], args.batches,
-                           device, kill_worker=args.kill_worker)
+                           device, kill_worker=args.kill_worker, refuse_pin=args.refuse_pin)
         except Exception as error:  # e.g. a worker's death raised again from torch's SIGCHLD
             row = {"loader": kind, "workers": args.workers[0], "dtype": args.dtypes[0],  # handler
                    "size": args.sizes[0], "error": f"{type(error).__name__}: {error}"[:200]}
@@ -193,6 +211,7 @@ def main() -> int:
                         help="also run the three loaders one after another in one process")
     parser.add_argument("--cpu-dry-run", action="store_true")
     parser.add_argument("--kill-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--refuse-pin", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
@@ -220,6 +239,13 @@ def main() -> int:
             row["case"] = "worker killed"
             rows.append((row, True))
             report(row, failed(row, expect_error=workers > 0))
+    if not args.cpu_dry_run:  # CUDA refuses to page-lock the ring's slots: a counted fallback
+        for row in spawn("ring", max(args.workers), "float32", "large", args, ["--refuse-pin"]):
+            row["case"] = "pinning refused"
+            ok = row.get("ring", {}).get("pin_refused", 0) > 0 and not failed(row)
+            rows.append((row, False) if ok else ({**row, "error": row.get("error") or
+                                                  "no refusal counted"}, False))
+            report(row, not ok)
     if args.sequence:
         for order in (list(LOADERS), list(reversed(LOADERS))):
             workers = max(args.workers)

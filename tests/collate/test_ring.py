@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from fastloader import DetectionBatch, DetectionCollate
 from fastloader.collate.ring import RING_FILE_PREFIX, SharedRing
+from fastloader.collate import ring as ring_module
 from tests.helpers.collate import SyntheticDetection
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -354,12 +355,17 @@ def test_sigkilled_worker_raises_and_its_slot_and_files_are_reclaimed():
 
 def test_pinned_bookkeeping_without_a_gpu(monkeypatch):
     """The CUDA path's order of events, with cudart replaced by a recorder: slots are registered
-    once per generation, unregistered before a regrown one is mapped and at close, and a slot goes
-    back to the pool only after the copy event that reads it has completed."""
+    once per generation, unregistered (after a synchronize) when a regrown one replaces them and
+    at close, and a slot goes back to the pool only after the copy event that reads it has
+    completed."""
     calls = []
-    pin = staticmethod(lambda m: calls.append("pin") or True)
-    monkeypatch.setattr(SharedRing, "_pin_memory", pin)
-    monkeypatch.setattr(SharedRing, "_unpin", staticmethod(lambda m: calls.append("unpin")))
+
+    class Cudart:
+        def cudaHostUnregister(self, address):  # noqa: N802
+            calls.append("unpin")
+
+    monkeypatch.setattr(ring_module, "_register", lambda m: calls.append("pin") or True)
+    monkeypatch.setattr(torch.cuda, "cudart", Cudart)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda: calls.append("synchronize"))
     collate = DetectionCollate(shared_ring=True, ring_slots=1)
     ring = collate.ring
@@ -382,11 +388,12 @@ def test_pinned_bookkeeping_without_a_gpu(monkeypatch):
     gc.collect()
     big = [(torch.zeros(3, 1200, 1200, dtype=torch.uint8), torch.ones(1, 5))]
     grown = collate(big)
-    assert calls == ["pin", "event", "unpin", "pin"]
+    assert calls == ["pin", "event", "pin", "synchronize", "unpin"]
     del grown
     gc.collect()
     collate.close_ring()
-    assert calls[-2:] == ["synchronize", "unpin"]
+    gc.collect()
+    assert calls[-2:] == ["synchronize", "unpin"] and calls.count("unpin") == 2
 
 
 # ---- pinned path ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import glob
 import mmap
 import os
@@ -107,6 +108,63 @@ class SlotLease:
             pass
 
 
+def _clear_cuda_error() -> None:
+    """Resets CUDA's per-thread last error after a refused registration: torch checks it after
+    kernel launches, so a refusal left there would surface as an unrelated error in user code."""
+    global _CUDART
+    if _CUDART is None:
+        _CUDART = False
+        with contextlib.suppress(OSError):
+            with open("/proc/self/maps") as maps:
+                paths = {line.split()[-1] for line in maps if "libcudart" in line}
+            for path in sorted(paths):
+                _CUDART = ctypes.CDLL(path)  # already loaded by torch: dlopen hands it back
+                break
+    if _CUDART:
+        _CUDART.cudaGetLastError()
+
+
+_CUDART: Any = None
+
+
+def _register(memory: np.ndarray) -> bool:
+    """Page-locks a slot so batches arrive pinned and H2D copies are single async DMAs; False
+    where CUDA refuses (a lock limit, too much registered): the slot then stays pageable."""
+    error = torch.cuda.cudart().cudaHostRegister(memory.ctypes.data, memory.nbytes, 0)
+    if int(error) != 0:
+        _clear_cuda_error()
+        return False
+    return True
+
+
+class _SlotMapping:
+    """One slot file mapped in this process, with its CUDA registration when pinned.
+
+    NOTE [a registration must not outlive its mapping]: CUDA keeps registrations by virtual
+    address. Pages unmapped while registered leave the range "pinned" in CUDA's books, and the
+    next mapping placed there (a worker's shared-memory batch, another ring's slot) reads as
+    pinned to torch: its non-blocking copies failed with "CUDA error: invalid argument" (issue
+    21: any loader run after a shared-ring loader's collate had been freed). So the registration
+    ends here, in the one object whose death unmaps the pages: every array over the slot has this
+    object as its numpy base, so it dies after the last view of the slot, whoever held it.
+    """
+
+    def __init__(self, fd: int, capacity: int, pin: bool) -> None:
+        self._mmap = mmap.mmap(fd, capacity)
+        self._array: np.ndarray | None = np.frombuffer(self._mmap, dtype=np.uint8)
+        self.__array_interface__ = self._array.__array_interface__
+        self.pinned = pin and _register(self._array)
+
+    def __del__(self) -> None:
+        if self.pinned and self._array is not None:
+            with contextlib.suppress(Exception):  # CUDA already torn down at exit
+                torch.cuda.synchronize()  # no copy may still read pages being unregistered
+                torch.cuda.cudart().cudaHostUnregister(self._array.ctypes.data)
+        self._array = None
+        with contextlib.suppress(BufferError, ValueError):
+            self._mmap.close()
+
+
 class _SlotView:
     """The numpy base of a slot's tensors: keeps the lease (and so the slot) alive."""
 
@@ -190,7 +248,9 @@ class SharedRing:
         self._header = np.frombuffer(self._header_map, dtype=np.int64).reshape(-1, _COLUMNS)
         self._thread_lock = threading.RLock()
         self._depth = 0
-        self._maps: dict[int, tuple[int, np.ndarray, bool]] = {}  # slot -> (gen, memory, pinned)
+        # slot -> (generation, memory, its mapping): an old generation ends with its last view
+        self._maps: dict[int, tuple[int, np.ndarray, _SlotMapping]] = {}
+        self._pin_refused = 0  # slots CUDA would not page-lock here (they stay pageable)
         self._pin = (
             os.getpid() == self.owner_pid
             and get_worker_info() is None
@@ -216,28 +276,15 @@ class SharedRing:
         cached = self._maps.get(slot)
         if cached is not None and cached[0] == generation:
             return cached[1]
-        if cached is not None and cached[2]:
-            self._unpin(cached[1])  # the old generation is free: no copy reads it any more
         fd = os.open(self._slot_path(slot, generation), os.O_RDWR)
         try:
-            mapping = mmap.mmap(fd, capacity)
+            mapping = _SlotMapping(fd, capacity, self._pin)
         finally:
             os.close(fd)
-        memory = np.frombuffer(mapping, dtype=np.uint8)
-        pinned = self._pin and self._pin_memory(memory)
-        self._maps[slot] = (generation, memory, pinned)
+        self._pin_refused += self._pin and not mapping.pinned
+        memory = np.asarray(mapping)
+        self._maps[slot] = (generation, memory, mapping)
         return memory
-
-    @staticmethod
-    def _pin_memory(memory: np.ndarray) -> bool:
-        """Page-locks a slot so batches arrive pinned and H2D copies are single async DMAs."""
-        cudart = torch.cuda.cudart()
-        error = cudart.cudaHostRegister(memory.ctypes.data, memory.nbytes, 0)
-        return int(error) == 0
-
-    @staticmethod
-    def _unpin(memory: np.ndarray) -> None:
-        torch.cuda.cudart().cudaHostUnregister(memory.ctypes.data)
 
     # ---- slots --------------------------------------------------------------------------------
     def acquire(self, nbytes: int, wait: bool) -> SlotGrant | None:
@@ -345,7 +392,8 @@ class SharedRing:
     # ---- reporting and lifetime ------------------------------------------------------------
     def stats(self) -> dict[str, int]:
         """Slots (configured, mapped, in use), bytes of slot memory, and counters: batches written
-        into slots, waits for a free slot, fallbacks to fresh shared memory, slot growths."""
+        into slots, waits for a free slot, fallbacks to fresh shared memory, slot growths; and in
+        this process, slots page-locked for CUDA and slots CUDA refused to page-lock."""
         with self._locked() as header:
             if not header[self.slots, _CLOSED]:
                 self._reclaim(header)
@@ -360,6 +408,9 @@ class SharedRing:
                 "waits": int(counters[_WAITS]),
                 "fallbacks": int(counters[_FALLBACKS]),
                 "grows": int(counters[_GROWS]),
+                # This process's slots page-locked for CUDA, and those CUDA refused (pageable).
+                "pinned_slots": sum(mapping.pinned for _, _, mapping in self._maps.values()),
+                "pin_refused": self._pin_refused,
             }
 
     def files(self) -> list[str]:
@@ -375,14 +426,8 @@ class SharedRing:
         memory lives until their last view is freed."""
         if os.getpid() != self.owner_pid or self._finalizer is None:
             return
-        if self._pid == os.getpid() and self._pin:
-            pinned = [memory for _, memory, is_pinned in self._maps.values() if is_pinned]
-            with contextlib.suppress(RuntimeError):  # CUDA already torn down at exit
-                if pinned:
-                    torch.cuda.synchronize()  # no copy may still read a slot being unregistered
-                for memory in pinned:
-                    self._unpin(memory)
-            self._maps.clear()
+        if self._pid == os.getpid():
+            self._maps.clear()  # each mapping (and its registration) ends with its last view
         self._finalizer()
         _OWNED.pop(self.name, None)
 
