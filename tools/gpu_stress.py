@@ -83,7 +83,7 @@ def make_loader(kind: str, dataset: PatternDataset, batch: int, workers: int) ->
         sampler = FastWeightedSampler(weights, len(dataset), seed=0)
         collate = DetectionCollate(shared_ring=True) if kind == "ring" else fast_detection_collate
     return DataLoader(dataset, batch_size=batch, sampler=sampler, collate_fn=collate,
-                      num_workers=workers, pin_memory=True, drop_last=True)
+                      num_workers=workers, pin_memory=torch.cuda.is_available(), drop_last=True)
 
 
 def check_batch(batch: Any, dtype: torch.dtype, device: Any) -> tuple[Any, int]:
