@@ -266,7 +266,7 @@ def test_same_seed_writes_identical_files_and_other_seed_differs(tmp_path):
     b = SyntheticDetection(tmp_path / "b", 12, seed=7, **SMALL)
     c = SyntheticDetection(tmp_path / "c", 12, seed=8, **SMALL)
     files_a, files_b, files_c = (_tree_bytes(d.root) for d in (a, b, c))
-    assert len(files_a) == 12 * 3 + 3  # jpg, npy, xml each; classes.txt, split file, marker
+    assert len(files_a) == 12 * 3 + 4  # jpg, npy, xml each; classes.txt, split file, marker, list
     assert files_a == files_b
     differing = [
         name for name in files_a if name.startswith("JPEGImages") and files_a[name] != files_c[name]

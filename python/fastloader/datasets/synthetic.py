@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -9,10 +10,11 @@ import os
 import shutil
 import tempfile
 import uuid
+import warnings
 import xml.etree.ElementTree as et
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,8 +37,11 @@ VOC_SHAPES = (
     (2 / 3, 0.10),
 )
 # Bumped whenever the generator's output changes, so stale caches are never reused.
-_GENERATOR_VERSION = 2
+# 3: the marker names its generator and a manifest of the files written.
+_GENERATOR_VERSION = 3
 _MARKER = "synthetic.json"
+_MANIFEST = "synthetic-files.txt"
+_GENERATORS = ("SyntheticDetection", "synthetic_widerface")
 _PREDECODED = "Predecoded"
 
 # Face-like landmark layout inside a box (eyes, nose, mouth corners), jittered per object.
@@ -182,21 +187,16 @@ def _jpeg_bytes(image: np.ndarray, quality: int) -> tuple[bytes, np.ndarray]:
     return data, pixels
 
 
-def _write_synthetic(folder: Path, params: dict[str, Any], progress: bool) -> None:
-    for sub in ("Annotations", "JPEGImages", _PREDECODED, "ImageSets/Main"):
+def _write_synthetic(folder: Path, params: dict[str, Any], progress: bool) -> list[str]:
+    """Writes the dataset into the new folder ``folder``; returns the files written, relative."""
+    subfolders = ("Annotations", "JPEGImages", _PREDECODED, "ImageSets/Main")
+    for sub in subfolders:
         (folder / sub).mkdir(parents=True)
     class_names = [f"class_{k:02d}" for k in range(params["num_classes"])]
     (folder / "classes.txt").write_text("\n".join(class_names) + "\n")
-    indices: Any = range(params["num_images"])
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-
-            indices = tqdm(indices, desc="writing synthetic dataset", unit="img", leave=False)
-        except ImportError:
-            pass
+    written = ["classes.txt"]
     stems = []
-    for index in indices:
+    for index in _progress(range(params["num_images"]), progress):
         image, labels, boxes, landmarks = _synthesize(params["seed"], index, params)
         stem = f"{index:06d}"
         data, pixels = _jpeg_bytes(image, params["jpeg_quality"])
@@ -206,17 +206,198 @@ def _write_synthetic(folder: Path, params: dict[str, Any], progress: bool) -> No
         (folder / "Annotations" / f"{stem}.xml").write_bytes(
             _annotation_xml(f"{stem}.jpg", image.shape[1], image.shape[2], names, boxes, landmarks)
         )
+        written += [f"JPEGImages/{stem}.jpg", f"{_PREDECODED}/{stem}.npy"]
+        written.append(f"Annotations/{stem}.xml")
         stems.append(stem)
     (folder / "ImageSets" / "Main" / "trainval.txt").write_text("".join(s + "\n" for s in stems))
-    # Written last: its presence means the folder is complete.
-    (folder / _MARKER).write_text(json.dumps(params, sort_keys=True))
+    return written + ["ImageSets/Main/trainval.txt"]
 
 
-def _read_marker(folder: Path) -> dict[str, Any] | None:
+def _progress(indices: range, progress: bool) -> Any:
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+
+            return tqdm(indices, desc="writing synthetic dataset", unit="img", leave=False)
+        except ImportError:
+            pass
+    return indices
+
+
+def _need_pillow(generator: str) -> None:
     try:
-        return json.loads((folder / _MARKER).read_text())
-    except (OSError, ValueError):
+        import PIL  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            f"{generator} writes JPEG files with Pillow, which is not installed: "
+            "pip install 'fastloader[datasets]'"
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# The generated folder as a cache that never deletes what it did not write.
+#
+# ``synthetic.json`` (the marker, written last: its presence means the folder is complete) is
+# exactly {"generator": <who wrote it>, "params": <its parameters>, "manifest": _MANIFEST}, and
+# the manifest lists, one per line, every file the generator wrote. A folder is only ever
+# replaced when its marker is exactly that shape with our generator's name and every file in it
+# is listed in its manifest; then only the listed files are deleted (folders only when empty).
+
+
+class _Marker(NamedTuple):
+    generator: str
+    params: dict[str, Any]
+
+
+def _read_marker(folder: Path) -> _Marker | None:
+    """The folder's marker when it is exactly one a generator here writes, else None."""
+    try:
+        content = json.loads((folder / _MARKER).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
         return None
+    if (
+        not isinstance(content, dict)
+        or set(content) != {"generator", "params", "manifest"}
+        or content["generator"] not in _GENERATORS
+        or content["manifest"] != _MANIFEST
+        or not isinstance(content["params"], dict)
+    ):
+        return None
+    return _Marker(content["generator"], content["params"])
+
+
+def _listed_files(folder: Path) -> set[str] | None:
+    """The manifest's relative paths, or None when it is missing or lists a path that is not a
+    plain relative one inside the folder (then it is not trusted with any deletion)."""
+    try:
+        lines = (folder / _MANIFEST).read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    listed = set()
+    for line in lines:
+        parts = line.split("/")
+        if not line or line.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            return None
+        listed.add(line)
+    return listed | {_MARKER, _MANIFEST}
+
+
+def _files_under(folder: Path) -> set[str]:
+    """Every non-directory entry under folder (symlinks not followed), relative, '/'-separated."""
+    found = set()
+    for top, dirs, files in os.walk(folder):
+        relative = Path(top).relative_to(folder)
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(top, d))]:
+            found.add((relative / name).as_posix())
+    return found
+
+
+def _refuse_unless_replaceable(folder: Path, generator: str) -> None:
+    """Raises unless ``folder`` is missing, empty, or holds only what ``generator`` wrote."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise ValueError(f"root should be a folder, but {folder} is a file")
+    if not any(folder.iterdir()):
+        return
+    marker = _read_marker(folder)
+    if marker is None:
+        raise ValueError(
+            f"root {folder} is a non-empty folder not written by {generator} (no {_MARKER} of "
+            "its own; one written by an older fastloader has an older marker: delete it "
+            "yourself); pass a new or empty folder. Nothing was changed"
+        )
+    if marker.generator != generator:
+        raise ValueError(
+            f"root {folder} was written by {marker.generator}, not {generator}; pass a new or "
+            "empty folder. Nothing was changed"
+        )
+    listed = _listed_files(folder)
+    if listed is None:
+        raise ValueError(
+            f"root {folder}: its file list {_MANIFEST} is missing or malformed, so what "
+            f"{generator} wrote there is unknown; pass a new or empty folder. Nothing was changed"
+        )
+    foreign = sorted(_files_under(folder) - listed)
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        shown = ", ".join(foreign[:3]) + more
+        raise ValueError(
+            f"root {folder} holds files {generator} did not write ({shown}); it replaces a folder "
+            "of its own with other parameters only when it holds nothing else. Move them or pass "
+            "another folder. Nothing was changed"
+        )
+
+
+def _remove_written(folder: Path) -> None:
+    """Deletes the files the manifest of ``folder`` lists, then its folders that are left empty;
+    anything else stays (a file added after the check is left, with the folder holding it)."""
+    listed = _listed_files(folder) or {_MARKER}
+    for name in sorted(listed - {_MARKER, _MANIFEST}) + [_MANIFEST, _MARKER]:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(folder / name)  # unlink never follows a symlink
+    for top, _, _ in sorted(os.walk(folder), key=lambda entry: -len(entry[0])):
+        with contextlib.suppress(OSError):  # not empty: something we did not write is there
+            os.rmdir(top)
+    if folder.exists():
+        warnings.warn(
+            f"{folder} was left in place: it holds files added while it was being replaced",
+            stacklevel=3,
+        )
+
+
+def _ensure_generated(
+    folder: Path,
+    generator: str,
+    params: dict[str, Any],
+    write: Callable[[Path, dict[str, Any], bool], list[str]],
+    progress: bool,
+) -> bool:
+    """Makes ``folder`` hold ``write``'s output for ``params``; True when it had to be written.
+
+    A folder already holding exactly this output is reused. Otherwise the output is written to
+    a new sibling, which is renamed into place; a previous output of the same generator (and
+    nothing else) is renamed aside first and then removed file by file from its manifest.
+    """
+    if _read_marker(folder) == (generator, params):
+        return False
+    _refuse_unless_replaceable(folder, generator)
+    _need_pillow(generator)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging = folder.parent / f".{folder.name}.tmp-{tag}"
+    staging.mkdir()  # new and ours alone: removing it on failure deletes only what we wrote
+    try:
+        written = write(staging, params, progress)
+        (staging / _MANIFEST).write_text("".join(name + "\n" for name in sorted(written)))
+        marker = {"generator": generator, "params": params, "manifest": _MANIFEST}
+        (staging / _MARKER).write_text(json.dumps(marker, sort_keys=True))  # last: complete
+        if _read_marker(folder) == (generator, params):  # another process finished first
+            return False
+        _refuse_unless_replaceable(folder, generator)  # checked again: it may have changed
+        old = None
+        if folder.exists():
+            if any(folder.iterdir()):
+                old = folder.parent / f".{folder.name}.old-{tag}"
+                os.rename(folder, old)
+            else:
+                folder.rmdir()
+        try:
+            os.rename(staging, folder)
+        except OSError:
+            if old is not None and not folder.exists():
+                os.rename(old, folder)  # put the previous output back
+                old = None
+            if _read_marker(folder) != (generator, params):  # lost a race to another writer
+                raise
+            return False
+        finally:
+            if old is not None:
+                _remove_written(old)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return True
 
 
 def default_cache_root(params: dict[str, Any]) -> Path:
@@ -246,9 +427,10 @@ class SyntheticDetection(VOCDetection):
     an interrupted run or a concurrent one never leaves a half-written dataset behind.
 
     Args:
-        root: where to write; None for the cache under the temp directory. An existing folder
-            written by this class with other parameters is replaced; any other non-empty folder
-            is refused.
+        root: where to write; None for the cache under the temp directory. A folder this class
+            wrote with other parameters is replaced, its files removed one by one from the list
+            it keeps (``synthetic-files.txt``), and only when it holds nothing else; any other
+            non-empty folder is refused and left untouched.
         num_images: how many images.
         num_classes: number of classes (``class_00``, ``class_01``, ...).
         min_size, max_size: with ``shapes="uniform"``, the inclusive range of heights and widths
@@ -314,7 +496,9 @@ class SyntheticDetection(VOCDetection):
         }
         self.image_format = image_format
         folder = Path(root) if root is not None else default_cache_root(self.params)
-        self.generated = self._ensure(folder, progress)
+        self.generated = _ensure_generated(
+            folder, "SyntheticDetection", self.params, _write_synthetic, progress
+        )
         npy = image_format == "npy"
         super().__init__(
             folder,
@@ -327,33 +511,3 @@ class SyntheticDetection(VOCDetection):
             image_suffix=".npy" if npy else None,
             read_into_batch=read_into_batch,
         )
-
-    def _ensure(self, folder: Path, progress: bool) -> bool:
-        """Makes ``folder`` hold this dataset; True when it had to be written."""
-        if _read_marker(folder) == self.params:
-            return False
-        if folder.exists():
-            if not folder.is_dir():
-                raise ValueError(f"root should be a folder, but {folder} is a file")
-            if _read_marker(folder) is None and any(folder.iterdir()):
-                raise ValueError(
-                    f"root {folder} is a non-empty folder not written by "
-                    "SyntheticDetection; pass a new or empty folder"
-                )
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            _write_synthetic(staging, self.params, progress)
-            if _read_marker(folder) == self.params:  # another process finished first
-                return False
-            if folder.exists():
-                shutil.rmtree(folder)
-            try:
-                os.rename(staging, folder)
-            except OSError:
-                if _read_marker(folder) != self.params:  # lost a race to a different writer
-                    raise
-                return False
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return True
