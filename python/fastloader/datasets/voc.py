@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .._util.checks import boolean
-from ..io.decode import check_decoder, locate_npy, read_image
+from ..io.decode import check_decoder, check_max_image_pixels, locate_npy, read_image
 from ..io.deferred import DeferredSamples, ImageFile
 from .annotations import (
     NUM_LANDMARKS,
@@ -101,6 +101,9 @@ class VOCDetection(Dataset):
             its file, and the collate reads it into place (one copy of each pixel instead of
             two). Any other collate_fn gets the samples by indexing it, as from a list. Only
             ``"tuple"`` samples without a transform; anything else is fetched as usual.
+        max_image_pixels: images whose header says more pixels (height x width) are refused
+            before decoding (a decompression bomb guard); None for Pillow's
+            ``PIL.Image.MAX_IMAGE_PIXELS`` (see :func:`fastloader.decode.read_image`).
     """
 
     def __init__(
@@ -118,8 +121,10 @@ class VOCDetection(Dataset):
         split_dir: str = "ImageSets/Main",
         image_suffix: str | None = None,
         read_into_batch: bool = False,
+        max_image_pixels: int | None = None,
     ) -> None:
         self.root = Path(root)
+        self.max_image_pixels = check_max_image_pixels(max_image_pixels)
         self.read_into_batch = boolean(read_into_batch, "read_into_batch")
         if sample_format not in _SAMPLE_FORMATS:
             raise ValueError(
@@ -291,7 +296,7 @@ class VOCDetection(Dataset):
         position = self._position(index)
         filename, size, boxes, labels, landmarks = self._objects(position)
         image_path = self._image_file(position, filename)
-        image = read_image(image_path, self.decoder)
+        image = read_image(image_path, self.decoder, max_image_pixels=self.max_image_pixels)
         self._check_size(position, size, image_path, tuple(image.shape))
         if self.sample_format == "dict":
             sample: Any = {
@@ -319,10 +324,10 @@ class VOCDetection(Dataset):
         image_path = self._image_file(position, filename)
         image: ImageFile | torch.Tensor
         if image_path.lower().endswith(".npy"):  # as read_image tells formats apart
-            offset, shape = locate_npy(image_path)
+            offset, shape = locate_npy(image_path, self.max_image_pixels)
             image = ImageFile(image_path, offset, shape)
         else:
-            image = read_image(image_path, self.decoder)
+            image = read_image(image_path, self.decoder, max_image_pixels=self.max_image_pixels)
         self._check_size(position, size, image_path, tuple(image.shape))
         return image, _target(boxes, labels, landmarks)
 
