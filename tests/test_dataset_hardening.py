@@ -224,3 +224,63 @@ def test_image_size_reads_headers_only(tmp_path):
         decode.image_size(tmp_path / "bad.jpg")
     with pytest.raises(ValueError, match=r"none\.jpg: image file not found"):
         decode.image_size(tmp_path / "none.jpg")
+
+
+# --------------------------------------------------------------------------------------------
+# Item 4: paths from annotations never leave the dataset root
+
+
+def _voc_folder(root: Path, filenames: dict[str, str]) -> Path:
+    """A VOC folder of 24x20 JPEGs named by <filename>, one 'dog' each, and a trainval split."""
+    for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for stem, filename in filenames.items():
+        (root / "Annotations" / f"{stem}.xml").write_text(
+            f"<annotation><filename>{filename}</filename><size><width>24</width>"
+            "<height>20</height></size><object><name>dog</name><bndbox><xmin>1</xmin>"
+            "<ymin>2</ymin><xmax>10</xmax><ymax>12</ymax></bndbox></object></annotation>"
+        )
+    (root / "ImageSets/Main/trainval.txt").write_text("".join(s + "\n" for s in filenames))
+    return root
+
+
+def test_item04_paths_from_annotations_stay_inside_the_root(tmp_path):
+    secret = tmp_path / "secret.jpg"
+    Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(secret)
+    root = tmp_path / "voc"
+    for filename in (str(secret), "../../secret.jpg", "sub/../../../secret.jpg", "/etc/hostname"):
+        _voc_folder(root, {"a": filename})
+        with pytest.raises(ValueError, match=r"a\.xml: <filename> .* points outside its folder"):
+            VOCDetection(root, "trainval")  # classes are read from the annotations
+        ds = VOCDetection(root, "trainval", classes=["dog"])
+        for read in (ds.__getitem__, ds.labels, ds.image_path):
+            with pytest.raises(ValueError, match=r"a\.xml: <filename> .* points outside"):
+                read(*([] if read == ds.labels else [0]))
+    # split lines are image ids under Annotations: climbing out is refused with the line number
+    outside = tmp_path / "x" / "Annotations"
+    outside.mkdir(parents=True)
+    (outside / "a.xml").write_text((root / "Annotations" / "a.xml").read_text())
+    (root / "ImageSets/Main/trainval.txt").write_text("a\n\n../../x/Annotations/a\n")
+    with pytest.raises(
+        ValueError, match=r"trainval\.txt line 3: image id '\.\./\.\./x/Annotations/a' points"
+    ):
+        VOCDetection(root, "trainval", classes=["dog"])
+    (root / "ImageSets/Main/trainval.txt").write_text(f"{outside / 'a'}\n")
+    with pytest.raises(ValueError, match=r"trainval\.txt line 1: image id .* points outside"):
+        VOCDetection(root, "trainval", classes=["dog"])
+
+
+def test_item04_paths_inside_the_root_and_symlinks_in_it_are_followed(tmp_path):
+    elsewhere = tmp_path / "disk2"
+    elsewhere.mkdir()
+    Image.fromarray(np.full((20, 24, 3), 7, np.uint8)).save(elsewhere / "b.png")
+    root = _voc_folder(tmp_path / "voc", {"a": "sub/../a.png", "b": "linked/b.png"})
+    Image.fromarray(np.full((20, 24, 3), 9, np.uint8)).save(root / "JPEGImages" / "a.png")
+    (root / "JPEGImages" / "linked").symlink_to(elsewhere, target_is_directory=True)
+    ds = VOCDetection(root, "trainval")
+    assert ds[0][0].unique().tolist() == [9] and ds[1][0].unique().tolist() == [7]
+    # what is opened is the lexical path checked: '..' after a symlink stays in the folder
+    Image.fromarray(np.full((20, 24, 3), 5, np.uint8)).save(tmp_path / "c.png")  # not this one
+    Image.fromarray(np.full((20, 24, 3), 3, np.uint8)).save(root / "JPEGImages" / "c.png")
+    _voc_folder(root, {"a": "sub/../a.png", "b": "linked/b.png", "c": "linked/../c.png"})
+    assert VOCDetection(root, "trainval")[2][0].unique().tolist() == [3]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ __all__ = [
     "NUM_LANDMARKS",
     "Annotation",
     "AnnotationIndex",
+    "check_relative_path",
     "class_histogram",
     "image_class_weights",
     "parse_annotation",
@@ -36,6 +38,28 @@ class Annotation(NamedTuple):
     names: list[str]
     boxes: np.ndarray  # float32 [N, 4] xmin, ymin, xmax, ymax
     landmarks: np.ndarray  # float32 [N, 5, 2], -1 where absent
+
+
+def check_relative_path(name: str, source: str, what: str) -> str:
+    """``name`` normalized (``a/../b`` -> ``b``) when it is a relative path that stays inside
+    its folder, read lexically: an absolute path, or one whose ``..`` climbs above its start, is
+    a ValueError naming ``source`` (the file and line it came from) and ``what`` it is. Symlinks
+    are not resolved: one inside a dataset folder was put there by whoever laid the folder out,
+    and is followed. The normalized form is what gets opened, so a ``..`` after a symlink cannot
+    step out of the folder the check saw."""
+    normalized = os.path.normpath(name)
+    if (
+        os.path.isabs(name)
+        or os.path.splitdrive(name)[0]
+        or normalized == os.pardir
+        or normalized.startswith(os.pardir + os.sep)
+    ):
+        raise ValueError(
+            f"{source}: {what} {name!r} points outside its folder: paths read from annotations "
+            "must be relative and stay inside the dataset root (no absolute path, no '..' "
+            "climbing out of it)"
+        )
+    return normalized
 
 
 def _number(text: str | None, tag: str, source: Path) -> float:
@@ -107,7 +131,7 @@ def _parse_raw(path: Path, keep_difficult: bool) -> _Raw:
         elif tag == "size":
             size = _children(child)
         elif tag == "filename" and child.text and child.text.strip():
-            filename = child.text.strip()
+            filename = check_relative_path(child.text.strip(), str(path), "<filename>")
     if size is None:
         raise ValueError(f"{path}: missing <size> element (VOC annotations give the image size)")
     width = int(_number(size.get("width"), "size/width", path))

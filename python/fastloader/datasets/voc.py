@@ -17,6 +17,7 @@ from ..io.deferred import DeferredSamples, ImageFile
 from .annotations import (
     NUM_LANDMARKS,
     AnnotationIndex,
+    check_relative_path,
     class_histogram,
     class_indices,
     image_class_weights,
@@ -51,7 +52,11 @@ def _split_ids(path: Path) -> list[str]:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         raise ValueError(f"{path}: split file not found") from None
-    return [line.split()[0] for line in lines if line.strip()]
+    return [
+        check_relative_path(line.split()[0], f"{path} line {number}", "image id")
+        for number, line in enumerate(lines, 1)
+        if line.strip()
+    ]
 
 
 class VOCDetection(Dataset):
@@ -65,6 +70,11 @@ class VOCDetection(Dataset):
     ``keep_difficult`` (as ssd.pytorch's VOC reader does). Each ``<object>`` has ``<name>``,
     ``<bndbox>`` (xmin, ymin, xmax, ymax in pixels) and optionally ``<landmarks>`` with
     ``x1, y1 ... x5, y5`` (absent landmarks read as -1).
+
+    Paths read from the annotations (``<filename>``, split file lines) must stay inside their
+    folder: they are read lexically, and an absolute path or a ``..`` that climbs out is refused
+    with an error naming the file (and line). Symlinks are not resolved: one inside the root was
+    put there by whoever laid it out, so ``JPEGImages`` may link to images on another disk.
 
     Images: JPEG through the fastest installed decoder (simplejpeg, else Pillow), other formats
     through Pillow, ``.npy`` (uint8 ``[3, H, W]``) as stored. Decoded images are uint8
