@@ -4,6 +4,7 @@ error naming the file, and nothing outside what fastloader wrote is ever deleted
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +162,56 @@ def test_item04_paths_inside_the_root_and_symlinks_in_it_are_followed(tmp_path):
     Image.fromarray(np.full((20, 24, 3), 3, np.uint8)).save(root / "JPEGImages" / "c.png")
     _voc_folder(root, {"a": "sub/../a.png", "b": "linked/b.png", "c": "linked/../c.png"})
     assert VOCDetection(root, "trainval")[2][0].unique().tolist() == [3]
+
+
+# --------------------------------------------------------------------------------------------
+# Item 20: sizes and coordinates that are not numbers of pixels are refused, naming file and field
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("width", "1e400", "whole number of pixels"),
+        ("width", "nan", "whole number of pixels"),
+        ("height", "-375", "whole number of pixels"),
+        ("height", "0", "whole number of pixels"),
+        ("width", "24.5", "whole number of pixels"),
+        ("width", "inf", "whole number of pixels"),
+        ("height", "4294967296", "whole number of pixels"),
+        ("xmin", "nan", "finite number"),
+        ("ymax", "inf", "finite number"),
+        ("xmax", "-1e400", "finite number"),
+        ("ymin", "1e39", "finite number"),  # beyond float32
+    ],
+)
+def test_item20_voc_sizes_and_boxes_must_be_finite_pixels(tmp_path, field, value, message):
+    root = _voc_folder(tmp_path / "voc", {"a": "a.jpg"})
+    xml = root / "Annotations" / "a.xml"
+    text = xml.read_text()
+    start, end = text.index(f"<{field}>") + len(field) + 2, text.index(f"</{field}>")
+    xml.write_text(text[:start] + value + text[end:])
+    parent = "size" if field in ("width", "height") else "bndbox"
+    expected = rf"a\.xml: <{parent}/{field}> is '{re.escape(value)}'; expected a {message}"
+    with pytest.raises(ValueError, match=expected):
+        VOCDetection(root, "trainval")
+    ds = VOCDetection(root, "trainval", classes=["dog"])
+    for read in (ds.labels, ds.aspect_ratios, ds.image_sizes, lambda: ds.annotation(0)):
+        with pytest.raises(ValueError, match=expected):
+            read()
+
+
+def test_item20_whole_sizes_written_as_floats_and_landmarks_read(tmp_path):
+    root = _voc_folder(tmp_path / "voc", {"a": "a.jpg"})
+    xml = root / "Annotations" / "a.xml"
+    marks = "".join(f"<x{k}>{k}.5</x{k}><y{k}>-1</y{k}>" for k in range(1, 6))
+    xml.write_text(
+        xml.read_text()
+        .replace("<width>24</width>", "<width>24.0</width>")
+        .replace("</bndbox>", f"</bndbox><landmarks>{marks}</landmarks>")
+    )
+    ds = VOCDetection(root, "trainval")
+    assert ds.image_sizes().tolist() == [[20, 24]]
+    assert ds.annotation(0)["landmarks"][0, :, 0].tolist() == [1.5, 2.5, 3.5, 4.5, 5.5]
+    xml.write_text(xml.read_text().replace("<x3>3.5</x3>", "<x3>nan</x3>"))
+    with pytest.raises(ValueError, match=r"a\.xml: <landmarks/x3> is 'nan'; expected a finite"):
+        VOCDetection(root, "trainval")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -70,6 +71,28 @@ def _number(text: str | None, tag: str, source: Path) -> float:
         raise ValueError(f"{source}: <{tag}> is {shown}") from None
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_MAX_SIDE = 1 << 31  # image sides are stored as int64, and no decoder goes near this
+
+
+def _coordinate(text: str | None, tag: str, source: Path) -> float:
+    """A box or landmark coordinate: a number that stays finite as float32."""
+    value = _number(text, tag, source)
+    if not (math.isfinite(value) and abs(value) <= _FLOAT32_MAX):
+        raise ValueError(f"{source}: <{tag}> is {text!r}; expected a finite number")
+    return value
+
+
+def _side(text: str | None, tag: str, source: Path) -> int:
+    """An image side in pixels: a whole number in [1, 2**31) (``500`` and ``500.0`` both)."""
+    value = _number(text, tag, source)
+    if not (math.isfinite(value) and value == math.floor(value) and 1 <= value < _MAX_SIDE):
+        raise ValueError(
+            f"{source}: <{tag}> is {text!r}; expected a whole number of pixels in [1, 2**31)"
+        )
+    return int(value)
+
+
 def _root(path: Path) -> Any:
     try:
         return ET.fromstring(path.read_bytes())
@@ -102,11 +125,11 @@ def _object(obj: Any, path: Path) -> tuple[str, bool, list[float], list[float] |
         raise ValueError(f"{path}: missing <object>/<name> element")
     if box is None:
         raise ValueError(f"{path}: object {name!r} has no <bndbox>")
-    coords = [_number(box.get(tag), f"bndbox/{tag}", path) for tag in _BOX_TAGS]
+    coords = [_coordinate(box.get(tag), f"bndbox/{tag}", path) for tag in _BOX_TAGS]
     points = None
     if marks is not None:
         tags = [f"{axis}{k + 1}" for k in range(NUM_LANDMARKS) for axis in "xy"]
-        points = [_number(marks.get(tag), f"landmarks/{tag}", path) for tag in tags]
+        points = [_coordinate(marks.get(tag), f"landmarks/{tag}", path) for tag in tags]
     return name, bool(difficult), coords, points
 
 
@@ -134,8 +157,8 @@ def _parse_raw(path: Path, keep_difficult: bool) -> _Raw:
             filename = check_relative_path(child.text.strip(), str(path), "<filename>")
     if size is None:
         raise ValueError(f"{path}: missing <size> element (VOC annotations give the image size)")
-    width = int(_number(size.get("width"), "size/width", path))
-    height = int(_number(size.get("height"), "size/height", path))
+    width = _side(size.get("width"), "size/width", path)
+    height = _side(size.get("height"), "size/height", path)
     kept = [obj for obj in objects if keep_difficult or not obj[1]]
     return _Raw(
         filename,

@@ -69,7 +69,9 @@ class VOCDetection(Dataset):
     and sizes are empty arrays). Objects marked ``<difficult>1</difficult>`` are dropped unless
     ``keep_difficult`` (as ssd.pytorch's VOC reader does). Each ``<object>`` has ``<name>``,
     ``<bndbox>`` (xmin, ymin, xmax, ymax in pixels) and optionally ``<landmarks>`` with
-    ``x1, y1 ... x5, y5`` (absent landmarks read as -1).
+    ``x1, y1 ... x5, y5`` (absent landmarks read as -1). ``<size>``'s width and height must be
+    whole numbers of pixels (at least 1) and every coordinate a finite number: anything else
+    (``nan``, ``1e400``, ``-5``) is a ValueError naming the file and the field.
 
     Paths read from the annotations (``<filename>``, split file lines) must stay inside their
     folder: they are read lexically, and an absolute path or a ``..`` that climbs out is refused
