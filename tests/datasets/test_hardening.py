@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +217,30 @@ def test_item20_whole_sizes_written_as_floats_and_landmarks_read(tmp_path):
     xml.write_text(xml.read_text().replace("<x3>3.5</x3>", "<x3>nan</x3>"))
     with pytest.raises(ValueError, match=r"a\.xml: <landmarks/x3> is 'nan'; expected a finite"):
         VOCDetection(root, "trainval")
+
+
+# --------------------------------------------------------------------------------------------
+# Item 25: SyntheticDetection without Pillow names the extra
+
+
+def test_item25_synthetic_without_pillow_names_the_extra(tmp_path):
+    cached = SyntheticDetection(tmp_path / "cached", 2, seed=0, **SMALL)
+    script = (
+        "import sys; sys.modules['PIL'] = None; sys.modules['simplejpeg'] = None\n"
+        "from fastloader import SyntheticDetection\n"
+        f"root = {str(tmp_path)!r}\n"
+        "try:\n"
+        "    SyntheticDetection(root + '/new', 2, min_size=12, max_size=24)\n"
+        "except ImportError as e:\n"
+        "    print('ImportError:', e)\n"
+        "ds = SyntheticDetection(root + '/cached', 2, min_size=12, max_size=24, "
+        "image_format='npy')\n"  # already written: the .npy copies need no Pillow
+        "print(ds.generated, tuple(ds[1][0].shape))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("ImportError: SyntheticDetection writes JPEG files with Pillow")
+    assert "pip install 'fastloader[datasets]'" in lines[0]
+    assert lines[1] == f"False {tuple(cached[1][0].shape)}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cached"]  # nothing half-written
