@@ -213,8 +213,9 @@ def test_unknown_class_names_the_file(tmp_path):
         VOCDetection(root, "trainval", classes=voc.VOC_CLASSES)[1]
     with pytest.raises(ValueError, match=r"000005\.xml: class 'unicorn' is not in classes"):
         VOCDetection(root, "trainval", classes=voc.VOC_CLASSES).labels()
-    # without classes, the names found are the classes
-    assert "unicorn" in VOCDetection(root, "trainval").classes
+    # without classes, the names found are the classes, with a warning: they are not VOC's
+    with pytest.warns(UserWarning, match="class indices are the 4 names found"):
+        assert "unicorn" in VOCDetection(root, "trainval").classes
 
 
 def test_empty_split_is_an_empty_dataset(tmp_path):

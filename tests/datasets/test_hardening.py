@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from fastloader import SyntheticDetection, VOCDetection
+from fastloader.datasets import voc
 
 SMALL = dict(min_size=12, max_size=24)
 
@@ -244,3 +245,53 @@ def test_item25_synthetic_without_pillow_names_the_extra(tmp_path):
     assert "pip install 'fastloader[datasets]'" in lines[0]
     assert lines[1] == f"False {tuple(cached[1][0].shape)}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cached"]  # nothing half-written
+
+
+# --------------------------------------------------------------------------------------------
+# Item 26: class indices do not depend on the split
+
+
+def _two_splits(root: Path, train: str, val: str) -> Path:
+    _voc_folder(root, {"t": "t.jpg", "v": "v.jpg"})
+    for stem, name in (("t", train), ("v", val)):
+        xml = root / "Annotations" / f"{stem}.xml"
+        xml.write_text(xml.read_text().replace("<name>dog</name>", f"<name>{name}</name>"))
+    (root / "ImageSets/Main/train.txt").write_text("t\n")
+    (root / "ImageSets/Main/val.txt").write_text("v\n")
+    return root
+
+
+def test_item26_class_indices_do_not_depend_on_the_split(tmp_path):
+    # the case: "train" holds only dog, "val" only kitten
+    root = _two_splits(tmp_path / "a", "dog", "kitten")
+    found = {}
+    for split in ("train", "val", None):
+        with pytest.warns(UserWarning, match=r"the 2 names found in .*Annotations, sorted \(dog, "):
+            found[split] = VOCDetection(root, split)
+    assert all(ds.classes == ["dog", "kitten"] for ds in found.values())
+    assert found["train"].labels()[0].tolist() == [0] and found["val"].labels()[0].tolist() == [1]
+    # VOC names everywhere: VOC's indices in every split, no warning
+    voc_root = _two_splits(tmp_path / "b", "dog", "cat")
+    for split in ("train", "val"):
+        assert VOCDetection(voc_root, split).classes == list(voc.VOC_CLASSES)
+    assert VOCDetection(voc_root, "train").labels()[0].tolist() == [voc.VOC_CLASSES.index("dog")]
+    # a name met only on a difficult object still counts, whatever keep_difficult says
+    xml = voc_root / "Annotations" / "v.xml"
+    xml.write_text(
+        xml.read_text().replace("<name>cat</name>", "<name>lynx</name><difficult>1</difficult>")
+    )
+    for keep in (False, True):
+        with pytest.warns(UserWarning, match="the 2 names found"):
+            assert VOCDetection(voc_root, "train", keep).classes == ["dog", "lynx"]
+    # classes.txt fixes them: no warning, and no other annotation is read
+    (voc_root / "classes.txt").write_text("lynx\ndog\n")
+    (voc_root / "Annotations" / "v.xml").write_text("<annotation>")
+    assert VOCDetection(voc_root, "train").labels()[0].tolist() == [1]
+
+
+def test_item26_unreadable_annotation_of_another_split_says_why_it_was_read(tmp_path):
+    root = _two_splits(tmp_path / "a", "dog", "cat")
+    (root / "Annotations" / "v.xml").write_text("<annotation>")
+    with pytest.raises(ValueError, match=r"v\.xml: cannot parse.*to fix the class indices of all"):
+        VOCDetection(root, "train")
+    assert VOCDetection(root, "train", classes=["dog"]).labels()[0].tolist() == [0]

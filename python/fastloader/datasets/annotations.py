@@ -142,6 +142,7 @@ class _Raw(NamedTuple):
     names: list[str]
     boxes: list[list[float]]
     landmarks: list[list[float] | None]
+    dropped: list[str]  # names of the objects dropped as difficult
 
 
 def _parse_raw(path: Path, keep_difficult: bool) -> _Raw:
@@ -167,7 +168,13 @@ def _parse_raw(path: Path, keep_difficult: bool) -> _Raw:
         [obj[0] for obj in kept],
         [obj[2] for obj in kept],
         [obj[3] for obj in kept],
+        [obj[0] for obj in objects if obj[1] and not keep_difficult],
     )
+
+
+def object_names(paths: Sequence[Path]) -> set[str]:
+    """Every object name in the files, difficult ones included (checked as samples would be)."""
+    return {name for path in paths for name in _parse_raw(path, True).names}
 
 
 def _landmark_array(rows: list[list[float] | None]) -> np.ndarray:
@@ -208,6 +215,10 @@ class AnnotationIndex:
         raws = [_parse_raw(path, keep_difficult) for path in paths]
         self.paths = list(paths)
         self.names = [raw.names for raw in raws]
+        #: every name in the files, objects dropped as difficult included
+        self.all_names = {n for raw in raws for n in raw.names} | {
+            n for raw in raws for n in raw.dropped
+        }
         counts = np.array([len(names) for names in self.names], dtype=np.int64)
         self.offsets = np.zeros(len(raws) + 1, dtype=np.int64)
         np.cumsum(counts, out=self.offsets[1:])

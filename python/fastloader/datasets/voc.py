@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -21,6 +22,7 @@ from .annotations import (
     class_histogram,
     class_indices,
     image_class_weights,
+    object_names,
     parse_annotation,
 )
 
@@ -99,8 +101,10 @@ class VOCDetection(Dataset):
         split: a split name (``"trainval"``, ``"test"``, ...) or None for every annotation.
         keep_difficult: keep objects marked difficult.
         classes: class names in index order; when None, ``root/classes.txt`` (one per line) if
-            present, else :data:`VOC_CLASSES` when every name is one of them, else every name
-            found, sorted.
+            present, else the names of every object (difficult ones included) in every
+            annotation of the folder, whichever the split, so that all splits of one folder get
+            the same indices: :data:`VOC_CLASSES` when every name is one of them, else the
+            names sorted, with a UserWarning (write ``classes.txt`` to fix the indices).
         sample_format: ``"tuple"`` or ``"dict"``.
         transform: called on each sample before it is returned.
         decoder: ``"auto"``, ``"simplejpeg"`` or ``"pillow"`` for JPEG files.
@@ -155,6 +159,7 @@ class VOCDetection(Dataset):
         self.image_suffix = image_suffix
         self.image_root = self.root / image_dir
         self._image_folder = str(self.image_root)
+        self._annotation_dir = self.root / annotation_dir
         self.annotation_files = self._annotation_files(annotation_dir, split, split_dir)
         self._index: AnnotationIndex | None = None
         self.classes = self._resolve_classes(classes)  # may read (and pack) every annotation
@@ -182,10 +187,9 @@ class VOCDetection(Dataset):
             listed = self.root / "classes.txt"
             if listed.is_file():
                 classes = [line.strip() for line in listed.read_text().splitlines() if line.strip()]
-            else:  # every annotation is read anyway: keep them packed
+            else:  # every annotation is read anyway: keep the split's packed
                 self._index = AnnotationIndex(self.annotation_files, self.keep_difficult, None)
-                names = {name for names in self._index.names for name in names}
-                classes = list(VOC_CLASSES) if names <= set(VOC_CLASSES) else sorted(names)
+                classes = self._classes_found(self._index.all_names)
                 self._index.set_classes({name: k for k, name in enumerate(classes)})
         if isinstance(classes, str) or not all(isinstance(name, str) for name in classes):
             raise TypeError("classes should be a sequence of class-name strings")
@@ -193,6 +197,33 @@ class VOCDetection(Dataset):
         if len(set(classes)) != len(classes):
             raise ValueError("classes should not contain duplicate names")
         return classes
+
+    def _classes_found(self, split_names: set[str]) -> list[str]:
+        """The classes of every annotation in the folder, whichever the split, so that one folder
+        gives every split the same indices."""
+        others = sorted(set(self._annotation_dir.glob("*.xml")) - set(self.annotation_files))
+        try:
+            names = split_names | object_names(others)
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc} (every annotation of {self._annotation_dir} is read to fix the class "
+                "indices of all splits; pass classes=[...] or write root/classes.txt to skip "
+                "this)"
+            ) from None
+        if names <= set(VOC_CLASSES):
+            return list(VOC_CLASSES)
+        found = sorted(names)
+        shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+        warnings.warn(
+            f"{self.root}: no classes.txt and not only VOC class names, so the class indices are "
+            f"the {len(found)} names found in {self._annotation_dir}, sorted ({shown}); they "
+            "change if annotations with new names are added. Write the names to "
+            f"{self.root / 'classes.txt'} (one per line, in index order) or pass classes=[...] "
+            "to fix them",
+            UserWarning,
+            stacklevel=4,
+        )
+        return found
 
     @property
     def num_classes(self) -> int:
