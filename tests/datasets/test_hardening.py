@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from fastloader import SyntheticDetection, VOCDetection
-from fastloader.datasets import voc
+from fastloader.datasets import synthetic, voc
+from fastloader.io import decode
 
 SMALL = dict(min_size=12, max_size=24)
 
@@ -295,3 +296,27 @@ def test_item26_unreadable_annotation_of_another_split_says_why_it_was_read(tmp_
     with pytest.raises(ValueError, match=r"v\.xml: cannot parse.*to fix the class indices of all"):
         VOCDetection(root, "train")
     assert VOCDetection(root, "train", classes=["dog"]).labels()[0].tolist() == [0]
+
+
+# --------------------------------------------------------------------------------------------
+# Item 23: SyntheticDetection checks its sizes before writing anything
+
+
+def test_item23_synthetic_sizes_are_bounded_before_writing(tmp_path, monkeypatch):
+    def started(*args, **kwargs):
+        raise AssertionError("started writing")
+
+    monkeypatch.setattr(synthetic, "_write_synthetic", started)
+    cases = [
+        (dict(num_images=2**40), r"num_images should be at most 10000000, but got num_images=1099511627776"),
+        (dict(num_classes=2**40), r"num_classes should be at most 100000"),
+        (dict(max_boxes=2**40), r"max_boxes should be at most 100000"),
+        (dict(max_size=2**20), r"max_size should be at most 9459"),
+        # within every bound but not within the disk: about 4 PB of 4096x4096 images
+        (dict(num_images=10**7, min_size=4096, max_size=4096), r"needs about .* GiB but"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            SyntheticDetection(tmp_path / "d", **{"num_images": 2, **kwargs})
+    assert list(tmp_path.iterdir()) == []
+    assert synthetic.MAX_SIDE**2 <= decode.DEFAULT_MAX_IMAGE_PIXELS < (synthetic.MAX_SIDE + 1) ** 2

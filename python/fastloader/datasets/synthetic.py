@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -19,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._util.checks import non_negative_int, positive_int, seed_or_none
+from ..io.decode import DEFAULT_MAX_IMAGE_PIXELS
 from .annotations import NUM_LANDMARKS
 from .voc import PathLike, VOCDetection
 
@@ -42,6 +44,13 @@ _GENERATOR_VERSION = 3
 _MARKER = "synthetic.json"
 _MANIFEST = "synthetic-files.txt"
 _GENERATORS = ("SyntheticDetection", "synthetic_widerface")
+#: Upper bounds checked before anything is written: ten million images is ten times ImageNet-1k,
+#: and a hundred thousand classes five times ImageNet-21k.
+MAX_IMAGES = 10_000_000
+MAX_CLASSES = 100_000
+MAX_BOXES = 100_000
+#: The longest side whose square images stay within the decoders' default pixel limit.
+MAX_SIDE = math.isqrt(DEFAULT_MAX_IMAGE_PIXELS)
 _PREDECODED = "Predecoded"
 
 # Face-like landmark layout inside a box (eyes, nose, mouth corners), jittered per object.
@@ -346,12 +355,43 @@ def _remove_written(folder: Path) -> None:
         )
 
 
+def _bounded(value: Any, name: str, limit: int) -> int:
+    value = positive_int(value, name)
+    if value > limit:
+        raise ValueError(f"{name} should be at most {limit}, but got {name}={value}")
+    return value
+
+
+def _expected_bytes(num_images: int, height: float, width: float, boxes: float) -> int:
+    """About what writing the images takes on disk: the .npy copy (3 bytes a pixel), a JPEG of at
+    most half that, and an XML of about 700 bytes an object; the estimate is meant to catch
+    requests off by orders of magnitude, not to be exact."""
+    return int(num_images * (4.5 * height * width + 700 * boxes + 400))
+
+
+def _check_free_space(folder: Path, needed: int) -> None:
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        free = shutil.disk_usage(existing).free
+    except OSError:  # not measurable here: writing reports a full disk itself
+        return
+    if needed > free:
+        raise ValueError(
+            f"writing this dataset to {folder} needs about {needed / 2**30:.1f} GiB but "
+            f"{free / 2**30:.1f} GiB are free there; lower num_images or the image size, or "
+            "pass another root. Nothing was written"
+        )
+
+
 def _ensure_generated(
     folder: Path,
     generator: str,
     params: dict[str, Any],
     write: Callable[[Path, dict[str, Any], bool], list[str]],
     progress: bool,
+    needed_bytes: int = 0,
 ) -> bool:
     """Makes ``folder`` hold ``write``'s output for ``params``; True when it had to be written.
 
@@ -363,6 +403,7 @@ def _ensure_generated(
         return False
     _refuse_unless_replaceable(folder, generator)
     _need_pillow(generator)
+    _check_free_space(folder, needed_bytes)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging = folder.parent / f".{folder.name}.tmp-{tag}"
@@ -431,14 +472,19 @@ class SyntheticDetection(VOCDetection):
             wrote with other parameters is replaced, its files removed one by one from the list
             it keeps (``synthetic-files.txt``), and only when it holds nothing else; any other
             non-empty folder is refused and left untouched.
-        num_images: how many images.
-        num_classes: number of classes (``class_00``, ``class_01``, ...).
+        num_images: how many images, at most :data:`MAX_IMAGES`. Before writing, the space it
+            takes is estimated and compared with the free space at ``root``: a request that
+            cannot fit is refused at once, with nothing written.
+        num_classes: number of classes (``class_00``, ``class_01``, ...), at most
+            :data:`MAX_CLASSES`.
         min_size, max_size: with ``shapes="uniform"``, the inclusive range of heights and widths
-            (each drawn on its own; equal for same-size images).
+            (each drawn on its own; equal for same-size images), at most :data:`MAX_SIDE`
+            (9459: larger square images are above the decoders' default pixel limit).
         shapes: ``"uniform"`` or ``"voc"``: the longer side is ``max_size`` (as detection
             resizing leaves it) and the aspect ratio follows :data:`VOC_SHAPES`, about VOC 2007's
             mix of 4:3 and 3:2 landscapes and their portrait forms.
-        max_boxes: boxes per image are drawn uniformly from ``[0, max_boxes]``.
+        max_boxes: boxes per image are drawn uniformly from ``[0, max_boxes]`` (at most
+            :data:`MAX_BOXES`).
         image_format: ``"jpeg"`` or ``"npy"``: which copy samples are read from.
         jpeg_quality: the JPEG quality (1-95).
         seed: fixes the content.
@@ -472,12 +518,15 @@ class SyntheticDetection(VOCDetection):
             )
         if shapes not in _SHAPES:
             raise ValueError(f"shapes should be one of {_SHAPES}, but got shapes={shapes!r}")
-        min_size = positive_int(min_size, "min_size")
-        max_size = positive_int(max_size, "max_size")
+        min_size = _bounded(min_size, "min_size", MAX_SIDE)
+        max_size = _bounded(max_size, "max_size", MAX_SIDE)
         if max_size < min_size:
             raise ValueError(
                 f"max_size should be >= min_size, but got min_size={min_size}, max_size={max_size}"
             )
+        max_boxes = non_negative_int(max_boxes, "max_boxes")
+        if max_boxes > MAX_BOXES:
+            raise ValueError(f"max_boxes should be at most {MAX_BOXES}, but got max_boxes={max_boxes}")
         quality = positive_int(jpeg_quality, "jpeg_quality")
         if quality > 95:
             raise ValueError(f"jpeg_quality should be in [1, 95], but got jpeg_quality={quality}")
@@ -485,19 +534,21 @@ class SyntheticDetection(VOCDetection):
             raise TypeError("seed should be an int: the dataset is a cache keyed by it")
         self.params = {
             "version": _GENERATOR_VERSION,
-            "num_images": positive_int(num_images, "num_images"),
-            "num_classes": positive_int(num_classes, "num_classes"),
+            "num_images": _bounded(num_images, "num_images", MAX_IMAGES),
+            "num_classes": _bounded(num_classes, "num_classes", MAX_CLASSES),
             "min_size": min_size,
             "max_size": max_size,
             "shapes": shapes,
-            "max_boxes": non_negative_int(max_boxes, "max_boxes"),
+            "max_boxes": max_boxes,
             "jpeg_quality": quality,
             "seed": seed_or_none(seed),
         }
         self.image_format = image_format
         folder = Path(root) if root is not None else default_cache_root(self.params)
+        side = (min_size + max_size) / 2 if shapes == "uniform" else max_size * 0.87
+        needed = _expected_bytes(num_images, side, side, max_boxes / 2)
         self.generated = _ensure_generated(
-            folder, "SyntheticDetection", self.params, _write_synthetic, progress
+            folder, "SyntheticDetection", self.params, _write_synthetic, progress, needed
         )
         npy = image_format == "npy"
         super().__init__(
