@@ -308,7 +308,10 @@ def test_item23_synthetic_sizes_are_bounded_before_writing(tmp_path, monkeypatch
 
     monkeypatch.setattr(synthetic, "_write_synthetic", started)
     cases = [
-        (dict(num_images=2**40), r"num_images should be at most 10000000, but got num_images=1099511627776"),
+        (
+            dict(num_images=2**40),
+            r"num_images should be at most 10000000, but got num_images=1099511627776",
+        ),
         (dict(num_classes=2**40), r"num_classes should be at most 100000"),
         (dict(max_boxes=2**40), r"max_boxes should be at most 100000"),
         (dict(max_size=2**20), r"max_size should be at most 9459"),

@@ -264,7 +264,23 @@ def class_histogram(
     indices: Sequence[int] | np.ndarray | torch.Tensor | None = None,
 ) -> np.ndarray:
     """How many of the images ``indices`` (all images when None; repeats count) contain each
-    class: an int64 array ``[num_classes]``."""
+    class: an int64 array ``[num_classes]``.
+
+    Args:
+        labels: each image's class indices (int arrays, one per image, possibly empty), as
+            ``VOCDetection.labels()`` gives them.
+        num_classes: the length of the histogram.
+        indices: the images counted (a sampler's epoch, say); None for every image once.
+
+    Example:
+        >>> import numpy as np
+        >>> from fastloader.datasets import class_histogram
+        >>> labels = [np.array([0, 0]), np.array([0, 1]), np.array([], np.int64)]
+        >>> class_histogram(labels, 3).tolist()  # an image counts once per class it holds
+        [2, 1, 0]
+        >>> class_histogram(labels, 3, indices=[1, 1, 2]).tolist()
+        [2, 2, 0]
+    """
     num_classes = non_negative_int(num_classes, "num_classes")
     image_of = np.repeat(np.arange(len(labels)), [len(x) for x in labels])
     flat: np.ndarray | list[int] = (
@@ -288,6 +304,17 @@ def image_class_weights(labels: Sequence[np.ndarray], num_classes: int) -> np.nd
     it contains; images without objects form one more group weighted the same way. Each class
     (and the empty group) is then drawn about equally often by a weighted sampler, up to images
     holding several classes. Returns float64 ``[len(labels)]``, not normalised (samplers do that).
+
+    Args:
+        labels: each image's class indices (int arrays, one per image, possibly empty).
+        num_classes: how many classes there are.
+
+    Example:
+        >>> import numpy as np
+        >>> from fastloader.datasets import image_class_weights
+        >>> labels = [np.array([0]), np.array([0]), np.array([0, 1]), np.array([], np.int64)]
+        >>> image_class_weights(labels, 2).round(3).tolist()  # class 0 is in 3 images, 1 in one
+        [0.333, 0.333, 1.0, 1.0]
     """
     images_per_class = class_histogram(labels, num_classes)
     sizes = np.array([len(x) for x in labels], dtype=np.int64)

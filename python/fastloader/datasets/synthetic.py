@@ -88,7 +88,19 @@ def _voc_mix() -> tuple[np.ndarray, np.ndarray]:
 def voc_shape_sizes(count: int, longer: int, seed: int = 0) -> np.ndarray:
     """[count, 2] int64 (height, width) drawn from :data:`VOC_SHAPES` with the longer side
     ``longer``: the sizes ``SyntheticDetection(shapes="voc")`` gives its images, without writing
-    any (for padding and grouping measurements)."""
+    any (for padding and grouping measurements).
+
+    Args:
+        count: how many sizes.
+        longer: the longer side of every size.
+        seed: fixes the draw.
+
+    Example:
+        >>> from fastloader.datasets.synthetic import voc_shape_sizes
+        >>> sizes = voc_shape_sizes(1000, 500, seed=0)
+        >>> sizes.shape, int(sizes.max(axis=1).min())
+        ((1000, 2), 500)
+    """
     ratios, shares = _voc_mix()
     picks = np.random.default_rng(seed).choice(len(ratios), count, p=shares)
     return _voc_sides(ratios[picks], longer)
@@ -490,6 +502,18 @@ class SyntheticDetection(VOCDetection):
         seed: fixes the content.
         sample_format, transform, decoder, read_into_batch: as for :class:`VOCDetection`.
         progress: show a tqdm bar while writing (when tqdm is installed).
+
+    Example:
+        >>> import tempfile
+        >>> from fastloader import SyntheticDetection
+        >>> with tempfile.TemporaryDirectory() as root:
+        ...     ds = SyntheticDetection(root, 8, num_classes=3, max_size=32, seed=0)
+        ...     again = SyntheticDetection(root, 8, num_classes=3, max_size=32, seed=0)
+        ...     image, target = ds[0]
+        >>> ds.generated, again.generated, len(ds), ds.classes
+        (True, False, 8, ['class_00', 'class_01', 'class_02'])
+        >>> image.dtype, image.shape[0], target.shape[1]
+        (torch.uint8, 3, 15)
     """
 
     def __init__(
@@ -526,7 +550,9 @@ class SyntheticDetection(VOCDetection):
             )
         max_boxes = non_negative_int(max_boxes, "max_boxes")
         if max_boxes > MAX_BOXES:
-            raise ValueError(f"max_boxes should be at most {MAX_BOXES}, but got max_boxes={max_boxes}")
+            raise ValueError(
+                f"max_boxes should be at most {MAX_BOXES}, but got max_boxes={max_boxes}"
+            )
         quality = positive_int(jpeg_quality, "jpeg_quality")
         if quality > 95:
             raise ValueError(f"jpeg_quality should be in [1, 95], but got jpeg_quality={quality}")

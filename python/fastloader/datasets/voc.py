@@ -119,7 +119,20 @@ class VOCDetection(Dataset):
             ``"tuple"`` samples without a transform; anything else is fetched as usual.
         max_image_pixels: images whose header says more pixels (height x width) are refused
             before decoding (a decompression bomb guard); None for Pillow's
-            ``PIL.Image.MAX_IMAGE_PIXELS`` (see :func:`fastloader.decode.read_image`).
+            ``PIL.Image.MAX_IMAGE_PIXELS`` (see :func:`fastloader.io.decode.read_image`).
+
+    Example:
+        >>> import tempfile
+        >>> from fastloader import SyntheticDetection, VOCDetection
+        >>> with tempfile.TemporaryDirectory() as root:
+        ...     _ = SyntheticDetection(root, 4, max_size=32, seed=0)  # a VOC2007-layout folder
+        ...     ds = VOCDetection(root, "trainval", sample_format="dict")
+        ...     sample = ds[0]
+        ...     weights = ds.image_class_weights()  # from the XML alone
+        >>> len(ds), ds.num_classes, sorted(sample)
+        (4, 20, ['boxes', 'image', 'labels', 'landmarks'])
+        >>> sample["image"].dtype, sample["landmarks"].shape[1:], weights.shape
+        (torch.uint8, torch.Size([5, 2]), (4,))
     """
 
     def __init__(

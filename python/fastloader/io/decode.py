@@ -278,13 +278,16 @@ def image_size(path: PathLike) -> tuple[int, int]:
     frame header), PNG (IHDR), ``.npy`` (uint8 ``[3, H, W]``), other formats through Pillow's
     lazy open.
 
+    Args:
+        path: the image file.
+
     Raises:
         ValueError: the file is missing or its header cannot be read; the message names it.
 
     Example:
         >>> import tempfile, numpy as np
         >>> from PIL import Image
-        >>> from fastloader.decode import image_size
+        >>> from fastloader.io.decode import image_size
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(f"{folder}/a.jpg")
         ...     size = image_size(f"{folder}/a.jpg")
@@ -361,7 +364,7 @@ def read_image(
     Example:
         >>> import tempfile, numpy as np
         >>> from PIL import Image
-        >>> from fastloader.decode import read_image
+        >>> from fastloader.io.decode import read_image
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(f"{folder}/a.png")
         ...     image = read_image(f"{folder}/a.png")
