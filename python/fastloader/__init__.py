@@ -16,7 +16,7 @@ from .collate import (
     set_buffer_pool_limit,
 )
 from .collate.ring import SharedRing
-from .datasets import SyntheticDetection, VOCDetection
+from .datasets import SyntheticDetection, VOCDetection, WIDERFace
 from .sampling.class_weights import (
     class_balanced_weights,
     class_image_counts,
@@ -58,6 +58,7 @@ __all__ = [
     "SharedRing",
     "SyntheticDetection",
     "VOCDetection",
+    "WIDERFace",
     "tune_num_workers",
     "TuneReport",
     "WorkerMeasurement",

@@ -8,12 +8,14 @@ import inspect
 
 import pytest
 
-from fastloader.datasets import annotations, synthetic, voc
+from fastloader.datasets import annotations, synthetic, voc, widerface
 from fastloader.io import decode
 
 DOCUMENTED = [
     voc.VOCDetection,
     synthetic.SyntheticDetection,
+    synthetic.synthetic_widerface,
+    widerface.WIDERFace,
     synthetic.voc_shape_sizes,
     annotations.class_histogram,
     annotations.image_class_weights,
@@ -29,7 +31,9 @@ def test_item28_dataset_docstrings_have_args_and_an_example(item):
     assert "Example:" in doc and ">>>" in doc.split("Example:", 1)[1], item
 
 
-@pytest.mark.parametrize("module", [voc, synthetic, annotations, decode], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [voc, synthetic, widerface, annotations, decode], ids=lambda m: m.__name__
+)
 def test_item28_dataset_examples_run_as_doctests(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.attempted > 0 and result.failed == 0, result

@@ -1,21 +1,26 @@
-"""Detection datasets: Pascal VOC folders (`voc`), the synthetic VOC-layout set (`synthetic`) and
+"""Detection datasets: Pascal VOC folders (`voc`), WIDER FACE in Pytorch_Retinaface's layout
+(`widerface`), the synthetic VOC- and WIDER-layout sets (`synthetic`) and
 the annotation parsing and label statistics they share (`annotations`). Imports `_util` and `io`
 (decoding, images left in their files); never `sampling`, `collate` or `bench`."""
 
 from ..io.decode import available_decoders, default_jpeg_decoder, read_image
 from .annotations import NUM_LANDMARKS, class_histogram, image_class_weights
-from .synthetic import VOC_SHAPES, SyntheticDetection
+from .synthetic import VOC_SHAPES, SyntheticDetection, synthetic_widerface
 from .voc import TARGET_COLUMNS, VOC_CLASSES, VOCDetection
+from .widerface import WIDERFACE_TARGET_COLUMNS, WIDERFace
 
 __all__ = [
     "VOCDetection",
     "SyntheticDetection",
+    "WIDERFace",
+    "synthetic_widerface",
     "image_class_weights",
     "class_histogram",
     "read_image",
     "available_decoders",
     "default_jpeg_decoder",
     "TARGET_COLUMNS",
+    "WIDERFACE_TARGET_COLUMNS",
     "NUM_LANDMARKS",
     "VOC_CLASSES",
     "VOC_SHAPES",

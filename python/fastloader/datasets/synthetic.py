@@ -24,7 +24,13 @@ from ..io.decode import DEFAULT_MAX_IMAGE_PIXELS
 from .annotations import NUM_LANDMARKS
 from .voc import PathLike, VOCDetection
 
-__all__ = ["SyntheticDetection", "VOC_SHAPES", "default_cache_root", "voc_shape_sizes"]
+__all__ = [
+    "SyntheticDetection",
+    "VOC_SHAPES",
+    "default_cache_root",
+    "synthetic_widerface",
+    "voc_shape_sizes",
+]
 
 _IMAGE_FORMATS = ("jpeg", "npy")
 _SHAPES = ("uniform", "voc")
@@ -107,6 +113,10 @@ def voc_shape_sizes(count: int, longer: int, seed: int = 0) -> np.ndarray:
 
 
 def _image_size(rng: np.random.Generator, params: dict[str, Any]) -> tuple[int, int]:
+    if params["shapes"] == "widerface":  # WIDER FACE's images are all 1024 wide, heights vary
+        ratios, shares = _voc_mix()
+        ratio = float(ratios[int(rng.choice(len(ratios), p=shares))])
+        return max(1, round(params["max_size"] / ratio)), params["max_size"]
     if params["shapes"] == "voc":  # the longer side fixed, as detection resizing leaves it
         ratios, shares = _voc_mix()
         pick = int(rng.choice(len(ratios), p=shares))
@@ -588,3 +598,156 @@ class SyntheticDetection(VOCDetection):
             image_suffix=".npy" if npy else None,
             read_into_batch=read_into_batch,
         )
+
+
+# --------------------------------------------------------------------------------------------
+# A WIDER FACE folder in Pytorch_Retinaface's layout, from the same images
+
+
+def _widerface_image_params(params: dict[str, Any]) -> dict[str, Any]:
+    """What ``_synthesize`` needs to draw this folder's images: one class, fixed width."""
+    width = params["width"]
+    return {
+        "shapes": "widerface",
+        "min_size": width,
+        "max_size": width,
+        "num_classes": 1,
+        "max_boxes": params["max_faces"],
+    }
+
+
+def _jpeg_only(image: np.ndarray, quality: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0))).save(
+        buffer, "JPEG", quality=quality
+    )
+    return buffer.getvalue()
+
+
+def _face_line(box: np.ndarray, points: np.ndarray, confidence: float | None) -> str:
+    """One label.txt face: x y w h, x y 0.0 per landmark and a confidence; -1 x 16 without."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    fields = [x1, y1, x2 - x1, y2 - y1]
+    if confidence is None:
+        fields += [-1.0] * (3 * NUM_LANDMARKS + 1)
+    else:
+        for x, y in points:
+            fields += [float(x), float(y), 0.0]
+        fields.append(confidence)
+    return " ".join(repr(value) for value in fields)
+
+
+def _write_widerface(folder: Path, params: dict[str, Any], progress: bool) -> list[str]:
+    split = params["split"]
+    image_params = _widerface_image_params(params)
+    lines, written = [], []
+    for index in _progress(range(params["num_images"]), progress):
+        image, _, boxes, landmarks = _synthesize(params["seed"], index, image_params)
+        relative = f"{index % 4}--Synthetic/{index:06d}.jpg"  # WIDER's event folders
+        target = folder / split / "images" / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if params["predecoded"]:
+            data, pixels = _jpeg_bytes(image, params["jpeg_quality"])
+            npy = folder / split / "predecoded" / (relative[:-4] + ".npy")
+            npy.parent.mkdir(parents=True, exist_ok=True)
+            np.save(npy, pixels)
+            written.append(f"{split}/predecoded/{relative[:-4]}.npy")
+        else:
+            data = _jpeg_only(image, params["jpeg_quality"])
+        target.write_bytes(data)
+        written.append(f"{split}/images/{relative}")
+        # about a third of the faces without landmarks, as small faces are in WIDER FACE
+        draws = np.random.default_rng([params["seed"], index, 2]).random((len(boxes), 2))
+        lines.append(f"# {relative}")
+        for box, points, (absent, confidence) in zip(boxes, landmarks, draws, strict=True):
+            shown = None if absent < 1 / 3 else round(0.3 + 0.7 * float(confidence), 2)
+            lines.append(_face_line(box, points, shown))
+    (folder / split / "label.txt").write_text("".join(line + "\n" for line in lines))
+    return written + [f"{split}/label.txt"]
+
+
+def synthetic_widerface(
+    root: PathLike | None = None,
+    num_images: int = 64,
+    *,
+    seed: int = 0,
+    split: str = "train",
+    width: int = 1024,
+    max_faces: int = 20,
+    jpeg_quality: int = 90,
+    predecoded: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Writes a WIDER FACE folder in Pytorch_Retinaface's layout for tests and benchmarks, and
+    returns it: ``root/<split>/label.txt`` and ``root/<split>/images/<event>/<id>.jpg``.
+
+    The images are :class:`SyntheticDetection`'s (a smooth background, noise, flat rectangles
+    for the faces), ``width`` wide with heights from :data:`VOC_SHAPES`' aspect ratios (WIDER
+    FACE's images are 1024 wide). Each has 0 to ``max_faces`` faces with five landmarks inside
+    the box; about a third of the faces have none (all -1, as WIDER FACE's small faces), the
+    rest a confidence in [0.3, 1]. Coordinates are multiples of 1/4 pixel, so they read back
+    exactly. Everything is a pure function of ``seed`` and the parameters.
+
+    The folder is a cache, kept as :class:`SyntheticDetection` keeps its own: reused when it
+    holds this exact output; a folder this function wrote with other parameters is replaced
+    (only the files it wrote, listed in ``synthetic-files.txt``, and only when it holds nothing
+    else); any other non-empty folder is refused and left untouched.
+
+    Args:
+        root: where to write; None for a cache folder under the system temp directory.
+        num_images: how many images (at most :data:`MAX_IMAGES`).
+        seed: fixes the content.
+        split: the split folder's name.
+        width: every image's width in pixels (16 to :data:`MAX_SIDE`).
+        max_faces: faces per image are drawn uniformly from ``[0, max_faces]``.
+        jpeg_quality: the JPEG quality (1-95).
+        predecoded: also write each image's decoded pixels to
+            ``root/<split>/predecoded/<event>/<id>.npy`` (read them with
+            ``WIDERFace(root, split, image_dir="predecoded", image_suffix=".npy")``).
+        progress: show a tqdm bar while writing (when tqdm is installed).
+
+    Example:
+        >>> import tempfile
+        >>> from fastloader.datasets import synthetic_widerface
+        >>> with tempfile.TemporaryDirectory() as root:
+        ...     folder = synthetic_widerface(root, 3, seed=0, width=128)
+        ...     first = (folder / "train" / "label.txt").read_text().splitlines()[0]
+        >>> first
+        '# 0--Synthetic/000000.jpg'
+    """
+    if not isinstance(split, str) or not split or os.path.basename(split) != split:
+        raise ValueError(f"split should be a split folder name, but got split={split!r}")
+    if split in (os.curdir, os.pardir):
+        raise ValueError(f"split should be a split folder name, but got split={split!r}")
+    num_images = _bounded(num_images, "num_images", MAX_IMAGES)
+    width = _bounded(width, "width", MAX_SIDE)
+    if width < 16:
+        raise ValueError(f"width should be at least 16, but got width={width}")
+    max_faces = non_negative_int(max_faces, "max_faces")
+    if max_faces > MAX_BOXES:
+        raise ValueError(f"max_faces should be at most {MAX_BOXES}, but got max_faces={max_faces}")
+    quality = positive_int(jpeg_quality, "jpeg_quality")
+    if quality > 95:
+        raise ValueError(f"jpeg_quality should be in [1, 95], but got jpeg_quality={quality}")
+    if seed is None:
+        raise TypeError("seed should be an int: the folder is a cache keyed by it")
+    if not isinstance(predecoded, bool):
+        raise ValueError(f"predecoded should be a boolean value, but got predecoded={predecoded!r}")
+    params = {
+        "version": _GENERATOR_VERSION,
+        "layout": "widerface",
+        "num_images": num_images,
+        "split": split,
+        "width": width,
+        "max_faces": max_faces,
+        "jpeg_quality": quality,
+        "predecoded": predecoded,
+        "seed": seed_or_none(seed),
+    }
+    folder = Path(root) if root is not None else default_cache_root(params)
+    per_pixel = 4.5 if predecoded else 1.5
+    needed = int(num_images * (per_pixel * width * width * 0.8 + 120 * max_faces + 40))
+    _ensure_generated(folder, "synthetic_widerface", params, _write_widerface, progress, needed)
+    return folder

@@ -1,0 +1,377 @@
+"""WIDERFace: faces with five landmarks from Pytorch_Retinaface's label.txt layout as a Dataset"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .._util.checks import boolean
+from ..io.decode import check_decoder, check_max_image_pixels, image_size, locate_npy, read_image
+from ..io.deferred import DeferredSamples, ImageFile
+from .annotations import NUM_LANDMARKS, check_relative_path, class_histogram, image_class_weights
+from .voc import PathLike
+
+__all__ = ["WIDERFace", "WIDERFACE_TARGET_COLUMNS"]
+
+#: Column layout of WIDERFace's ``[N, 15]`` float32 tuple target: Pytorch_Retinaface's
+#: (box, the five landmarks' x and y, then the label: 1 with landmarks, -1 without).
+WIDERFACE_TARGET_COLUMNS: dict[str, int | slice] = {
+    "boxes": slice(0, 4),
+    "landmarks": slice(4, 4 + 2 * NUM_LANDMARKS),
+    "label": 4 + 2 * NUM_LANDMARKS,
+}
+_TARGET_WIDTH = 5 + 2 * NUM_LANDMARKS
+_SAMPLE_FORMATS = ("tuple", "dict")
+# A face line: x y w h, then per landmark x y and a flag, then a confidence (20 numbers); or the
+# box alone (4 numbers), as Retinaface's val/label.txt has it.
+_FACE_FIELDS = (4 + 3 * NUM_LANDMARKS + 1, 4)
+_LANDMARK_COLUMNS = [4 + 3 * k + axis for k in range(NUM_LANDMARKS) for axis in (0, 1)]
+
+
+class _Faces(NamedTuple):
+    """label.txt packed: image paths and their lines, faces as flat arrays split by offsets."""
+
+    paths: list[str]  # relative to the image folder, normalized
+    lines: list[int]  # the line of each image's '#' header in label.txt
+    offsets: np.ndarray  # int64 [images + 1]
+    boxes: np.ndarray  # float32 [faces, 4] x1 y1 x2 y2
+    landmarks: np.ndarray  # float32 [faces, 5, 2], -1 where absent
+    flags: np.ndarray  # int64 [faces]: 1 with landmarks, -1 without
+
+
+def _face(fields: list[str], where: str) -> list[float]:
+    if len(fields) not in _FACE_FIELDS:
+        raise ValueError(
+            f"{where}: a face line has {len(fields)} numbers; expected 20 (x y w h, then x y "
+            "flag for each of the 5 landmarks, then a confidence) or 4 (x y w h)"
+        )
+    try:
+        values = [float(field) for field in fields]
+    except ValueError:
+        bad = next(f for f in fields if not _is_number(f))
+        raise ValueError(f"{where}: {bad!r} is not a number") from None
+    if not all(math.isfinite(v) and abs(v) <= 3.0e38 for v in values):
+        raise ValueError(f"{where}: every number should be finite, but got {' '.join(fields)}")
+    if values[2] < 0 or values[3] < 0:
+        raise ValueError(f"{where}: the box's width and height should be >= 0, got {fields[2:4]}")
+    return values
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_labels(label_file: Path) -> _Faces:
+    """Reads Pytorch_Retinaface's label.txt; a malformed line is an error naming file and line."""
+    try:
+        text = label_file.read_text()
+    except FileNotFoundError:
+        raise ValueError(
+            f"{label_file}: label file not found (expected Pytorch_Retinaface's layout: "
+            "root/<split>/label.txt and root/<split>/images/)"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{label_file}: not a text file: {exc}") from None
+    paths: list[str] = []
+    lines: list[int] = []
+    counts: list[int] = []
+    rows: list[list[float]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        where = f"{label_file} line {number}"
+        if stripped.startswith("#"):
+            name = stripped[1:].strip()
+            if not name:
+                raise ValueError(f"{where}: '#' should be followed by an image path")
+            paths.append(check_relative_path(name, where, "image path"))
+            lines.append(number)
+            counts.append(0)
+            continue
+        if not paths:
+            raise ValueError(f"{where}: a face line before any '# <image path>' line")
+        rows.append(_face(stripped.split(), where))
+        counts[-1] += 1
+    offsets = np.zeros(len(paths) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    boxes = np.empty((len(rows), 4), dtype=np.float32)
+    landmarks = np.full((len(rows), NUM_LANDMARKS, 2), -1.0, dtype=np.float32)
+    flags = np.full(len(rows), -1, dtype=np.int64)
+    for row, values in enumerate(rows):
+        x, y, w, h = values[:4]
+        boxes[row] = (x, y, x + w, y + h)
+        if len(values) > 4:
+            landmarks[row] = np.reshape([values[c] for c in _LANDMARK_COLUMNS], (NUM_LANDMARKS, 2))
+            # Pytorch_Retinaface's rule: a face has landmarks when the first one's x is >= 0
+            flags[row] = 1 if values[4] >= 0 else -1
+    return _Faces(paths, lines, offsets, boxes, landmarks, flags)
+
+
+class WIDERFace(Dataset):
+    """Faces with five landmarks from a WIDER FACE folder as Pytorch_Retinaface lays it out.
+
+    Layout: ``root/<split>/label.txt`` and the images under ``root/<split>/images/``. label.txt
+    has a ``# <image path>`` line per image (relative to ``images/``) followed by one line per
+    face: ``x y w h`` then ``x y flag`` for each of the five landmarks (left eye, right eye,
+    nose, mouth left, mouth right) and a confidence, 20 numbers, with -1 for the landmarks of a
+    face that has none; a line of 4 numbers (the box alone, as in Retinaface's val split) is a
+    face without landmarks. An image may have no face. Image paths must stay inside the image
+    folder (no absolute path, no ``..`` climbing out; symlinks in it are followed). Every
+    malformed line is a ValueError naming the file and the line.
+
+    Samples, by ``sample_format``:
+
+    - ``"tuple"``: ``(image, target)``: image uint8 ``[3, H, W]`` (decoded as
+      :class:`~fastloader.VOCDetection` decodes), target float32 ``[N, 15]`` with
+      Pytorch_Retinaface's columns (:data:`WIDERFACE_TARGET_COLUMNS`): ``x1 y1 x2 y2``, the 10
+      landmark coordinates, then the label, 1 for a face with landmarks and -1 without (what
+      Retinaface's loss uses to skip the landmark term). Note the label is the last column
+      here, not column 4 as in VOCDetection's target.
+    - ``"dict"``: ``{"image", "boxes": float32 [N, 4], "labels": int64 [N] (1 or -1),
+      "landmarks": float32 [N, 5, 2]}``.
+
+    ``labels()``, ``class_histogram()`` and ``image_class_weights()`` see one class, ``"face"``
+    (index 0, so :meth:`labels` holds zeros): weights then balance images with faces against
+    images without. Everything but the pixels comes from label.txt, read once at construction;
+    :meth:`image_sizes` reads each image's header (no decoding) on its first call.
+
+    Args:
+        root: the folder holding ``<split>/label.txt``.
+        split: the split folder name (``"train"``, ``"val"``, ...).
+        transform: called as ``transform(image, target) -> (image, target)`` on each sample,
+            target being the ``[N, 15]`` tensor (tuple samples) or the dict without ``"image"``
+            (dict samples); stored as ``self.transform``.
+        sample_format: ``"tuple"`` or ``"dict"``.
+        decoder: ``"auto"``, ``"simplejpeg"`` or ``"pillow"`` for JPEG files.
+        image_dir: the image folder's name under ``root/<split>``.
+        image_suffix: read ``<image_dir>/<path without its extension><image_suffix>`` instead
+            (e.g. ``".npy"`` for pre-decoded copies).
+        read_into_batch: as for :class:`~fastloader.VOCDetection`: the batch fetch returns a
+            :class:`~fastloader.io.deferred.DeferredSamples` whose ``.npy`` images
+            :class:`~fastloader.DetectionCollate` reads straight into the batch (tuple samples
+            without a transform only).
+        max_image_pixels: images whose header says more pixels are refused before decoding;
+            None for Pillow's ``PIL.Image.MAX_IMAGE_PIXELS``.
+
+    Example:
+        >>> import tempfile
+        >>> from fastloader import WIDERFace
+        >>> from fastloader.datasets import synthetic_widerface
+        >>> with tempfile.TemporaryDirectory() as root:
+        ...     _ = synthetic_widerface(root, 4, seed=0, width=256)
+        ...     ds = WIDERFace(root, "train")
+        ...     image, target = ds[0]
+        ...     sizes = ds.image_sizes()  # from the JPEG headers
+        >>> len(ds), image.dtype, image.shape[2], target.shape[1], int(sizes[0, 1])
+        (4, torch.uint8, 256, 15, 256)
+        >>> set(target[:, 14].tolist()) <= {1.0, -1.0}
+        True
+    """
+
+    classes = ("face",)
+
+    def __init__(
+        self,
+        root: PathLike,
+        split: str = "train",
+        *,
+        transform: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+        sample_format: str = "tuple",
+        decoder: str = "auto",
+        image_dir: str = "images",
+        image_suffix: str | None = None,
+        read_into_batch: bool = False,
+        max_image_pixels: int | None = None,
+    ) -> None:
+        if not isinstance(split, str) or not split or os.path.basename(split) != split:
+            raise ValueError(f"split should be a split folder name, but got split={split!r}")
+        if split in (os.curdir, os.pardir):
+            raise ValueError(f"split should be a split folder name, but got split={split!r}")
+        if sample_format not in _SAMPLE_FORMATS:
+            raise ValueError(
+                f"sample_format should be one of {_SAMPLE_FORMATS}, "
+                f"but got sample_format={sample_format!r}"
+            )
+        if transform is not None and not callable(transform):
+            raise TypeError(
+                f"transform should be callable or None, but got {type(transform).__name__}"
+            )
+        if image_suffix is not None and (not isinstance(image_suffix, str) or "/" in image_suffix):
+            raise ValueError(f"image_suffix should be like '.npy', but got {image_suffix!r}")
+        self.root = Path(root)
+        self.split = split
+        self.transform = transform
+        self.sample_format = sample_format
+        self.decoder = check_decoder(decoder)
+        self.read_into_batch = boolean(read_into_batch, "read_into_batch")
+        self.max_image_pixels = check_max_image_pixels(max_image_pixels)
+        self.image_suffix = image_suffix
+        self.label_file = self.root / split / "label.txt"
+        self.image_root = self.root / split / image_dir
+        self._image_folder = str(self.image_root)
+        self._faces = _parse_labels(self.label_file)
+        self._sizes: np.ndarray | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self._faces.paths)
+
+    def _position(self, index: Any) -> int:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            if (
+                isinstance(index, torch.Tensor)
+                and index.numel() == 1
+                and not index.is_floating_point()
+            ):
+                index = int(index.item())
+            else:
+                raise TypeError(f"index should be an int, but got {type(index).__name__}")
+        size = len(self)
+        if not -size <= index < size:
+            raise IndexError(f"index {index} is out of range for a dataset of {size} images")
+        return int(index) % size
+
+    def _image_file(self, position: int) -> str:
+        name = self._faces.paths[position]
+        if self.image_suffix is not None:
+            name = os.path.splitext(name)[0] + self.image_suffix
+        return os.path.join(self._image_folder, name)
+
+    def image_path(self, index: int) -> Path:
+        """Where image ``index`` is read from."""
+        return Path(self._image_file(self._position(index)))
+
+    def _listed(self, position: int) -> str:
+        return f"listed at {self.label_file} line {self._faces.lines[position]}"
+
+    def _objects(self, position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        faces = slice(int(self._faces.offsets[position]), int(self._faces.offsets[position + 1]))
+        return self._faces.boxes[faces], self._faces.flags[faces], self._faces.landmarks[faces]
+
+    # ---- label statistics and sizes, from label.txt and the image headers -----------------
+    def labels(self) -> list[np.ndarray]:
+        """Each image's class indices (int64, one 0 per face: the one class is ``"face"``)."""
+        counts = np.diff(self._faces.offsets)
+        return [np.zeros(int(count), dtype=np.int64) for count in counts]
+
+    def class_histogram(
+        self, indices: Sequence[int] | np.ndarray | torch.Tensor | None = None
+    ) -> np.ndarray:
+        """Images with at least one face among ``indices`` (all images when None): ``[1]``."""
+        return class_histogram(self.labels(), self.num_classes, indices)
+
+    def image_class_weights(self) -> np.ndarray:
+        """Per-image sampler weights balancing images with faces against images without; see
+        :func:`fastloader.datasets.image_class_weights`."""
+        return image_class_weights(self.labels(), self.num_classes)
+
+    def image_sizes(self) -> np.ndarray:
+        """int64 ``[N, 2]``: each image's ``(height, width)`` from its file's header (no pixel
+        decoded); read on the first call and kept (also when pickled)."""
+        if self._sizes is None:
+            sizes = np.empty((len(self), 2), dtype=np.int64)
+            for position in range(len(self)):
+                try:
+                    sizes[position] = image_size(self._image_file(position))
+                except ValueError as exc:
+                    raise ValueError(f"{exc} ({self._listed(position)})") from None
+            self._sizes = sizes
+        return self._sizes.copy()
+
+    def aspect_ratios(self) -> np.ndarray:
+        """float64 ``[N]``: each image's width / height, from the headers."""
+        sizes = self.image_sizes()
+        return sizes[:, 1].astype(np.float64) / np.maximum(sizes[:, 0], 1)
+
+    def annotation(self, index: int) -> dict[str, Any]:
+        """One image's faces without loading it: ``path``, ``boxes``, ``labels`` (1 or -1),
+        ``landmarks``."""
+        position = self._position(index)
+        boxes, flags, landmarks = self._objects(position)
+        return {
+            "path": self._faces.paths[position],
+            "boxes": boxes.copy(),
+            "labels": flags.copy(),
+            "landmarks": landmarks.copy(),
+        }
+
+    # ---- samples ------------------------------------------------------------------------------
+    def _read(self, position: int) -> torch.Tensor:
+        try:
+            return read_image(
+                self._image_file(position), self.decoder, max_image_pixels=self.max_image_pixels
+            )
+        except ValueError as exc:
+            raise ValueError(f"{exc} ({self._listed(position)})") from None
+
+    def __getitem__(self, index: int) -> Any:
+        position = self._position(index)
+        image = self._read(position)
+        boxes, flags, landmarks = self._objects(position)
+        target: Any
+        if self.sample_format == "dict":
+            target = {
+                "boxes": torch.from_numpy(boxes.copy()),
+                "labels": torch.from_numpy(flags.copy()),
+                "landmarks": torch.from_numpy(landmarks.copy()),
+            }
+        else:
+            target = _target(boxes, flags, landmarks)
+        if self.transform is not None:
+            image, target = self.transform(image, target)
+        return {"image": image, **target} if self.sample_format == "dict" else (image, target)
+
+    def __getitems__(self, indices: Sequence[int]) -> Any:
+        """The samples at indices, as the DataLoader fetches a batch: a list, or with
+        ``read_into_batch`` (tuple samples, no transform) a DeferredSamples whose ``.npy``
+        images are not read yet."""
+        if not self.read_into_batch or self.transform is not None or self.sample_format != "tuple":
+            return [self[index] for index in indices]
+        return DeferredSamples([self._deferred_pair(index) for index in indices])
+
+    def _deferred_pair(self, index: int) -> tuple[ImageFile | torch.Tensor, torch.Tensor]:
+        position = self._position(index)
+        image_path = self._image_file(position)
+        image: ImageFile | torch.Tensor
+        if image_path.lower().endswith(".npy"):
+            try:
+                offset, shape = locate_npy(image_path, self.max_image_pixels)
+            except ValueError as exc:
+                raise ValueError(f"{exc} ({self._listed(position)})") from None
+            image = ImageFile(image_path, offset, shape)
+        else:
+            image = self._read(position)
+        return image, _target(*self._objects(position))
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
+            f"images={len(self)}, faces={len(self._faces.flags)}, "
+            f"sample_format={self.sample_format!r})"
+        )
+
+
+def _target(boxes: np.ndarray, flags: np.ndarray, landmarks: np.ndarray) -> torch.Tensor:
+    """The float32 [N, 15] Retinaface target row of each face (see WIDERFACE_TARGET_COLUMNS)."""
+    target = np.empty((len(flags), _TARGET_WIDTH), dtype=np.float32)
+    target[:, WIDERFACE_TARGET_COLUMNS["boxes"]] = boxes
+    target[:, WIDERFACE_TARGET_COLUMNS["landmarks"]] = landmarks.reshape(
+        len(flags), 2 * NUM_LANDMARKS
+    )
+    target[:, WIDERFACE_TARGET_COLUMNS["label"]] = flags
+    return torch.from_numpy(target)
