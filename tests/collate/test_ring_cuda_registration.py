@@ -117,8 +117,9 @@ def test_cuda_a_loader_after_a_freed_ring_loader_copies_correctly():
 
     def loader(collate):
         sampler = FastWeightedSampler(torch.ones(len(data)), len(data), seed=0)
-        return DataLoader(data, batch_size=8, sampler=sampler, collate_fn=collate,
-                          num_workers=4, pin_memory=True)
+        return DataLoader(
+            data, batch_size=8, sampler=sampler, collate_fn=collate, num_workers=4, pin_memory=True
+        )
 
     ring_loader = loader(DetectionCollate(shared_ring=True))
     assert _copy_every_batch(ring_loader) == 6

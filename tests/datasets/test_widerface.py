@@ -31,35 +31,21 @@ def _pillow_pixels(path: Path) -> torch.Tensor:
 
 
 def _retinaface_targets(label_file: Path) -> tuple[list[str], list[np.ndarray]]:
-    """label.txt read as Pytorch_Retinaface's WiderFaceDetection reads it (data/wider_face.py,
-    MIT licence): '# ' then a path; each face line's floats give x1 y1 x1+w y1+h, the landmark
-    x, y at 4,5 7,8 10,11 13,14 16,17, and label -1 when the first landmark's x is < 0, else 1."""
-    paths, words, labels = [], [], []
-    first = True
+    """An independent reading of label.txt by the rules Pytorch_Retinaface's WiderFaceDetection
+    (data/wider_face.py) applies: the path is what follows '# '; a face's float64 row is x, y,
+    x + w, y + h, the landmark x, y at fields 4,5 7,8 10,11 13,14 16,17, and the label -1 when
+    the first landmark's x is negative, else 1."""
+    paths: list[str] = []
+    faces: list[list[list[float]]] = []
     for line in label_file.read_text().splitlines():
-        line = line.rstrip()
-        if line.startswith("#"):
-            if first:
-                first = False
-            else:
-                words.append(labels.copy())
-                labels.clear()
+        if line.startswith("# "):
             paths.append(line[2:])
-        else:
-            labels.append([float(x) for x in line.split(" ")])
-    words.append(labels)
-    targets = []
-    for faces in words:
-        annotations = np.zeros((0, 15))
-        for label in faces:
-            row = np.zeros((1, 15))
-            row[0, 0:4] = label[0], label[1], label[0] + label[2], label[1] + label[3]
-            for k, column in enumerate((4, 7, 10, 13, 16)):
-                row[0, 4 + 2 * k : 6 + 2 * k] = label[column], label[column + 1]
-            row[0, 14] = -1 if row[0, 4] < 0 else 1
-            annotations = np.append(annotations, row, axis=0)
-        targets.append(annotations)
-    return paths, targets
+            faces.append([])
+            continue
+        v = [float(field) for field in line.split(" ")]
+        marks = [v[c] for start in (4, 7, 10, 13, 16) for c in (start, start + 1)]
+        faces[-1].append([v[0], v[1], v[0] + v[2], v[1] + v[3], *marks, -1 if v[4] < 0 else 1])
+    return paths, [np.array(rows, dtype=np.float64).reshape(-1, 15) for rows in faces]
 
 
 # --------------------------------------------------------------------------------------------
