@@ -50,8 +50,14 @@ def test_item01_synthetic_never_deletes_foreign_files(tmp_path):
     assert _tree_bytes(ours) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
 
-    # a symlink inside it (to a folder outside) is not ours either: refused, target untouched
+    # nor an empty folder of someone else's
     (ours / "JPEGImages" / "notes.txt").unlink()
+    (ours / "Annotations" / "drafts").mkdir()
+    with pytest.raises(ValueError, match=r"did not write \(Annotations/drafts/\)"):
+        SyntheticDetection(ours, 4, seed=0, **SMALL)
+    (ours / "Annotations" / "drafts").rmdir()
+
+    # a symlink inside it (to a folder outside) is not ours either: refused, target untouched
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep.txt").write_text("keep")

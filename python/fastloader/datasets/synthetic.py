@@ -313,14 +313,27 @@ def _listed_files(folder: Path) -> set[str] | None:
     return listed | {_MARKER, _MANIFEST}
 
 
-def _files_under(folder: Path) -> set[str]:
-    """Every non-directory entry under folder (symlinks not followed), relative, '/'-separated."""
+def _entries_under(folder: Path) -> set[str]:
+    """Every entry under folder (symlinks not followed), relative and '/'-separated, folders
+    with a trailing '/'."""
     found = set()
     for top, dirs, files in os.walk(folder):
         relative = Path(top).relative_to(folder)
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(top, d))]:
-            found.add((relative / name).as_posix())
+        for name in dirs:
+            link = os.path.islink(os.path.join(top, name))
+            found.add((relative / name).as_posix() + ("" if link else "/"))
+        found.update((relative / name).as_posix() for name in files)
     return found
+
+
+def _with_folders(listed: set[str]) -> set[str]:
+    """The listed files and the folders holding them (with a trailing '/')."""
+    folders = {
+        "/".join(name.split("/")[:k]) + "/"
+        for name in listed
+        for k in range(1, name.count("/") + 1)
+    }
+    return listed | folders
 
 
 def _refuse_unless_replaceable(folder: Path, generator: str) -> None:
@@ -349,7 +362,7 @@ def _refuse_unless_replaceable(folder: Path, generator: str) -> None:
             f"root {folder}: its file list {_MANIFEST} is missing or malformed, so what "
             f"{generator} wrote there is unknown; pass a new or empty folder. Nothing was changed"
         )
-    foreign = sorted(_files_under(folder) - listed)
+    foreign = sorted(_entries_under(folder) - _with_folders(listed))
     if foreign:
         more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
         shown = ", ".join(foreign[:3]) + more
