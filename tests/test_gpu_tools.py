@@ -45,9 +45,18 @@ def test_stress_failure_rules():
 def test_train_step_dry_run_prints_the_table(tmp_path):
     out = tmp_path / "table.md"
     done = subprocess.run(
-        [sys.executable, str(TOOLS / "gpu_train_step.py"), "--cpu-dry-run", "--workers", "0",
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(TOOLS / "gpu_train_step.py"),
+            "--cpu-dry-run",
+            "--workers",
+            "0",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]

@@ -35,8 +35,12 @@ from fastloader import DetectionCollate, FastWeightedSampler, fast_detection_col
 
 SIDE = 640
 # (batch size per dtype) for ~40 MB and ~160 MB batches of 3x640x640 images.
-BATCH = {("uint8", "small"): 32, ("uint8", "large"): 128, ("float32", "small"): 8,
-         ("float32", "large"): 32}
+BATCH = {
+    ("uint8", "small"): 32,
+    ("uint8", "large"): 128,
+    ("float32", "small"): 8,
+    ("float32", "large"): 32,
+}
 HELD = 3  # batches kept alive across steps (their ring slots stay claimed)
 LOADERS = ("stock", "fast", "ring")
 
@@ -82,8 +86,15 @@ def make_loader(kind: str, dataset: PatternDataset, batch: int, workers: int) ->
     else:
         sampler = FastWeightedSampler(weights, len(dataset), seed=0)
         collate = DetectionCollate(shared_ring=True) if kind == "ring" else fast_detection_collate
-    return DataLoader(dataset, batch_size=batch, sampler=sampler, collate_fn=collate,
-                      num_workers=workers, pin_memory=torch.cuda.is_available(), drop_last=True)
+    return DataLoader(
+        dataset,
+        batch_size=batch,
+        sampler=sampler,
+        collate_fn=collate,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=True,
+    )
 
 
 def check_batch(batch: Any, dtype: torch.dtype, device: Any) -> tuple[Any, int]:
@@ -116,8 +127,16 @@ def refusing_register(memory: np.ndarray) -> bool:
     return False
 
 
-def run_case(kind: str, workers: int, dtype: str, size: str, batches: int, device: str,
-             kill_worker: bool = False, refuse_pin: bool = False) -> dict[str, Any]:
+def run_case(
+    kind: str,
+    workers: int,
+    dtype: str,
+    size: str,
+    batches: int,
+    device: str,
+    kill_worker: bool = False,
+    refuse_pin: bool = False,
+) -> dict[str, Any]:
     batch = BATCH[(dtype, size)]
     dataset = PatternDataset(batch * (batches + 2), dtype)
     loader = make_loader(kind, dataset, batch, workers)
@@ -125,11 +144,26 @@ def run_case(kind: str, workers: int, dtype: str, size: str, batches: int, devic
         from fastloader.collate import ring as ring_module
 
         ring_module._register = refusing_register  # type: ignore[assignment]
-        loader = DataLoader(dataset, batch_size=batch, sampler=loader.sampler, drop_last=True,
-                            collate_fn=loader.collate_fn, num_workers=workers, pin_memory=False)
-    row: dict[str, Any] = {"loader": kind, "workers": workers, "dtype": dtype, "size": size,
-                           "mb": round(batch * 3 * SIDE * SIDE * dataset.dtype.itemsize / 1e6),
-                           "batches": 0, "bad_samples": 0, "error": "", "pinned": None}
+        loader = DataLoader(
+            dataset,
+            batch_size=batch,
+            sampler=loader.sampler,
+            drop_last=True,
+            collate_fn=loader.collate_fn,
+            num_workers=workers,
+            pin_memory=False,
+        )
+    row: dict[str, Any] = {
+        "loader": kind,
+        "workers": workers,
+        "dtype": dtype,
+        "size": size,
+        "mb": round(batch * 3 * SIDE * SIDE * dataset.dtype.itemsize / 1e6),
+        "batches": 0,
+        "bad_samples": 0,
+        "error": "",
+        "pinned": None,
+    }
     held: list[Any] = []
     started = time.perf_counter()
     iterator: Any = None
@@ -162,30 +196,77 @@ def child(args: argparse.Namespace) -> None:
     device = "cpu" if args.cpu_dry_run else "cuda"
     for kind in args.loaders:
         try:
-            row = run_case(kind, args.workers[0], args.dtypes[0], args.sizes[0], args.batches,
-                           device, kill_worker=args.kill_worker, refuse_pin=args.refuse_pin)
+            row = run_case(
+                kind,
+                args.workers[0],
+                args.dtypes[0],
+                args.sizes[0],
+                args.batches,
+                device,
+                kill_worker=args.kill_worker,
+                refuse_pin=args.refuse_pin,
+            )
         except Exception as error:  # e.g. a worker's death raised again from torch's SIGCHLD
-            row = {"loader": kind, "workers": args.workers[0], "dtype": args.dtypes[0],  # handler
-                   "size": args.sizes[0], "error": f"{type(error).__name__}: {error}"[:200]}
+            row = {
+                "loader": kind,
+                "workers": args.workers[0],
+                "dtype": args.dtypes[0],  # handler
+                "size": args.sizes[0],
+                "error": f"{type(error).__name__}: {error}"[:200],
+            }
         print("ROW " + json.dumps(row), flush=True)
 
 
-def spawn(kind: str, workers: int, dtype: str, size: str, args: argparse.Namespace,
-          extra: list[str], loaders: list[str] | None = None) -> list[dict[str, Any]]:
-    command = [sys.executable, __file__, "--child", "--workers", str(workers), "--dtypes", dtype,
-               "--sizes", size, "--batches", str(args.batches), "--loaders", *(loaders or [kind]),
-               *extra]
+def spawn(
+    kind: str,
+    workers: int,
+    dtype: str,
+    size: str,
+    args: argparse.Namespace,
+    extra: list[str],
+    loaders: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--workers",
+        str(workers),
+        "--dtypes",
+        dtype,
+        "--sizes",
+        size,
+        "--batches",
+        str(args.batches),
+        "--loaders",
+        *(loaders or [kind]),
+        *extra,
+    ]
     if args.cpu_dry_run:
         command.append("--cpu-dry-run")
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.case_timeout)
     except subprocess.TimeoutExpired:
-        return [{"loader": kind, "workers": workers, "dtype": dtype, "size": size,
-                 "error": f"TIMEOUT after {args.case_timeout} s (hang)"}]
+        return [
+            {
+                "loader": kind,
+                "workers": workers,
+                "dtype": dtype,
+                "size": size,
+                "error": f"TIMEOUT after {args.case_timeout} s (hang)",
+            }
+        ]
     rows = [json.loads(line[4:]) for line in done.stdout.splitlines() if line.startswith("ROW ")]
     if done.returncode != 0 or not rows:
-        rows.append({"loader": kind, "workers": workers, "dtype": dtype, "size": size,
-                     "error": f"child exit {done.returncode}: {done.stderr.strip()[-400:]}"})
+        rows.append(
+            {
+                "loader": kind,
+                "workers": workers,
+                "dtype": dtype,
+                "size": size,
+                "error": f"child exit {done.returncode}: {done.stderr.strip()[-400:]}",
+            }
+        )
     return rows
 
 
@@ -207,8 +288,11 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=12)
     parser.add_argument("--case-timeout", type=float, default=120.0)
     parser.add_argument("--quick", action="store_true", help="2 and 16 workers, large batches")
-    parser.add_argument("--sequence", action="store_true",
-                        help="also run the three loaders one after another in one process")
+    parser.add_argument(
+        "--sequence",
+        action="store_true",
+        help="also run the three loaders one after another in one process",
+    )
     parser.add_argument("--cpu-dry-run", action="store_true")
     parser.add_argument("--kill-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--refuse-pin", action="store_true", help=argparse.SUPPRESS)
@@ -219,7 +303,7 @@ def main() -> int:
         child(args)
         return 0
     if not args.cpu_dry_run and not torch.cuda.is_available():
-        print("gpu_stress: no CUDA device; nothing measured (use --cpu-dry-run to check the script)")
+        print("gpu_stress: no CUDA device; nothing measured (--cpu-dry-run checks the script)")
         return 0
     if args.quick:
         args.workers, args.sizes = [2, 16], ["large"]
@@ -243,8 +327,11 @@ def main() -> int:
         for row in spawn("ring", max(args.workers), "float32", "large", args, ["--refuse-pin"]):
             row["case"] = "pinning refused"
             ok = row.get("ring", {}).get("pin_refused", 0) > 0 and not failed(row)
-            rows.append((row, False) if ok else ({**row, "error": row.get("error") or
-                                                  "no refusal counted"}, False))
+            rows.append(
+                (row, False)
+                if ok
+                else ({**row, "error": row.get("error") or "no refusal counted"}, False)
+            )
             report(row, not ok)
     if args.sequence:
         for order in (list(LOADERS), list(reversed(LOADERS))):
@@ -263,11 +350,15 @@ def main() -> int:
 
 def report(row: dict[str, Any], is_failure: bool) -> None:
     case = row.get("case", "")
-    what = (f"{row['loader']:<16} workers={row['workers']:<3} {row['dtype']:<8} {row['size']:<6}"
-            f" {row.get('mb', '?')} MB {case}")
+    what = (
+        f"{row['loader']:<16} workers={row['workers']:<3} {row['dtype']:<8} {row['size']:<6}"
+        f" {row.get('mb', '?')} MB {case}"
+    )
     result = "FAIL" if is_failure else "ok"
-    detail = (f"batches={row.get('batches')} bad={row.get('bad_samples')} "
-              f"pinned={row.get('pinned')} {row.get('seconds', '')} s {row.get('error', '')}")
+    detail = (
+        f"batches={row.get('batches')} bad={row.get('bad_samples')} "
+        f"pinned={row.get('pinned')} {row.get('seconds', '')} s {row.get('error', '')}"
+    )
     if "ring" in row:
         detail += f" ring={row['ring']}"
     print(f"{result:<4} {what} | {detail}", flush=True)

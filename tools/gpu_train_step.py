@@ -46,10 +46,13 @@ def build_model(name: str, num_classes: int, side: int, device: str) -> torch.nn
         return TinyDetector().to(device)
     from torchvision.models import detection
 
-    make = {"retinanet": detection.retinanet_resnet50_fpn,
-            "fasterrcnn": detection.fasterrcnn_resnet50_fpn}[name]
-    model = make(weights=None, weights_backbone=None, num_classes=num_classes, min_size=side,
-                 max_size=side)
+    make = {
+        "retinanet": detection.retinanet_resnet50_fpn,
+        "fasterrcnn": detection.fasterrcnn_resnet50_fpn,
+    }[name]
+    model = make(
+        weights=None, weights_backbone=None, num_classes=num_classes, min_size=side, max_size=side
+    )
     return model.to(device).to(memory_format=torch.channels_last)
 
 
@@ -74,8 +77,9 @@ def to_targets(targets: list[torch.Tensor], device: str) -> list[dict[str, torch
     return out
 
 
-def train(loader: DataLoader, model: torch.nn.Module, steps: int, warmup: int, device: str,
-          amp: bool) -> tuple[float, float]:
+def train(
+    loader: DataLoader, model: torch.nn.Module, steps: int, warmup: int, device: str, amp: bool
+) -> tuple[float, float]:
     """(steps/s, share of time waiting for data) over `steps` steps after `warmup`."""
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     model.train()
@@ -136,30 +140,52 @@ def main() -> int:
         model_name = args.model
         torch.backends.cudnn.benchmark = True
     root = tempfile.mkdtemp(prefix="fastloader-gpu-step-")
-    data = SyntheticDetection(os.path.join(root, "voc"), args.images, min_size=args.side,
-                              max_size=args.side, max_boxes=20, seed=0)
+    data = SyntheticDetection(
+        os.path.join(root, "voc"),
+        args.images,
+        min_size=args.side,
+        max_size=args.side,
+        max_boxes=20,
+        seed=0,
+    )
     weights = data.image_class_weights()
     stock = StockVOC(data)
     ring = DetectionCollate(shared_ring=True)
 
     def loaders(workers: int) -> dict[str, DataLoader]:
-        common = {"num_workers": workers, "pin_memory": device == "cuda",
-                  "persistent_workers": workers > 0}
+        common = {
+            "num_workers": workers,
+            "pin_memory": device == "cuda",
+            "persistent_workers": workers > 0,
+        }
         return {
-            "stock": DataLoader(stock, batch_size=args.batch_size, collate_fn=detection_collate,
-                                sampler=WeightedRandomSampler(torch.from_numpy(weights),
-                                                              len(data)), **common),
-            "fastloader": DataLoader(data, collate_fn=ring, batch_sampler=FastWeightedBatchSampler(
-                weights, len(data), args.batch_size, seed=0), **common),
+            "stock": DataLoader(
+                stock,
+                batch_size=args.batch_size,
+                collate_fn=detection_collate,
+                sampler=WeightedRandomSampler(torch.from_numpy(weights), len(data)),
+                **common,
+            ),
+            "fastloader": DataLoader(
+                data,
+                collate_fn=ring,
+                batch_sampler=FastWeightedBatchSampler(weights, len(data), args.batch_size, seed=0),
+                **common,
+            ),
         }
 
     workers = args.workers
     if workers is None:
         cpus = os.cpu_count() or 1
         candidates = sorted({c for c in (2, 4, 8, 16, cpus) if c <= cpus})
-        report = tune_num_workers(data, args.batch_size, collate_fn=ring, candidates=candidates,
-                                  seconds=1.5, batch_sampler=FastWeightedBatchSampler(
-                                      weights, len(data), args.batch_size, seed=0))
+        report = tune_num_workers(
+            data,
+            args.batch_size,
+            collate_fn=ring,
+            candidates=candidates,
+            seconds=1.5,
+            batch_sampler=FastWeightedBatchSampler(weights, len(data), args.batch_size, seed=0),
+        )
         workers = report.best
         print(report.table(), flush=True)
     model = build_model(model_name, 21, args.side, device)
@@ -167,10 +193,13 @@ def main() -> int:
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in built}
     for _ in range(args.rounds):
         for name, loader in built.items():
-            results[name].append(train(loader, model, args.steps, args.warmup, device,
-                                       amp=device == "cuda"))
-            print(f"{name}: {results[name][-1][0]:.2f} steps/s, "
-                  f"data wait {results[name][-1][1]:.1%}", flush=True)
+            results[name].append(
+                train(loader, model, args.steps, args.warmup, device, amp=device == "cuda")
+            )
+            print(
+                f"{name}: {results[name][-1][0]:.2f} steps/s, data wait {results[name][-1][1]:.1%}",
+                flush=True,
+            )
     host = torch.cuda.get_device_name() if device == "cuda" else "CPU dry run"
     lines = [
         f"GPU step with a real model: {model_name} ResNet-50 FPN, bf16 autocast, channels_last, "
@@ -183,9 +212,11 @@ def main() -> int:
     ]
     for name, rows in results.items():
         rates, waits = [r[0] for r in rows], [r[1] for r in rows]
-        lines.append(f"| {name} | {statistics.median(rates):.2f} ({min(rates):.2f}-"
-                     f"{max(rates):.2f}) | {statistics.median(waits):.1%} ({min(waits):.1%}-"
-                     f"{max(waits):.1%}) |")
+        lines.append(
+            f"| {name} | {statistics.median(rates):.2f} ({min(rates):.2f}-"
+            f"{max(rates):.2f}) | {statistics.median(waits):.1%} ({min(waits):.1%}-"
+            f"{max(waits):.1%}) |"
+        )
     text = "\n".join(lines)
     print(text)
     if args.out:

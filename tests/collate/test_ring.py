@@ -16,8 +16,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from fastloader import DetectionBatch, DetectionCollate
-from fastloader.collate.ring import RING_FILE_PREFIX, SharedRing
 from fastloader.collate import ring as ring_module
+from fastloader.collate.ring import RING_FILE_PREFIX, SharedRing
 from tests.helpers.collate import SyntheticDetection
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
