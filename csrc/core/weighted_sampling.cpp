@@ -144,6 +144,20 @@ void check_tally(const WeightTally& all, const double* weights, int64_t n) {
     throw std::invalid_argument("the sum of weights overflows");
 }
 
+// 1, unless the weights sum to less than n / DBL_MAX (subnormal weights), where n / sum overflows
+// to inf and every column would look large (a uniform draw): then the power of two that lifts the
+// largest weight to [2^-900, 2^-899), where n / sum is finite for any n < 2^63 (a lift to 1 could
+// itself overflow: 2^1074 is not a double). Multiplying by a power of two is exact, so the ratios
+// are kept, and weights that need no lift keep their table (and stream) bit for bit.
+double subnormal_lift(const double* weights, int64_t n, double sum) {
+  if (static_cast<double>(n) / sum <= kHuge) return 1.0;
+  double largest = 0.0;
+  for (int64_t i = 0; i < n; ++i) largest = std::max(largest, weights[i]);
+  double lift = 1.0;
+  while (largest * lift < 0x1p-900) lift *= 2.0;  // at most 174 doublings
+  return lift;
+}
+
 }  // namespace
 
 WeightSummary summarize_weights(const double* weights, int64_t n, int threads) {
@@ -171,7 +185,9 @@ AliasTable::AliasTable(const double* weights, int64_t n) {
   check_weights(weights, n);
   // Doubles only, in a fixed order: long double is 80-bit on x86-64, 128-bit on aarch64 and 64-bit
   // on macOS / MSVC, so the table (and the stream) would depend on the platform.
-  const double scale = static_cast<double>(n) / compensated_sum(weights, n);
+  const double sum = compensated_sum(weights, n);
+  const double lift = subnormal_lift(weights, n, sum);
+  const double scale = static_cast<double>(n) / (sum * lift);
 
   cells_.resize(static_cast<size_t>(n));
   // One n-sized worklist holds both stacks: small columns grow from the front, large ones from
@@ -179,7 +195,7 @@ AliasTable::AliasTable(const double* weights, int64_t n) {
   std::vector<int64_t, HugePageAllocator<int64_t>> work(static_cast<size_t>(n));
   int64_t small_top = 0, large_bottom = n;
   for (int64_t i = 0; i < n; ++i) {
-    const double scaled = weights[i] * scale;
+    const double scaled = (weights[i] * lift) * scale;
     cells_[static_cast<size_t>(i)] = {scaled, i};
     if (scaled >= 1.0) work[static_cast<size_t>(--large_bottom)] = i;
   }

@@ -167,9 +167,23 @@ def class_balanced_weights(class_counts: CountsLike, beta: float) -> np.ndarray:
     present = counts > 0
     weights = np.zeros_like(counts)
     with np.errstate(divide="ignore"):
-        # 1 - beta**n without cancellation when beta is close to 1 (beta - 1 is exact there).
-        effective = -np.expm1(counts[present] * np.log1p(beta - 1.0))
-    weights[present] = (1.0 - beta) / effective
+        # log(beta) without cancellation when beta is close to 1 (beta - 1 is exact there).
+        log_beta = np.log1p(beta - 1.0)
+        # 1 - beta**n, the effective number up to the factor (1 - beta) that the scaling cancels.
+        effective = -np.expm1(counts[present] * log_beta)
+    # w_c is proportional to 1 / effective_c; dividing the smallest effective number by each
+    # keeps every term in (0, 1] (the plain (1 - beta) / effective overflows to inf for a tiny
+    # effective number, and the scaling then gives NaN).
+    if (effective > 0).all():
+        weights[present] = effective.min() / effective
+    else:
+        # n_c * log(beta) underflowed to 0 (a tiny fractional count): there 1 - beta**n_c equals
+        # n_c * -log(beta) to double precision, so work with logarithms.
+        with np.errstate(divide="ignore"):
+            log_effective = np.where(
+                effective > 0, np.log(effective), np.log(counts[present]) + np.log(-log_beta)
+            )
+        weights[present] = np.exp(log_effective.min() - log_effective)
     return weights * (len(counts) / weights.sum())
 
 
@@ -186,7 +200,11 @@ def power_weights(class_counts: CountsLike, q: float) -> np.ndarray:
     counts = _counts(class_counts)
     present = counts > 0
     weights = np.zeros_like(counts)
-    weights[present] = counts[present] ** q
+    # Powers of n_c / max(n) lie in [0, 1], and the largest class gives exactly 1, so the sum is
+    # >= 1: n_c ** q itself overflows to inf (or underflows to 0 for every class) for a large q
+    # or extreme counts, and the normalisation then gives NaN.
+    with np.errstate(under="ignore"):
+        weights[present] = (counts[present] / counts.max()) ** q
     return weights / weights.sum()
 
 
