@@ -457,11 +457,15 @@ def test_weights_property_cannot_make_the_table_stale():
     before = sampler.indices()
     exposed = sampler.weights
     assert exposed.dtype == torch.float64 and exposed.tolist() == [1.0, 1.0]
-    exposed[0] = 0.0  # a user "turning off" index 0 through the property
+    # A user "turning off" index 0 through the property is told to use update_weights (issue 18
+    # item 12: this edit used to be silently ignored).
+    with pytest.raises(RuntimeError, match="update_weights"):
+        exposed[0] = 0.0
     assert sampler.weights.tolist() == [1.0, 1.0]
     assert torch.equal(sampler.indices(), before)
     without = FastWeightedSampler([1.0, 1.0, 1.0], 3, replacement=False, seed=3)
-    without.weights[:] = 0.0
+    with pytest.raises(RuntimeError, match="update_weights"):
+        without.weights[:] = 0.0
     assert sorted(without.indices().tolist()) == [0, 1, 2]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+import numbers
 from typing import Any, cast
 
 import torch
@@ -10,6 +11,7 @@ import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler
 
 from .._util.checks import boolean, positive_int, seed_or_none
+from ._state import RankGeometry
 from .weighted import FastWeightedSampler, WeightsLike, _BatchesOf
 
 
@@ -54,25 +56,51 @@ class DistributedWeightedSampler(DistributedSampler):
                 "seed should be an int that every rank shares, but got None; use "
                 "seed=fastloader.broadcast_seed() for one fresh seed taken on rank 0"
             )
+        if not isinstance(replacement, bool) and isinstance(replacement, numbers.Integral):
+            raise ValueError(
+                f"replacement should be a boolean value, but got replacement={replacement!r}; "
+                "num_replicas and rank are keyword-only here (unlike DistributedSampler's "
+                "positional order): DistributedWeightedSampler(weights, num_replicas=2, rank=0)"
+            )
         global_samples = positive_int(
             len(weights) if num_samples is None else num_samples, "num_samples"
         )
         drop_last = boolean(drop_last, "drop_last")
+        for name, value in (("num_replicas", num_replicas), ("rank", rank)):
+            # DistributedSampler takes 1.0 or True and fails later (or counts True as 1).
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            ):
+                raise ValueError(f"{name} should be an int or None, but got {name}={value!r}")
+        if (num_replicas is None or rank is None) and not (
+            dist.is_available() and dist.is_initialized()
+        ):
+            # DistributedSampler's own error and type, plus what its users trip on here.
+            raise ValueError(
+                "Default process group has not been initialized, please make sure to call "
+                "init_process_group. Or pass num_replicas= and rank=, which are keyword-only "
+                "here: DistributedWeightedSampler(weights, num_replicas=2, rank=0)"
+            )
         # DistributedSampler fills in num_replicas / rank from torch.distributed, raises its own
         # errors for bad ones and computes the sizes; a range stands in for the dataset.
         stand_in = cast("Dataset[int]", range(global_samples))
         super().__init__(stand_in, num_replicas, rank, True, seed, drop_last)
         positive_int(self.num_replicas, "num_replicas")
         self.replacement = boolean(replacement, "replacement")
-        self._stream = FastWeightedSampler(weights, global_samples, replacement, seed=seed)
-        stream = self._stream
-        stream._rank, stream._replicas = self.rank, self.num_replicas
-        stream._total, stream._pad_tail = self.total_size, not drop_last
+        geometry = RankGeometry(self.num_replicas, self.rank, drop_last)
+        self._stream = FastWeightedSampler._shard(
+            weights, global_samples, replacement, seed, geometry
+        )
 
     @property
     def weights(self) -> torch.Tensor:
-        """The weights as a float64 tensor (the sampler's own copy)."""
+        """The weights as a float64 tensor (a read-only copy; see :meth:`update_weights`)."""
         return self._stream.weights
+
+    def update_weights(self, weights: WeightsLike) -> None:
+        """See :meth:`FastWeightedSampler.update_weights`: from the next iteration on. Call it
+        with the same weights on every rank (or ranks draw from different distributions)."""
+        self._stream.update_weights(weights)
 
     @property
     def global_num_samples(self) -> int:
@@ -118,7 +146,7 @@ class DistributedWeightedSampler(DistributedSampler):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(n={len(self._stream._weights)}, num_samples="
+            f"{type(self).__name__}(n={len(self._stream.weights)}, num_samples="
             f"{self.global_num_samples}, replacement={self.replacement}, rank={self.rank}, "
             f"num_replicas={self.num_replicas}, seed={self.seed}, epoch={self.epoch})"
         )

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import numbers
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, Sampler
 
 from .. import _C
-from .._util.checks import non_negative_int, positive_int
-from .policies import _position, _Progress, _ResumableIteration
+from .._util.checks import non_negative_int, positive_int, stream_index
+from ._readonly import read_only_array
+from ._state import Progress, check_state, fingerprint, is_shared_format, rewound
 
 RatiosLike = Sequence[float] | np.ndarray | torch.Tensor
-_STATE_VERSION = 1
 # Batches reach Python this many rows at a time.
 _CHUNK_ROWS = 1 << 12
 
@@ -55,6 +54,48 @@ def create_aspect_ratio_groups(aspect_ratios: RatiosLike, k: int = 3) -> np.ndar
     return np.searchsorted(bins, ratios, side="right").astype(np.int64)
 
 
+@runtime_checkable
+class IndexedSampler(Protocol):
+    """A sampler that gives a whole epoch at once: ``indices()`` returns exactly what
+    ``__iter__`` would yield, in order, as an integer tensor or array (every sampler of this
+    package has it). The grouped batches then take the epoch without a Python loop."""
+
+    def indices(self) -> torch.Tensor | np.ndarray: ...
+
+    def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class StatefulSampler(Protocol):
+    """torchdata's Stateful protocol: what an exact resume of the grouped batches needs."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None: ...
+
+
+def _integer_indices(values: Any, source: str) -> np.ndarray:
+    """int64 indices from a sampler, refusing anything but integers (floats are not truncated)."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    array = np.asarray(values)
+    if array.dtype.kind not in "iu" or array.ndim != 1:
+        bad = next(
+            (
+                (i, v)
+                for i, v in enumerate(array.tolist() if array.ndim == 1 else [])
+                if isinstance(v, bool) or not isinstance(v, numbers.Integral)
+            ),
+            None,
+        )
+        where = f"; index {bad[0]} is {bad[1]!r}" if bad is not None else ""
+        raise TypeError(
+            f"the sampler should yield integer dataset indices, but {source} gave dtype "
+            f"{array.dtype} and shape {array.shape}{where}"
+        )
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
 def _group_array(group_ids: Any) -> tuple[np.ndarray, int]:
     """Dense int64 group ids (order-preserving relabelling of sparse ids) and their count."""
     ids = _numeric_vector(group_ids, "group_ids")
@@ -76,7 +117,7 @@ def _group_array(group_ids: Any) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(ids, dtype=narrow), num_groups
 
 
-class AspectRatioGroupedBatchSampler(_ResumableIteration, BatchSampler):
+class AspectRatioGroupedBatchSampler(BatchSampler):
     """A drop-in for torchvision's ``GroupedBatchSampler``: every batch comes from one group.
 
     Same positional arguments, length and batches: indices of ``sampler`` are buffered per group
@@ -87,16 +128,26 @@ class AspectRatioGroupedBatchSampler(_ResumableIteration, BatchSampler):
     smaller, until there are ``len()`` batches. So the batches hold every index of the sampler
     except those left in buffers that are not completed, plus the fill.
 
-    Works over any Sampler: the epoch's indices are taken at once (from fastloader samplers
-    without a Python loop) and grouped in C++. ``set_epoch``, ``state_dict`` and
-    ``load_state_dict`` follow the inner sampler: an exact resume needs a deterministic one
-    (fastloader samplers, or DistributedSampler with ``set_epoch``).
+    Works over any Sampler of integer indices: the epoch's indices are taken at once (through
+    ``indices()`` from samplers that have it, see :class:`IndexedSampler`) and grouped in C++.
+    ``set_epoch``, ``state_dict`` and ``load_state_dict`` follow the inner sampler: an exact
+    resume needs a deterministic one (this package's samplers, or any sampler with
+    ``state_dict``/``load_state_dict`` or DistributedSampler with ``set_epoch``).
 
     Args:
-        sampler: the base sampler of dataset indices.
+        sampler: the base sampler of dataset indices (integers; other values are refused).
         group_ids: the group of each dataset index, integers >= 0 (for example
-            :func:`create_aspect_ratio_groups`).
+            :func:`create_aspect_ratio_groups`); copied, read-only afterwards.
         batch_size: indices per batch.
+
+    Example:
+        >>> import numpy as np
+        >>> from torch.utils.data import SequentialSampler
+        >>> from fastloader import AspectRatioGroupedBatchSampler
+        >>> grouped = AspectRatioGroupedBatchSampler(
+        ...     SequentialSampler(range(8)), np.arange(8) % 2, batch_size=2)
+        >>> list(grouped)
+        [[0, 2], [1, 3], [4, 6], [5, 7]]
     """
 
     # Any Sampler; the optional indices() / set_epoch() / state_dict() are looked up first.
@@ -111,27 +162,34 @@ class AspectRatioGroupedBatchSampler(_ResumableIteration, BatchSampler):
             )
         self.sampler = sampler
         self._group_ids, self.num_groups = _group_array(group_ids)
+        self._group_ids.setflags(write=False)  # the batches are grouped by these values
         self.batch_size = positive_int(batch_size, "batch_size")
-        self._progress: _Progress = (0, 0, None)
-        self._resume_at = 0
+        self._fingerprint = fingerprint(self._group_ids)
+        self._progress = Progress(None)
+        self._inner_state: dict[str, Any] | None = None  # the inner state this epoch came from
 
     @property
     def group_ids(self) -> np.ndarray:
-        return self._group_ids
+        """The group of each dataset index (a read-only array)."""
+        return read_only_array(self._group_ids)
 
     def __len__(self) -> int:
         return len(self.sampler) // self.batch_size
 
     def _epoch_indices(self) -> np.ndarray:
-        native = getattr(self.sampler, "_rank_indices", None)
-        if callable(native):
-            return np.ascontiguousarray(native(), dtype=np.int64)
-        if type(self.sampler).__module__.startswith("fastloader.") and callable(
-            getattr(self.sampler, "indices", None)
-        ):
-            # fastloader samplers document indices() as exactly what __iter__ would yield.
-            return np.ascontiguousarray(self.sampler.indices().numpy(), dtype=np.int64)
-        return np.fromiter(iter(self.sampler), dtype=np.int64)
+        """The inner sampler's epoch, noting the inner state that gives this epoch again."""
+        sampler = self.sampler
+        stateful = isinstance(sampler, StatefulSampler)
+        before = sampler.state_dict() if stateful else None
+        if isinstance(sampler, IndexedSampler) and callable(sampler.indices):
+            indices = _integer_indices(sampler.indices(), "sampler.indices()")
+        else:
+            indices = _integer_indices(list(iter(sampler)), "iterating it")
+        if stateful:
+            after = sampler.state_dict()
+            # This package's samplers say where an epoch started, seed=None ones included.
+            self._inner_state = rewound(after) if is_shared_format(after) else before
+        return indices
 
     def batches(self) -> np.ndarray:
         """The epoch's batches as one int64 array ``[len(self), batch_size]`` (no resume)."""
@@ -145,66 +203,87 @@ class AspectRatioGroupedBatchSampler(_ResumableIteration, BatchSampler):
         return _C.group_batches(indices, self._group_ids, self.num_groups, self.batch_size, wanted)
 
     def __iter__(self) -> Iterator[list[int]]:
-        return self._iterate(self.batches, _CHUNK_ROWS)
+        # A loaded state is claimed now, the epoch begun at the first next() (Progress.claim).
+        return self._iterate(self._progress.claim())
+
+    def _iterate(self, resume: tuple[int | None, int] | None) -> Iterator[list[int]]:
+        cursor = self._progress.begin(len(self), resume)
+        rows = self.batches()
+        for begin in range(cursor.start, len(rows), _CHUNK_ROWS):
+            yield from cursor.hand_out(rows[begin : begin + _CHUNK_ROWS].tolist())
+        self._progress.record(cursor, cursor.shard.count)
 
     def set_epoch(self, epoch: int) -> None:
         """Forwards to the inner sampler's ``set_epoch``; a new epoch starts at batch 0."""
-        epoch = non_negative_int(epoch, "epoch")
-        if epoch != getattr(self.sampler, "epoch", None):
-            self._progress, self._resume_at = (0, 0, None), 0
+        epoch = stream_index(epoch, "epoch")
+        self._progress.set_epoch(epoch)
         if callable(getattr(self.sampler, "set_epoch", None)):
             self.sampler.set_epoch(epoch)
 
-    def _fingerprint(self) -> str:
-        digest = hashlib.blake2b(digest_size=8)
-        digest.update(np.int64(self.batch_size).tobytes())
-        digest.update(self._group_ids.tobytes())
-        return digest.hexdigest()
-
-    def state_dict(self) -> dict[str, Any]:
-        """O(1) state: batches yielded this epoch and the inner sampler's state or epoch."""
-        inner = getattr(self.sampler, "state_dict", None)
-        epoch = getattr(self.sampler, "epoch", None)
+    def _identity(self) -> dict[str, Any]:
         return {
-            "version": _STATE_VERSION,
-            "batches_yielded": _position(self._progress),
-            "num_batches": len(self),
-            "fingerprint": self._fingerprint(),
-            "sampler_epoch": epoch if isinstance(epoch, numbers.Integral) else None,
-            "sampler_state": inner() if callable(inner) else None,
+            "batch_size": self.batch_size,
+            "num_groups": self.num_groups,
+            "group_ids_fingerprint": self._fingerprint,
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        """O(1) state: batches yielded this epoch (``position``) and the inner sampler's state at
+        the start of the epoch (``inner``), or its epoch for samplers without a state."""
+        epoch = getattr(self.sampler, "epoch", None)
+        _, phase = self._progress.current()
+        inner = self._inner_state if phase == "running" else None
+        if inner is None and isinstance(self.sampler, StatefulSampler):
+            inner = self.sampler.state_dict()
+        return self._progress.state(
+            type(self).__name__,
+            self._identity(),
+            num_batches=len(self),
+            sampler_epoch=epoch if isinstance(epoch, numbers.Integral) else None,
+            inner=inner,
+        )
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Resumes after the saved batch of the saved epoch (regenerated from the inner sampler)."""
-        if not isinstance(state_dict, dict):
-            raise TypeError(f"state_dict should be a dict, but got {type(state_dict).__name__}")
-        for key in ("version", "batches_yielded", "num_batches", "fingerprint"):
-            if key not in state_dict:
-                raise ValueError(f"state_dict is missing {key!r}")
-        if state_dict["version"] != _STATE_VERSION:
-            raise ValueError(
-                f"state_dict version {state_dict['version']!r} is not {_STATE_VERSION}"
-            )
-        if state_dict["fingerprint"] != self._fingerprint():
-            raise ValueError(
-                "state_dict fingerprint does not match: it was saved with other group_ids or "
-                "batch_size"
-            )
-        inner_state = state_dict.get("sampler_state")
-        epoch = state_dict.get("sampler_epoch")
-        if inner_state is not None and callable(getattr(self.sampler, "load_state_dict", None)):
-            self.sampler.load_state_dict(inner_state)
-        elif epoch is not None and callable(getattr(self.sampler, "set_epoch", None)):
-            self.sampler.set_epoch(epoch)
-        if len(self) != state_dict["num_batches"]:
-            raise ValueError(
-                f"state_dict num_batches={state_dict['num_batches']} does not match the "
-                f"{len(self)} batches of the restored sampler"
-            )
-        position = non_negative_int(state_dict["batches_yielded"], "state_dict['batches_yielded']")
-        if position > len(self):
-            raise ValueError(f"state_dict batches_yielded={position} is past {len(self)} batches")
-        self._resume_at, self._progress = position, (position, 0, None)
+        """Resumes after the saved batch of the saved epoch (regenerated from the inner sampler).
+
+        Validates everything first; a refused state leaves this sampler and its inner one as
+        they were.
+        """
+        owner = type(self).__name__
+        state = check_state(state_dict, self._identity(), owner, seeded=False)
+        for key in ("num_batches", "sampler_epoch", "inner"):
+            if key not in state:
+                raise ValueError(f"{owner}.load_state_dict: the state lacks the field {key!r}")
+        epoch = state["sampler_epoch"]
+        if epoch is not None:
+            epoch = stream_index(epoch, "state_dict['sampler_epoch']")
+        inner, sampler = state["inner"], self.sampler
+        stateful = inner is not None and isinstance(sampler, StatefulSampler)
+        saved = sampler.state_dict() if stateful else None
+        if stateful:
+            sampler.load_state_dict(inner)  # validates its own state and then changes nothing
+        elif epoch is not None and callable(getattr(sampler, "set_epoch", None)):
+            saved = getattr(sampler, "epoch", None)
+            sampler.set_epoch(epoch)
+        try:
+            if len(self) != state["num_batches"]:
+                raise ValueError(
+                    f"{owner}.load_state_dict: state_dict num_batches={state['num_batches']} "
+                    f"does not match the {len(self)} batches of the restored sampler"
+                )
+            if state["position"] > len(self):
+                raise ValueError(
+                    f"{owner}.load_state_dict: state_dict position={state['position']} is past "
+                    f"{len(self)} batches"
+                )
+        except ValueError:
+            if stateful:
+                sampler.load_state_dict(saved)
+            elif isinstance(saved, numbers.Integral):
+                sampler.set_epoch(saved)
+            raise
+        self._progress.load(state)
+        self._inner_state = inner if stateful else None
 
     def __repr__(self) -> str:
         return (

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterable, Iterator
+import copy
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -11,202 +11,151 @@ import torch
 from torch.utils.data import Sampler
 
 from .. import _C
-from .._util.checks import boolean, non_negative_int, positive_int, seed_or_none, weight_array
+from .._util.checks import (
+    boolean,
+    non_negative_int,
+    positive_int,
+    seed_or_none,
+    stream_index,
+    weight_array,
+)
 from .._util.threads import native_threads
+from ._readonly import read_only
+from ._state import Progress, RankGeometry, check_state, fingerprint, shard_array
 from .class_weights import ImageLabels, _label_table
 
 # Indices reach Python this many at a time, so a long epoch never becomes one huge list.
 _CHUNK = 1 << 16
-_STATE_VERSION = 1
 _MAX_FACTOR = float(1 << 31)
-
-# Where an iteration is: (first position of the current chunk, its length, its list iterator).
-_Progress = tuple[int, int, Iterator[Any] | None]
-
-
-def _position(progress: _Progress) -> int:
-    """Items taken so far: the chunk's start plus what its list iterator has handed out."""
-    begin, length, iterator = progress
-    if iterator is None:
-        return begin
-    return begin + length - iterator.__length_hint__()  # type: ignore[attr-defined]
+_FACTORS_HINT = (
+    "RepeatFactorSampler.repeat_factors is read-only: every epoch and len() come from the "
+    "sampler's own copy, so an in-place edit could never take effect; build a new sampler"
+)
 
 
-class _ResumableIteration:
-    """Where an iteration over an epoch's array is, for O(1) state: ``_progress`` is read by
-    ``_position``, ``_resume_at`` is where the next iteration starts."""
-
-    _progress: _Progress
-    _resume_at: int
-
-    def _iterate(self, epoch: Callable[[], np.ndarray], chunk: int) -> Iterator[Any]:
-        """The epoch's array from ``_resume_at`` on, as Python objects ``chunk`` rows at a time;
-        the list iterator itself counts what was taken, so yielding stays at C speed."""
-        start, self._resume_at = self._resume_at, 0
-        values = epoch()
-        self._progress = (start, 0, None)
-        for begin in range(start, len(values), chunk):
-            rows = values[begin : begin + chunk].tolist()
-            iterator = iter(rows)
-            self._progress = (begin, len(rows), iterator)
-            yield from iterator
-
-
-class _ShardedEpochSampler(_ResumableIteration, Sampler[int]):
+class _ShardedEpochSampler(Sampler[int]):
     """One global index stream per (seed, epoch), shared out to ranks as DistributedSampler does.
 
     Rank ``r`` of ``R`` yields global positions ``r, r + R, r + 2R, ...``: ``ceil(T / R)`` of them
     for a global epoch of ``T`` indices (``floor(T / R)`` with ``drop_last``), the global stream
-    wrapping around to pad the last positions. Subclasses give ``_global_size`` and
-    ``_global_epoch`` (pure functions of seed and epoch) and ``_fingerprint_parts``.
+    wrapping around to pad the last positions (``sampling._state.RankGeometry``). Subclasses give
+    ``_global_size`` and ``_global_epoch`` (pure functions of seed and epoch) and ``_identity``.
     """
+
+    _progress: Progress
 
     def _init_stream(
         self, seed: int | None, num_replicas: int | None, rank: int | None, drop_last: bool
     ) -> None:
-        self.num_replicas = (
-            1 if num_replicas is None else positive_int(num_replicas, "num_replicas")
-        )
-        self.rank = 0 if rank is None else non_negative_int(rank, "rank")
-        if self.rank >= self.num_replicas:
-            raise ValueError(
-                f"rank should be in [0, num_replicas={self.num_replicas}), but got rank={self.rank}"
-            )
-        self.drop_last = boolean(drop_last, "drop_last")
+        replicas = 1 if num_replicas is None else positive_int(num_replicas, "num_replicas")
+        rank = 0 if rank is None else non_negative_int(rank, "rank")
+        if rank >= replicas:
+            raise ValueError(f"rank should be in [0, num_replicas={replicas}), but got rank={rank}")
+        drop_last = boolean(drop_last, "drop_last")
         seed = seed_or_none(seed)
         if seed is None:
-            if self.num_replicas > 1:
+            if replicas > 1:
                 raise ValueError(
                     "seed should be given when num_replicas > 1, so every rank draws one stream"
                 )
             # torch's default generator: torch.manual_seed makes runs repeat.
             seed = int(torch.empty((), dtype=torch.int64).random_().item()) % (1 << 64)
-        self.seed = seed
-        self.epoch = 0
-        self._progress: _Progress = (0, 0, None)
-        self._resume_at = 0
-        self._fingerprint: str | None = None
+        self._progress = Progress(seed, RankGeometry(replicas, rank, drop_last))
+
+    @property
+    def seed(self) -> int:
+        seed = self._progress.seed
+        assert seed is not None  # drawn at construction when not given
+        return seed
+
+    @property
+    def epoch(self) -> int:
+        return self._progress.epoch
+
+    @property
+    def num_replicas(self) -> int:
+        return self._progress.geometry.num_replicas
+
+    @property
+    def rank(self) -> int:
+        return self._progress.geometry.rank
+
+    @property
+    def drop_last(self) -> bool:
+        return self._progress.geometry.drop_last
 
     # -- subclass hooks
-    def _global_size(self) -> int:
+    def _global_size(self, seed: int, epoch: int) -> int:
         raise NotImplementedError
 
-    def _global_epoch(self) -> np.ndarray:
+    def _global_epoch(self, seed: int, epoch: int) -> np.ndarray:
         raise NotImplementedError
 
-    def _fingerprint_parts(self) -> Iterable[bytes]:
+    def _identity(self) -> dict[str, Any]:
         raise NotImplementedError
 
     # -- the sharded stream
-    def _shard_size(self, total: int) -> int:
-        if self.drop_last:
-            return total // self.num_replicas
-        return -(-total // self.num_replicas)
-
     def __len__(self) -> int:
         """This rank's indices in the current epoch (the class docstring gives the global size)."""
-        return self._shard_size(self._global_size())
+        return self._progress.geometry.shard_size(self._global_size(self.seed, self.epoch))
 
     def _rank_indices(self) -> np.ndarray:
         """This rank's whole current epoch, whatever has been yielded or resumed."""
-        stream = self._global_epoch()
-        total, size = len(stream), self._shard_size(len(stream))
-        if self.num_replicas == 1 and size == total:
-            return stream
-        if total == 0:
-            return stream[:0]
-        positions = np.arange(size, dtype=np.int64) * self.num_replicas + self.rank
-        if size * self.num_replicas > total:
-            positions %= total  # DistributedSampler's padding: the stream wraps around
-        return stream[positions]
+        stream = self._global_epoch(self.seed, self.epoch)
+        return shard_array(stream, self._progress.geometry.rest(0, len(stream)))
 
     def indices(self) -> torch.Tensor:
         """This rank's indices of the current epoch as an int64 tensor, in ``__iter__`` order."""
         return torch.from_numpy(self._rank_indices().copy())
 
     def __iter__(self) -> Iterator[int]:
-        return self._iterate(self._rank_indices, _CHUNK)
+        # A loaded state is claimed now, the epoch begun at the first next() (Progress.claim).
+        return self._iterate(self._progress.claim())
 
-    def _position(self) -> int:
-        return _position(self._progress)
+    def _iterate(self, resume: tuple[int | None, int] | None) -> Iterator[int]:
+        cursor = self._progress.begin(self._global_size(self.seed, self.epoch), resume)
+        mine = shard_array(self._global_epoch(cursor.seed, cursor.epoch), cursor.shard)
+        for begin in range(0, len(mine), _CHUNK):
+            yield from cursor.hand_out(mine[begin : begin + _CHUNK].tolist())
+        self._progress.record(cursor, cursor.shard.count)
 
     def set_epoch(self, epoch: int) -> None:
         """Selects the epoch's stream (call it before each epoch, as with DistributedSampler).
 
         Setting the epoch being resumed keeps the resume position; another epoch starts at 0.
         """
-        epoch = non_negative_int(epoch, "epoch")
-        if epoch != self.epoch:
-            self._progress, self._resume_at = (0, 0, None), 0
-        self.epoch = epoch
+        self._progress.set_epoch(stream_index(epoch, "epoch"))
 
-    # -- torchdata's Stateful protocol
-    def fingerprint(self) -> str:
-        """A short hash of what defines the streams (the data and the settings, not the seed)."""
-        if self._fingerprint is None:
-            digest = hashlib.blake2b(digest_size=8)
-            for part in self._fingerprint_parts():
-                digest.update(part)
-            self._fingerprint = digest.hexdigest()
-        return self._fingerprint
-
+    # -- torchdata's Stateful protocol (format: sampling/_state.py)
     def state_dict(self) -> dict[str, Any]:
-        """O(1) state: the stream (seed, epoch) and how far this rank has got into the epoch."""
-        return {
-            "version": _STATE_VERSION,
-            "seed": self.seed,
-            "epoch": self.epoch,
-            "position": self._position(),
-            "num_samples": len(self),
-            "num_replicas": self.num_replicas,
-            "fingerprint": self.fingerprint(),
-        }
+        """O(1) state: the stream (seed, epoch) and the global position reached in the epoch."""
+        return self._progress.state(type(self).__name__, self._identity())
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Resumes: the next ``__iter__`` continues the saved epoch after the saved position."""
-        state = _checked_state(state_dict, ("seed", "epoch", "position", "num_samples"))
-        if state["fingerprint"] != self.fingerprint():
-            raise ValueError(
-                f"state_dict fingerprint {state['fingerprint']!r} does not match this sampler's "
-                f"{self.fingerprint()!r}: it was saved by a sampler over other data or settings"
-            )
-        if state["num_replicas"] != self.num_replicas:
-            raise ValueError(
-                f"state_dict num_replicas={state['num_replicas']} does not match this sampler's "
-                f"num_replicas={self.num_replicas}"
-            )
-        seed = seed_or_none(state["seed"], "state_dict['seed']")
+        """Resumes: the next ``__iter__`` continues the saved epoch at the saved global position,
+        at this or any other world size. Validates every field first: a refused state changes
+        nothing."""
+        owner = type(self).__name__
+        state = check_state(state_dict, self._identity(), owner)
+        seed, epoch, position = state["seed"], state["epoch"], state["position"]
         if seed is None:  # these samplers always hold a seed (drawn when none is given)
-            raise ValueError("state_dict['seed'] should be an int, but got None")
-        epoch = non_negative_int(state["epoch"], "state_dict['epoch']")
-        saved_seed, saved_epoch = self.seed, self.epoch
-        self.seed, self.epoch = seed, epoch
-        if len(self) != state["num_samples"]:
-            self.seed, self.epoch = saved_seed, saved_epoch
+            raise ValueError(f"{owner}.load_state_dict: state_dict['seed'] should be an int")
+        total = self._global_size(seed, epoch)
+        replicas = state["num_replicas"]
+        if position > -(-total // replicas) * replicas:
             raise ValueError(
-                f"state_dict num_samples={state['num_samples']} does not match the "
-                f"{len(self)} indices of epoch {epoch}"
+                f"{owner}.load_state_dict: state_dict position={position} is past the "
+                f"{total} indices of epoch {epoch} (num_replicas={replicas})"
             )
-        position = non_negative_int(state["position"], "state_dict['position']")
-        if position > state["num_samples"]:
-            raise ValueError(
-                f"state_dict position={position} is past the epoch's {state['num_samples']} indices"
-            )
-        self._resume_at, self._progress = position, (position, 0, None)
+        self._progress.load(state)
 
-
-def _checked_state(state_dict: Any, keys: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(state_dict, dict):
-        raise TypeError(f"state_dict should be a dict, but got {type(state_dict).__name__}")
-    for key in ("version", "num_replicas", "fingerprint", *keys):
-        if key not in state_dict:
-            raise ValueError(f"state_dict is missing {key!r}")
-    if state_dict["version"] != _STATE_VERSION:
-        raise ValueError(
-            f"state_dict version {state_dict['version']!r} is not {_STATE_VERSION}, the version "
-            "this fastloader writes"
-        )
-    return state_dict
+    def __getstate__(self) -> dict[str, Any]:
+        self._progress.current()  # a copy keeps the live iteration's position, not its iterator
+        state = self.__dict__.copy()
+        progress = state["_progress"] = copy.copy(self._progress)
+        progress.live = None
+        state["_epoch_cache"] = None  # rebuilt on demand: keeps pickles O(images)
+        return state
 
 
 class RepeatFactorSampler(_ShardedEpochSampler):
@@ -249,18 +198,21 @@ class RepeatFactorSampler(_ShardedEpochSampler):
                 "repeat_factors should be below 2**31, "
                 f"but repeat_factors[{index}]={factors[index]}"
             )
+        factors.setflags(write=False)  # every epoch is generated from these values
         self._factors = factors
         self._init_stream(seed, num_replicas, rank, drop_last)
         self._size_cache: tuple[tuple[int, int], int] | None = None
         self._epoch_cache: tuple[tuple[int, int], np.ndarray] | None = None
+        self._fingerprint = fingerprint(factors)
 
     @property
     def repeat_factors(self) -> torch.Tensor:
-        """The factors as a float64 tensor (a view of the sampler's own copy)."""
-        return torch.from_numpy(self._factors)
+        """The factors as a float64 tensor: a read-only copy (in-place edits raise
+        RuntimeError: the epochs and ``len()`` come from the sampler's own copy)."""
+        return read_only(torch.from_numpy(self._factors.copy()), _FACTORS_HINT)
 
-    def _global_size(self) -> int:
-        key = (self.seed, self.epoch)
+    def _global_size(self, seed: int, epoch: int) -> int:
+        key = (seed, epoch)
         if self._epoch_cache is not None and self._epoch_cache[0] == key:
             return len(self._epoch_cache[1])
         if self._size_cache is None or self._size_cache[0] != key:
@@ -268,22 +220,15 @@ class RepeatFactorSampler(_ShardedEpochSampler):
             self._size_cache = (key, size)
         return self._size_cache[1]
 
-    def _global_epoch(self) -> np.ndarray:
-        key = (self.seed, self.epoch)
+    def _global_epoch(self, seed: int, epoch: int) -> np.ndarray:
+        key = (seed, epoch)
         if self._epoch_cache is None or self._epoch_cache[0] != key:
             self._epoch_cache = None  # free the last epoch before building the next
             self._epoch_cache = (key, _C.repeat_factor_epoch(self._factors, *key, native_threads()))
         return self._epoch_cache[1]
 
-    def _fingerprint_parts(self) -> Iterable[bytes]:
-        yield b"RepeatFactorSampler"
-        yield bytes(self.drop_last)
-        yield self._factors.tobytes()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_epoch_cache"] = None  # rebuilt on demand: keeps pickles O(images)
-        return state
+    def _identity(self) -> dict[str, Any]:
+        return {"num_images": len(self._factors), "repeat_factors_fingerprint": self._fingerprint}
 
     def __repr__(self) -> str:
         return (
@@ -343,17 +288,18 @@ class ClassAwareSampler(_ShardedEpochSampler):
         self.empty_classes = np.flatnonzero(counts == 0)
         self._init_stream(seed, num_replicas, rank, drop_last)
         self._epoch_cache: tuple[tuple[int, int], np.ndarray] | None = None
+        self._fingerprint: str | None = None
 
     @property
     def images_per_class(self) -> np.ndarray:
         """How many images hold each class (int64 ``[num_classes]``)."""
         return np.diff(self._class_offsets)
 
-    def _global_size(self) -> int:
+    def _global_size(self, seed: int, epoch: int) -> int:
         return self.num_samples
 
-    def _global_epoch(self) -> np.ndarray:
-        key = (self.seed, self.epoch)
+    def _global_epoch(self, seed: int, epoch: int) -> np.ndarray:
+        key = (seed, epoch)
         if self._epoch_cache is None or self._epoch_cache[0] != key:
             self._epoch_cache = None
             indices = _C.class_aware_epoch(
@@ -367,19 +313,16 @@ class ClassAwareSampler(_ShardedEpochSampler):
             self._epoch_cache = (key, indices)
         return self._epoch_cache[1]
 
-    def _fingerprint_parts(self) -> Iterable[bytes]:
-        yield b"ClassAwareSampler"
-        yield np.array(
-            [self.num_sample_class, self.num_samples, self.num_images, int(self.drop_last)],
-            dtype=np.int64,
-        ).tobytes()
-        yield self._class_offsets.tobytes()
-        yield self._members.tobytes()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_epoch_cache"] = None
-        return state
+    def _identity(self) -> dict[str, Any]:
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint(self._class_offsets, self._members)
+        return {
+            "num_images": self.num_images,
+            "num_classes": self.num_classes,
+            "num_sample_class": self.num_sample_class,
+            "num_samples": self.num_samples,
+            "labels_fingerprint": self._fingerprint,
+        }
 
     def __repr__(self) -> str:
         return (

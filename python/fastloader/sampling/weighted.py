@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from operator import length_hint
+import copy
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -21,7 +21,17 @@ from .._util.checks import (
 )
 from .._util.pool import pooled_int64
 from .._util.threads import native_threads
-from ._state import check_state, make_state, next_epoch_seed, weights_fingerprint
+from ._readonly import read_only
+from ._state import (
+    Cursor,
+    Progress,
+    RankGeometry,
+    check_state,
+    fingerprint,
+    legacy_phase,
+    legacy_weights_fingerprint,
+    shard_array,
+)
 
 WeightsLike = Sequence[float] | np.ndarray | torch.Tensor
 
@@ -35,14 +45,34 @@ _CHUNK = 1 << 18
 _FIRST_CHUNK = 1 << 12
 
 
-class _Epoch(NamedTuple):
-    """One iteration over an epoch: its stream, where it starts and how many indices it yields."""
+class _Weights(NamedTuple):
+    """The weights and what is built from them; replaced whole by ``update_weights``, so a live
+    iteration keeps drawing from the one it started with."""
 
-    token: object  # identifies the iteration that may update the sampler's position
-    seed: int
-    stream: int
-    start: int  # first global position (0, or where a loaded state stopped)
-    length: int  # indices this rank yields: positions start + rank, start + rank + R, ...
+    values: np.ndarray  # float64, read-only
+    table: Any  # _C.AliasTable with replacement, else None
+    fingerprint: str
+    positive: int
+
+
+def _build_weights(weights: WeightsLike, num_samples: int, replacement: bool) -> _Weights:
+    values = weight_array(weights)
+    values.setflags(write=False)  # the alias table is built from these values
+    positive = int(np.count_nonzero(values))
+    if not replacement and num_samples > positive:
+        raise ValueError(
+            f"num_samples={num_samples} should not exceed the number of positive weights "
+            f"({positive}) when replacement=False"
+        )
+    table = _C.AliasTable(values) if replacement else None
+    return _Weights(values, table, fingerprint(values), positive)
+
+
+_WEIGHTS_HINT = (
+    "the sampler's weights are read-only: the alias table was built from them, so an in-place "
+    "edit could never take effect; call sampler.update_weights(new_weights) instead (it takes "
+    "effect at the next iteration)"
+)
 
 
 class FastWeightedSampler(Sampler[int]):
@@ -53,7 +83,7 @@ class FastWeightedSampler(Sampler[int]):
 
     Args:
         weights: 1-D non-negative finite weights (list, tuple, numpy array or tensor of any real
-            dtype); copied, never modified.
+            dtype); copied, never modified. Change them with :meth:`update_weights`.
         num_samples: indices per epoch.
         replacement: draw with replacement (Vose alias table) or without (exponential keys).
         generator: where a fresh seed is taken for each epoch when ``seed`` is None; torch's
@@ -61,16 +91,22 @@ class FastWeightedSampler(Sampler[int]):
         seed: fixes the stream: an epoch's indices are then a pure function of
             ``(seed, epoch)``, selected by :meth:`set_epoch`, on any platform and thread count.
             With None, the first epoch's seed is drawn from ``generator`` and each later epoch's
-            follows from the one before (see ``_sampler_state.next_epoch_seed``).
+            follows from the one before (see ``sampling._state.next_epoch_seed``).
 
     Checkpoints: :meth:`state_dict` / :meth:`load_state_dict` (torchdata's Stateful protocol, so
     ``StatefulDataLoader`` saves and resumes it) hold a few integers (format in
     ``fastloader.sampling._state``); a loaded state makes the next iteration continue exactly
     where the saved run stopped, or start the next epoch when the saved one was over.
-    """
 
-    # The live iteration's (epoch, indices handed to its list iterator so far, that iterator).
-    _cursor: tuple[_Epoch, int, Iterator[int]] | None
+    Example:
+        >>> from fastloader import FastWeightedSampler
+        >>> sampler = FastWeightedSampler([0.0, 1.0, 3.0], num_samples=6, seed=0)
+        >>> len(sampler), sorted(set(sampler)) <= [1, 2]
+        (6, True)
+        >>> sampler.update_weights([1.0, 0.0, 0.0])  # hard-example mining: from the next epoch
+        >>> list(sampler)
+        [0, 0, 0, 0, 0, 0]
+    """
 
     def __init__(
         self,
@@ -84,96 +120,128 @@ class FastWeightedSampler(Sampler[int]):
         self.num_samples = positive_int(num_samples, "num_samples")
         self.replacement = boolean(replacement, "replacement")
         self.generator = generator_or_none(generator)
-        self.seed = seed_or_none(seed)
-        self.epoch = 0
-        self._weights = weight_array(weights)
-        self._weights.setflags(write=False)  # the alias table was built from these values
-        self.num_positive = int(np.count_nonzero(self._weights))
-        if not self.replacement and self.num_samples > self.num_positive:
-            raise ValueError(
-                f"num_samples={self.num_samples} should not exceed the number of positive weights "
-                f"({self.num_positive}) when replacement=False"
-            )
-        self._table = _C.AliasTable(self._weights) if self.replacement else None
-        self._init_checkpointing()
+        seed = seed_or_none(seed)
+        self._data = _build_weights(weights, self.num_samples, self.replacement)
+        self._progress = Progress(seed)
+
+    @classmethod
+    def _shard(
+        cls,
+        weights: WeightsLike,
+        num_samples: int,
+        replacement: bool,
+        seed: int,
+        geometry: RankGeometry,
+    ) -> FastWeightedSampler:
+        """The sampler of one rank's shard (DistributedWeightedSampler's stream)."""
+        sampler = cls(weights, num_samples, replacement, seed=seed)
+        sampler._progress = Progress(sampler.seed, geometry)
+        return sampler
 
     @property
     def weights(self) -> torch.Tensor:
-        """The weights as a float64 tensor: a copy, so writing to it cannot change the sampling."""
-        return torch.from_numpy(self._weights.copy())
+        """The weights as a float64 tensor: a read-only copy (in-place edits raise
+        RuntimeError; use :meth:`update_weights`)."""
+        return read_only(torch.from_numpy(self._data.values.copy()), _WEIGHTS_HINT)
+
+    @property
+    def num_positive(self) -> int:
+        """How many weights are positive."""
+        return self._data.positive
+
+    @property
+    def seed(self) -> int | None:
+        return self._progress.seed
+
+    @property
+    def epoch(self) -> int:
+        return self._progress.epoch
+
+    @property
+    def geometry(self) -> RankGeometry:
+        """This sampler's rank geometry (one process: ``RankGeometry()``)."""
+        return self._progress.geometry
+
+    def update_weights(self, weights: WeightsLike) -> None:
+        """Replaces the weights (same length): an O(n) native rebuild of the alias table.
+
+        Takes effect at the next iteration (``__iter__`` or :meth:`indices`): an iteration
+        already under way keeps the weights it started with. The weights are part of the state
+        fingerprint, so a checkpoint saved afterwards resumes only with the new weights; update
+        between epochs for an exact resume. Raises as the constructor does and then changes
+        nothing.
+        """
+        data = _build_weights(weights, self.num_samples, self.replacement)
+        if len(data.values) != len(self._data.values):
+            raise ValueError(
+                f"weights should keep their length {len(self._data.values)}, but got "
+                f"{len(data.values)}; build a new sampler for another dataset"
+            )
+        self._data = data
 
     def __len__(self) -> int:
         return self.num_samples
 
     def set_epoch(self, epoch: int) -> None:
         """Selects the stream of the next iteration when ``seed`` is set (as DistributedSampler)."""
-        self.epoch = stream_index(epoch, "epoch")
+        self._progress.set_epoch(stream_index(epoch, "epoch"))
+
+    def _begin(self, resume: tuple[int | None, int] | None, *, whole: bool = False) -> Cursor:
+        return self._progress.begin(self.num_samples, resume, self._draw_epoch_seed, whole=whole)
 
     def __iter__(self) -> Iterator[int]:
-        # A loaded state is claimed now, not at the first next(): torchdata calls iter() right
-        # after load_state_dict, and any later iter() must start a fresh epoch.
-        return self._iterate(self._claim_resume())
+        # A loaded state is claimed now, the epoch begun at the first next() (Progress.claim).
+        return self._iterate(self._progress.claim(), self._data)
 
-    def _iterate(self, resume: tuple[int | None, int] | None) -> Iterator[int]:
-        epoch = self._start_epoch(resume)
-        done = 0
-        for chunk in self._epoch_chunks(epoch, _CHUNK, _FIRST_CHUNK):
-            items = iter(chunk.tolist())
-            done += len(chunk)
-            if self._active is epoch.token:
-                # The position is read from the list iterator when asked: no per-index work.
-                self._cursor = (epoch, done, items)
-            yield from items
-        self._record(epoch, done)
+    def _iterate(self, resume: tuple[int | None, int] | None, data: _Weights) -> Iterator[int]:
+        cursor = self._begin(resume)
+        for chunk in self._epoch_chunks(cursor, data, _CHUNK, _FIRST_CHUNK):
+            yield from cursor.hand_out(chunk.tolist())
+        self._progress.record(cursor, cursor.shard.count)
 
     def indices(self) -> torch.Tensor:
         """The whole epoch as an int64 tensor: what ``__iter__`` would yield, in order.
 
-        This is a fresh epoch: with ``seed`` None it takes the next epoch seed, exactly as
-        ``__iter__`` does, and it does not resume a loaded state.
+        This starts the epoch: a fresh one (with ``seed`` None it takes the next epoch seed,
+        exactly as ``__iter__`` does), or, when a loaded state is pending, the whole of that
+        state's epoch from its first index.
         """
-        epoch = self._start_epoch(None)
-        whole = list(self._epoch_chunks(epoch, max(1, epoch.length)))  # one chunk: no copy
-        self._record(epoch, epoch.length)
+        cursor = self._begin(self._progress.claim(), whole=True)
+        count = cursor.shard.count
+        whole = list(self._epoch_chunks(cursor, self._data, max(1, count)))  # one chunk: no copy
+        self._progress.record(cursor, count)
         return torch.from_numpy(whole[0] if whole else np.empty(0, dtype=np.int64))
 
     def _draw_epoch_seed(self) -> int:
         drawn = torch.empty((), dtype=torch.int64).random_(generator=self.generator)
         return int(drawn.item())
 
-    def _draw_all(self, seed: int, stream: int) -> np.ndarray:
+    def _draw_all(self, data: _Weights, seed: int, stream: int) -> np.ndarray:
         """The epoch's whole weighted permutation (without replacement), in pooled memory: the
         previous epoch's pages come back instead of 8 fresh bytes per index."""
-        k = self.num_samples
-        out = pooled_int64(k)
-        _C.sample_without_replacement(self._weights, k, seed, stream, out, native_threads())
+        out = pooled_int64(self.num_samples)
+        _C.sample_without_replacement(
+            data.values, self.num_samples, seed, stream, out, native_threads()
+        )
         return out
 
     def _epoch_chunks(
-        self, epoch: _Epoch, chunk: int, first_chunk: int | None = None
+        self, cursor: Cursor, data: _Weights, chunk: int, first_chunk: int | None = None
     ) -> Iterator[np.ndarray]:
-        """This rank's indices of ``epoch`` as int64 arrays of ``chunk`` items (last may be short).
+        """This rank's indices of the cursor's epoch as int64 arrays of ``chunk`` items (the last
+        may be short). With replacement the first array holds ``first_chunk`` items and the next
+        grow fourfold up to ``chunk`` (both multiples of a batch size for the batch samplers).
 
-        With replacement the first array holds ``first_chunk`` items and the next grow fourfold up
-        to ``chunk`` (both multiples of a batch size for the batch samplers).
-
-        Rank r of R yields global positions start + r, start + r + R, ...; position g is draw g of
-        the counter stream (with replacement) or item g mod num_samples of the epoch's weighted
-        permutation (without: positions past its end wrap around, as DistributedSampler pads).
+        Global position g is draw g of the counter stream (with replacement) or item g mod
+        num_samples of the epoch's weighted permutation (without: padding wraps around).
         """
-        first, stride, count = epoch.start + self._rank, self._replicas, epoch.length
+        shard = cursor.shard
+        count = shard.count
         if count == 0:
             return
-        if self._table is None:
+        if data.table is None:
             # Without replacement every index depends on all keys: one O(num_samples) draw.
-            everything = self._draw_all(epoch.seed, epoch.stream)
-            last = first + (count - 1) * stride
-            if stride == 1 and last < self.num_samples:
-                mine = everything[first : last + 1]
-            else:
-                positions = np.arange(first, last + 1, stride, dtype=np.int64)
-                mine = everything.take(positions, mode="wrap")
-                del everything
+            mine = shard_array(self._draw_all(data, cursor.seed, cursor.epoch), shard)
             for start in range(0, count, chunk):
                 yield mine[start : start + chunk]
             return
@@ -184,19 +252,12 @@ class FastWeightedSampler(Sampler[int]):
         start = 0
         while start < count:
             size = min(step, count - start)
-            if stride == 1:
-                self._table.draw(
-                    epoch.seed, epoch.stream, first + start, buffer, size, native_threads()
-                )
+            first = shard.first + start * shard.stride
+            if shard.stride == 1:
+                data.table.draw(cursor.seed, cursor.epoch, first, buffer, size, native_threads())
             else:
-                self._table.draw_strided(
-                    epoch.seed,
-                    epoch.stream,
-                    first + start * stride,
-                    stride,
-                    buffer,
-                    size,
-                    native_threads(),
+                data.table.draw_strided(
+                    cursor.seed, cursor.epoch, first, shard.stride, buffer, size, native_threads()
                 )
             start += size
             step = min(chunk, step * 4)
@@ -204,87 +265,17 @@ class FastWeightedSampler(Sampler[int]):
 
     # ------------------------------------------------------------------ checkpoint state
 
-    def _init_checkpointing(self) -> None:
-        """Shard geometry (DistributedWeightedSampler sets it) and the resumable position."""
-        self._rank, self._replicas = 0, 1
-        self._total = self.num_samples  # global positions in one epoch (padded or truncated)
-        self._pad_tail = True  # positions past the end of a resumed epoch: pad (or drop)
-        self._fingerprint = weights_fingerprint(self._weights)
-        self._epoch_seed: int | None = None  # seed=None: the current epoch's drawn seed
-        self._position = 0  # global positions of the current epoch consumed, all ranks
-        self._position_epoch = 0  # the epoch that _position counts
-        self._resume_pending = False
-        self._active: object = None  # token of the iteration that owns the position
-        self._cursor = None
-
-    def _claim_resume(self) -> tuple[int | None, int] | None:
-        """(epoch seed, global position) to resume at when a loaded state is pending mid-epoch."""
-        if not self._resume_pending:
-            return None
-        self._resume_pending = False
-        if self._position_epoch == self.epoch and 0 < self._position < self._real_end():
-            return self._epoch_seed, self._position
-        return None
-
-    def _real_end(self) -> int:
-        """Past this global position only padding is left: a state there has ended its epoch."""
-        return min(self._total, self.num_samples)
-
-    def _start_epoch(self, resume: tuple[int | None, int] | None) -> _Epoch:
-        if resume is not None:
-            epoch_seed, start = resume
-        else:
-            start = 0
-            if self.seed is None:
-                epoch_seed = (
-                    self._draw_epoch_seed()
-                    if self._epoch_seed is None
-                    else next_epoch_seed(self._epoch_seed)
-                )
-            else:
-                epoch_seed = None
-        # From where the state stopped to the end of the real positions, dealt round-robin and
-        # padded (or truncated) to whole rounds: equal counts keep ranks in lockstep.
-        remaining = max(0, self._real_end() - start)
-        per_rank = (
-            -(-remaining // self._replicas) if self._pad_tail else remaining // self._replicas
-        )
-        stream_seed = self.seed if self.seed is not None else epoch_seed
-        # check_state refuses a seed=None state with a position but no epoch_seed.
-        assert stream_seed is not None
-        epoch = _Epoch(object(), stream_seed, self.epoch, start, per_rank)
-        self._epoch_seed, self._position, self._position_epoch = epoch_seed, start, self.epoch
-        self._active, self._cursor = epoch.token, None
-        return epoch
-
-    def _record(self, epoch: _Epoch, done: int) -> None:
-        """Notes that ``done`` of this rank's indices of ``epoch`` have been handed out."""
-        if self._active is epoch.token:
-            self._cursor = None
-            over = done >= epoch.length
-            self._position = self._total if over else epoch.start + done * self._replicas
-
-    def _current_position(self) -> int:
-        if self._cursor is not None:
-            epoch, chunk_end, items = self._cursor
-            self._record(epoch, chunk_end - length_hint(items))
-            self._cursor = (epoch, chunk_end, items) if self._active is epoch.token else None
-        return self._position if self._position_epoch == self.epoch else 0
+    def _identity(self) -> dict[str, Any]:
+        return {
+            "num_weights": len(self._data.values),
+            "weights_fingerprint": self._data.fingerprint,
+            "num_samples": self.num_samples,
+            "replacement": self.replacement,
+        }
 
     def state_dict(self) -> dict[str, Any]:
         """The resumable state: a few ints and strings, O(1) (format: sampling/_state.py)."""
-        return make_state(
-            sampler=type(self).__name__,
-            num_weights=len(self._weights),
-            weights_fingerprint=self._fingerprint,
-            num_samples=self.num_samples,
-            replacement=self.replacement,
-            seed=self.seed,
-            epoch=self.epoch,
-            epoch_seed=self._epoch_seed,
-            position=self._current_position(),
-            num_replicas=self._replicas,
-        )
+        return self._progress.state(type(self).__name__, self._identity())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Makes the next iteration continue where ``state`` stopped (O(1): nothing is replayed).
@@ -296,44 +287,37 @@ class FastWeightedSampler(Sampler[int]):
         position. Raises ValueError when the state belongs to other weights, ``num_samples`` or
         ``replacement``, or to an unknown format version, and then changes nothing.
         """
-        checked = self._checked_state(state)
-        saved_epoch, position = checked["epoch"], checked["position"]
-        self.seed, self._epoch_seed = checked["seed"], checked["epoch_seed"]
-        if 0 < position < self._real_end():
-            self.epoch = saved_epoch  # the rest of that epoch comes next
-        else:
-            # Over or not begun: StatefulDataLoader loads the state after the training loop's
-            # set_epoch(next epoch), which must stand; epochs only move forward.
-            self.epoch = max(self.epoch, saved_epoch)
-        self._position, self._position_epoch = position, saved_epoch
-        self._active, self._cursor = None, None
-        self._resume_pending = True
+        self._progress.load(self._checked_state(state))
 
     def _checked_state(self, state: Any) -> dict[str, Any]:
-        expected = {
-            "num_weights": len(self._weights),
-            "weights_fingerprint": self._fingerprint,
-            "num_samples": self.num_samples,
-            "replacement": self.replacement,
-        }
-        return check_state(state, expected, type(self).__name__)
+        return check_state(state, self._identity(), type(self).__name__, legacy=self._legacy)
+
+    def _legacy(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        """A version 1 state (before the shared format) in today's fields."""
+        converted = dict(state)
+        if converted.get("weights_fingerprint") == legacy_weights_fingerprint(self._data.values):
+            converted["weights_fingerprint"] = self._data.fingerprint
+        position = converted.get("position")
+        if isinstance(position, int) and "phase" not in converted:
+            converted["phase"] = legacy_phase(position, self.geometry.end(self.num_samples))
+        return converted
 
     def __getstate__(self) -> dict[str, Any]:
+        self._progress.current()  # a copy keeps the live iteration's position, not its iterator
         state = self.__dict__.copy()
-        state["_table"] = None  # rebuilt from the weights: O(n), and no native object to pickle
-        # A copy is not the live iteration: it keeps the position, not the iterator.
-        state["_position"] = self._current_position()
-        state["_active"] = state["_cursor"] = None
+        progress = state["_progress"] = copy.copy(self._progress)
+        progress.live = None
+        state["_data"] = self._data._replace(table=None)  # rebuilt from the weights: O(n)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if self.replacement:
-            self._table = _C.AliasTable(self._weights)
+            self._data = self._data._replace(table=_C.AliasTable(self._data.values))
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(n={len(self._weights)}, num_samples={self.num_samples}, "
+            f"{type(self).__name__}(n={len(self._data.values)}, num_samples={self.num_samples}, "
             f"replacement={self.replacement}, seed={self.seed}, epoch={self.epoch})"
         )
 
@@ -357,9 +341,19 @@ class _BatchesOf(Sampler[list]):
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
 
+    @property
+    def weights(self) -> torch.Tensor:
+        """The sampler's weights (a read-only float64 tensor)."""
+        return self.sampler.weights
+
+    def update_weights(self, weights: WeightsLike) -> None:
+        """See :meth:`FastWeightedSampler.update_weights` (from the next iteration on)."""
+        self.sampler.update_weights(weights)
+
     def __iter__(self) -> Iterator[list[int]]:
         source = self._source()
-        return _iterate_batches(source, source._claim_resume(), self.batch_size, self.drop_last)
+        resume = source._progress.claim()
+        return _iterate_batches(source, resume, source._data, self.batch_size, self.drop_last)
 
     def state_dict(self) -> dict[str, Any]:
         """The sampler's state (same format: a batch sampler resumes from a sampler's and back;
@@ -380,8 +374,30 @@ class _BatchesOf(Sampler[list]):
 class FastWeightedBatchSampler(_BatchesOf):
     """Batches of :class:`FastWeightedSampler` indices for ``DataLoader(batch_sampler=...)``.
 
-    Yields lists of ints cut from C++-filled arrays, with no Python loop per index; for the same
-    ``seed`` and epoch the concatenated batches equal the FastWeightedSampler stream.
+    Yields lists of ints cut from C++-filled arrays, with no Python loop per index: faster than
+    ``BatchSampler(FastWeightedSampler(...))`` for small datasets with many batches. For the same
+    ``seed`` and epoch the concatenated batches equal the FastWeightedSampler stream, and the
+    states are interchangeable (positions count indices, so the batch size may change on resume).
+    ``.sampler`` is the FastWeightedSampler: ``set_epoch``, ``state_dict``, ``load_state_dict``,
+    ``weights`` and ``update_weights`` act on it.
+
+    Args:
+        weights: as for :class:`FastWeightedSampler`.
+        num_samples: indices per epoch (over all batches).
+        batch_size: indices per batch.
+        drop_last: drop the last batch when it is short (``len()`` is then
+            ``num_samples // batch_size``; else it is rounded up).
+        replacement: with (Vose alias table) or without replacement (exponential keys).
+        generator: where a fresh epoch seed is drawn when ``seed`` is None.
+        seed: fixes every epoch's stream, as for :class:`FastWeightedSampler`.
+
+    Example:
+        >>> from fastloader import FastWeightedBatchSampler
+        >>> batches = FastWeightedBatchSampler([1.0, 0.0, 1.0], 5, batch_size=2, seed=0)
+        >>> len(batches), [len(b) for b in batches]
+        (3, [2, 2, 1])
+        >>> all(i in (0, 2) for b in batches for i in b)
+        True
     """
 
     def __init__(
@@ -403,24 +419,26 @@ class FastWeightedBatchSampler(_BatchesOf):
 def _iterate_batches(
     sampler: FastWeightedSampler,
     resume: tuple[int | None, int] | None,
+    data: _Weights,
     batch_size: int,
     drop_last: bool,
 ) -> Iterator[list[int]]:
     """Batches of ``sampler``'s epoch (its rank's shard), recording the position per batch."""
-    epoch = sampler._start_epoch(resume)
+    cursor = sampler._begin(resume)
+    count, progress = cursor.shard.count, sampler._progress
     # The last batch handed out marks the epoch over, also when drop_last drops a remainder: a
     # state saved after it must start the next epoch, not an empty rest of this one.
-    last = epoch.length if not drop_last else epoch.length - epoch.length % batch_size
+    last = count if not drop_last else count - count % batch_size
     done = 0
     # Chunks hold whole batches, so no batch straddles two chunks.
     chunk = batch_size * max(1, _CHUNK // batch_size)
     first_chunk = batch_size * max(1, _FIRST_CHUNK // batch_size)
-    for array in sampler._epoch_chunks(epoch, chunk, first_chunk):
+    for array in sampler._epoch_chunks(cursor, data, chunk, first_chunk):
         indices = array.tolist()
         for start in range(0, len(indices), batch_size):
             batch = indices[start : start + batch_size]
             if len(batch) < batch_size and drop_last:
                 return
             done += len(batch)
-            sampler._record(epoch, epoch.length if done >= last else done)
+            progress.record(cursor, count if done >= last else done)
             yield batch
