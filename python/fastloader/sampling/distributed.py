@@ -38,6 +38,26 @@ class DistributedWeightedSampler(DistributedSampler):
     ``state_dict()`` / ``load_state_dict()`` save and resume in O(1) (format in
     ``fastloader.sampling._state``); a state saved at one world size loads at another and continues
     at the same global position (rank 0's position times R is the prefix consumed by all ranks).
+
+    Args:
+        weights: 1-D non-negative finite weights, as for :class:`FastWeightedSampler`; the same
+            on every rank. Change them with :meth:`update_weights`.
+        num_samples: indices per epoch over all ranks (default ``len(weights)``).
+        replacement: with (alias table) or without replacement (weighted permutation).
+        num_replicas, rank: keyword-only (unlike DistributedSampler's positional order); taken
+            from the initialized process group when None.
+        seed: the stream's seed, the same on every rank (see :func:`broadcast_seed`).
+        drop_last: drop the tail that does not fill a round instead of padding it.
+
+    Example:
+        >>> from fastloader import DistributedWeightedSampler
+        >>> ranks = [DistributedWeightedSampler([1.0] * 10, num_replicas=2, rank=r, seed=0)
+        ...          for r in range(2)]
+        >>> [len(r) for r in ranks]
+        [5, 5]
+        >>> whole = DistributedWeightedSampler([1.0] * 10, num_replicas=1, rank=0, seed=0)
+        >>> [i for pair in zip(*ranks) for i in pair] == list(whole)  # rank r: positions r, r+2..
+        True
     """
 
     def __init__(
@@ -159,6 +179,18 @@ class DistributedWeightedBatchSampler(_BatchesOf):
     ``.sampler`` is the DistributedWeightedSampler, which is where Lightning calls ``set_epoch``.
     With Lightning, pass ``Trainer(use_distributed_sampler=False)``: otherwise Lightning tries to
     rebuild the batch sampler around its own DistributedSampler, which this class refuses.
+
+    Args:
+        sampler: the rank's :class:`DistributedWeightedSampler`.
+        batch_size: indices per batch.
+        drop_last: drop the rank's last batch when it is short.
+
+    Example:
+        >>> from fastloader import DistributedWeightedBatchSampler, DistributedWeightedSampler
+        >>> sampler = DistributedWeightedSampler([1.0] * 10, num_replicas=2, rank=1, seed=0)
+        >>> batches = DistributedWeightedBatchSampler(sampler, batch_size=2)
+        >>> [len(b) for b in batches], [i for b in batches for i in b] == list(sampler)
+        ([2, 2, 1], True)
     """
 
     def __init__(

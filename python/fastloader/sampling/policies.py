@@ -180,6 +180,13 @@ class RepeatFactorSampler(_ShardedEpochSampler):
             ``r`` takes global positions ``r, r + R, ...``, the stream wrapping around to pad
             the tail, with DistributedSampler's sizes.
         drop_last: drop the tail instead of padding it when ``T`` is not a multiple of the ranks.
+
+    Example:
+        >>> from collections import Counter
+        >>> from fastloader import RepeatFactorSampler
+        >>> sampler = RepeatFactorSampler([1.0, 3.0, 0.0], seed=0)
+        >>> len(sampler), sorted(Counter(sampler).items())
+        (4, [(0, 1), (1, 3)])
     """
 
     def __init__(
@@ -256,6 +263,14 @@ class ClassAwareSampler(_ShardedEpochSampler):
         num_samples: indices per epoch over all ranks.
         seed, num_replicas, rank, drop_last: as for :class:`RepeatFactorSampler` (mmdet gives
             each rank a contiguous block instead; every rank's share is class-balanced either way).
+
+    Example:
+        >>> import numpy as np
+        >>> from fastloader import ClassAwareSampler
+        >>> labels = [np.array([0])] * 9 + [np.array([1])]  # class 1 in one image of ten
+        >>> drawn = list(ClassAwareSampler(labels, num_samples=1000, seed=0))
+        >>> sum(i == 9 for i in drawn)  # half the draws visit class 1
+        500
     """
 
     def __init__(
