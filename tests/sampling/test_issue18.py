@@ -49,7 +49,7 @@ def test_item09_grouped_resume_seed_none():
     assert head + list(resumed) == whole
 
 
-def test_item09_state_taken_between_iter_and_next_keeps_the_epoch():
+def test_state_taken_between_iter_and_first_next_keeps_the_epoch():
     # The same fault in the plain sampler: a state saved after iter() but before next() named
     # the epoch's seed as if the epoch had not begun, so a resume skipped to the next epoch.
     torch.manual_seed(0)
@@ -288,7 +288,9 @@ class _FloatSampler(Sampler[float]):
         return len(self.values)
 
 
-@pytest.mark.parametrize("values", [[0.0, 1.5, 2.0, 3.0], [0.0, 1.0, 2.0, 3.0], ["0", "1", "2", "3"]])
+@pytest.mark.parametrize(
+    "values", [[0.0, 1.5, 2.0, 3.0], [0.0, 1.0, 2.0, 3.0], ["0", "1", "2", "3"]]
+)
 def test_item23_grouped_refuses_non_integer_indices(values):
     grouped = AspectRatioGroupedBatchSampler(_FloatSampler(values), [0, 0, 1, 1], 2)
     with pytest.raises(TypeError, match="integer dataset indices"):

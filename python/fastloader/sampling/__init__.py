@@ -1,7 +1,9 @@
 """Samplers and sampling weights: the weighted sampler and batch sampler (`weighted`), its
 distributed form (`distributed`), repeat-factor and class-aware sampling (`policies`),
-aspect-ratio grouped batches (`grouping`), per-image weights from labels (`class_weights`) and
-their resumable state format (`_state`). Imports only `_util` and the compiled `_C` module."""
+aspect-ratio grouped batches (`grouping`), per-image weights from labels (`class_weights`), the
+one state core they all share (`_state`: rank geometry and sharding, the epoch cursor, the
+checkpoint format), the weighted draws (`_draw`) and read-only views of sampler data
+(`_readonly`). Imports only `_util` and the compiled `_C` module."""
 
 from .class_weights import (
     class_balanced_weights,

@@ -45,7 +45,7 @@ class ReadOnlyTensor(torch.Tensor):
     _hint: str = "this tensor is read-only"
 
     @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):  # type: ignore[override]
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if _writes(func, kwargs):
             hint = next((a._hint for a in args if isinstance(a, ReadOnlyTensor)), cls._hint)

@@ -276,16 +276,18 @@ class Progress:
 # ------------------------------------------------------------------ checking a loaded state
 
 
-def _int_field(state: Mapping[str, Any], name: str, owner: str, *, allow_none: bool = False):
+def _int_field(
+    state: Mapping[str, Any], name: str, owner: str, *, allow_none: bool = False
+) -> int | None:
     value = state[name]
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 0:
         raise ValueError(
             f"{owner}.load_state_dict: state field {name!r} should be a non-negative int, "
             f"got {value!r}"
         )
-    if value > _MASK64:
+    if int(value) > _MASK64:
         raise ValueError(
             f"{owner}.load_state_dict: state field {name!r} should be below 2**64, got {value}"
         )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import numbers
+from collections.abc import Iterator
 from typing import Any, cast
 
 import torch

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,23 +17,17 @@ from .._util.checks import (
     positive_int,
     seed_or_none,
     stream_index,
-    weight_array,
 )
-from .._util.pool import pooled_int64
-from .._util.threads import native_threads
+from ._draw import Weights, WeightsLike, build_weights, epoch_chunks
 from ._readonly import read_only
 from ._state import (
     Cursor,
     Progress,
     RankGeometry,
     check_state,
-    fingerprint,
     legacy_phase,
     legacy_weights_fingerprint,
-    shard_array,
 )
-
-WeightsLike = Sequence[float] | np.ndarray | torch.Tensor
 
 #: Changes whenever a (seed, epoch) can yield different indices than before (see README).
 STREAM_VERSION: int = _C.stream_version()
@@ -43,29 +37,6 @@ STREAM_VERSION: int = _C.stream_version()
 _CHUNK = 1 << 18
 # The first chunk of an iteration is smaller, so that the first batch comes at once.
 _FIRST_CHUNK = 1 << 12
-
-
-class _Weights(NamedTuple):
-    """The weights and what is built from them; replaced whole by ``update_weights``, so a live
-    iteration keeps drawing from the one it started with."""
-
-    values: np.ndarray  # float64, read-only
-    table: Any  # _C.AliasTable with replacement, else None
-    fingerprint: str
-    positive: int
-
-
-def _build_weights(weights: WeightsLike, num_samples: int, replacement: bool) -> _Weights:
-    values = weight_array(weights)
-    values.setflags(write=False)  # the alias table is built from these values
-    positive = int(np.count_nonzero(values))
-    if not replacement and num_samples > positive:
-        raise ValueError(
-            f"num_samples={num_samples} should not exceed the number of positive weights "
-            f"({positive}) when replacement=False"
-        )
-    table = _C.AliasTable(values) if replacement else None
-    return _Weights(values, table, fingerprint(values), positive)
 
 
 _WEIGHTS_HINT = (
@@ -121,7 +92,7 @@ class FastWeightedSampler(Sampler[int]):
         self.replacement = boolean(replacement, "replacement")
         self.generator = generator_or_none(generator)
         seed = seed_or_none(seed)
-        self._data = _build_weights(weights, self.num_samples, self.replacement)
+        self._data = build_weights(weights, self.num_samples, self.replacement)
         self._progress = Progress(seed)
 
     @classmethod
@@ -171,7 +142,7 @@ class FastWeightedSampler(Sampler[int]):
         between epochs for an exact resume. Raises as the constructor does and then changes
         nothing.
         """
-        data = _build_weights(weights, self.num_samples, self.replacement)
+        data = build_weights(weights, self.num_samples, self.replacement)
         if len(data.values) != len(self._data.values):
             raise ValueError(
                 f"weights should keep their length {len(self._data.values)}, but got "
@@ -193,9 +164,9 @@ class FastWeightedSampler(Sampler[int]):
         # A loaded state is claimed now, the epoch begun at the first next() (Progress.claim).
         return self._iterate(self._progress.claim(), self._data)
 
-    def _iterate(self, resume: tuple[int | None, int] | None, data: _Weights) -> Iterator[int]:
+    def _iterate(self, resume: tuple[int | None, int] | None, data: Weights) -> Iterator[int]:
         cursor = self._begin(resume)
-        for chunk in self._epoch_chunks(cursor, data, _CHUNK, _FIRST_CHUNK):
+        for chunk in epoch_chunks(cursor, data, self.num_samples, _CHUNK, _FIRST_CHUNK):
             yield from cursor.hand_out(chunk.tolist())
         self._progress.record(cursor, cursor.shard.count)
 
@@ -208,60 +179,15 @@ class FastWeightedSampler(Sampler[int]):
         """
         cursor = self._begin(self._progress.claim(), whole=True)
         count = cursor.shard.count
-        whole = list(self._epoch_chunks(cursor, self._data, max(1, count)))  # one chunk: no copy
+        whole = list(
+            epoch_chunks(cursor, self._data, self.num_samples, max(1, count))
+        )  # one chunk: no copy
         self._progress.record(cursor, count)
         return torch.from_numpy(whole[0] if whole else np.empty(0, dtype=np.int64))
 
     def _draw_epoch_seed(self) -> int:
         drawn = torch.empty((), dtype=torch.int64).random_(generator=self.generator)
         return int(drawn.item())
-
-    def _draw_all(self, data: _Weights, seed: int, stream: int) -> np.ndarray:
-        """The epoch's whole weighted permutation (without replacement), in pooled memory: the
-        previous epoch's pages come back instead of 8 fresh bytes per index."""
-        out = pooled_int64(self.num_samples)
-        _C.sample_without_replacement(
-            data.values, self.num_samples, seed, stream, out, native_threads()
-        )
-        return out
-
-    def _epoch_chunks(
-        self, cursor: Cursor, data: _Weights, chunk: int, first_chunk: int | None = None
-    ) -> Iterator[np.ndarray]:
-        """This rank's indices of the cursor's epoch as int64 arrays of ``chunk`` items (the last
-        may be short). With replacement the first array holds ``first_chunk`` items and the next
-        grow fourfold up to ``chunk`` (both multiples of a batch size for the batch samplers).
-
-        Global position g is draw g of the counter stream (with replacement) or item g mod
-        num_samples of the epoch's weighted permutation (without: padding wraps around).
-        """
-        shard = cursor.shard
-        count = shard.count
-        if count == 0:
-            return
-        if data.table is None:
-            # Without replacement every index depends on all keys: one O(num_samples) draw.
-            mine = shard_array(self._draw_all(data, cursor.seed, cursor.epoch), shard)
-            for start in range(0, count, chunk):
-                yield mine[start : start + chunk]
-            return
-        buffer = pooled_int64(min(chunk, count))  # recycled pages (indices() returns it whole)
-        # The first chunk is small and the next ones grow to `chunk`: the first index (of an
-        # epoch, or after a resume) comes in microseconds. Chunking never changes the stream.
-        step = chunk if first_chunk is None else min(chunk, first_chunk)
-        start = 0
-        while start < count:
-            size = min(step, count - start)
-            first = shard.first + start * shard.stride
-            if shard.stride == 1:
-                data.table.draw(cursor.seed, cursor.epoch, first, buffer, size, native_threads())
-            else:
-                data.table.draw_strided(
-                    cursor.seed, cursor.epoch, first, shard.stride, buffer, size, native_threads()
-                )
-            start += size
-            step = min(chunk, step * 4)
-            yield buffer[:size]
 
     # ------------------------------------------------------------------ checkpoint state
 
@@ -419,7 +345,7 @@ class FastWeightedBatchSampler(_BatchesOf):
 def _iterate_batches(
     sampler: FastWeightedSampler,
     resume: tuple[int | None, int] | None,
-    data: _Weights,
+    data: Weights,
     batch_size: int,
     drop_last: bool,
 ) -> Iterator[list[int]]:
@@ -433,7 +359,7 @@ def _iterate_batches(
     # Chunks hold whole batches, so no batch straddles two chunks.
     chunk = batch_size * max(1, _CHUNK // batch_size)
     first_chunk = batch_size * max(1, _FIRST_CHUNK // batch_size)
-    for array in sampler._epoch_chunks(cursor, data, chunk, first_chunk):
+    for array in epoch_chunks(cursor, data, sampler.num_samples, chunk, first_chunk):
         indices = array.tolist()
         for start in range(0, len(indices), batch_size):
             batch = indices[start : start + batch_size]
