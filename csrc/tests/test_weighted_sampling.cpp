@@ -203,6 +203,22 @@ void bad_weights_throw() {
                                       "no weights rejected");
 }
 
+// Weights summing below n / DBL_MAX made n / sum overflow to inf: every column looked large and
+// the draw was uniform (issue 18 item 11). The table must keep the ratios: accept = w_i * n / sum.
+void subnormal_weight_sums_keep_their_ratios() {
+  const std::vector<double> w{1e-310, 3e-310};
+  const fastloader::AliasTable table(w.data(), 2);
+  const auto& cells = table.cells();
+  check(cells[0].accept == 0.5 && cells[0].alias == 1 && cells[1].accept == 1.0,
+        "subnormal weights [1, 3] give the table of [0.25, 0.75]");
+  const std::vector<double> tiny{5e-324, 5e-324, 1e-323};  // the smallest subnormals
+  const fastloader::AliasTable smallest(tiny.data(), 3);
+  std::vector<int64_t> out(60000);
+  smallest.draw(3, 0, 0, static_cast<int64_t>(out.size()), out.data(), 1);
+  const auto twos = std::count(out.begin(), out.end(), int64_t{2});
+  check(twos > 29000 && twos < 31000, "weight 2 of [1, 1, 2] (subnormal) is drawn half the time");
+}
+
 }  // namespace
 
 int main() {
@@ -216,6 +232,7 @@ int main() {
   weights_the_bucket_sample_misses();
   compensated_sum_keeps_small_terms();
   bad_weights_throw();
+  subnormal_weight_sums_keep_their_ratios();
   std::printf("%s\n", failures == 0 ? "all C++ checks passed" : "C++ checks FAILED");
   return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -302,3 +302,38 @@ def test_distributed_refuses_a_seedless_state_before_any_epoch():
     sampler = DistributedWeightedSampler(WEIGHTS, N, num_replicas=2, rank=0)
     with pytest.raises(ValueError, match="could not agree"):
         sampler.load_state_dict(state)
+
+
+# ---------------------------------------------------------------- the previous format
+
+
+def version1(state, weights):
+    """What fastloader wrote before the shared state format: no phase, a SHA-1 fingerprint."""
+    import hashlib
+
+    old = {k: v for k, v in state.items() if k != "phase"}
+    data = np.ascontiguousarray(weights, dtype="<f8")
+    old["weights_fingerprint"] = hashlib.sha1(data.data.cast("B")).hexdigest()
+    return {**old, "version": 1}
+
+
+@pytest.mark.parametrize("seed", [5, None])
+@pytest.mark.parametrize("cut", [0, 10, N])
+def test_version1_states_of_the_weighted_samplers_still_load(seed, cut):
+    torch.manual_seed(2)
+    sampler = FastWeightedSampler(WEIGHTS, N, seed=seed)
+    iterator = iter(sampler)
+    for _ in range(cut):
+        next(iterator)
+    state = sampler.state_dict()
+    assert state["phase"] == {0: "waiting", 10: "running", N: "over"}[cut]
+    rest = list(iterator)
+    following = list(sampler)  # the epoch after
+    torch.manual_seed(2)  # a waiting seed=None state draws its first seed here, as the saver did
+    resumed = FastWeightedSampler(WEIGHTS, N, seed=None if seed is None else 1)
+    resumed.load_state_dict(version1(state, WEIGHTS))
+    if cut < N:
+        assert list(resumed) == rest and len(rest) == N - cut
+    assert list(resumed) == following
+    with pytest.raises(ValueError, match="weights_fingerprint"):
+        FastWeightedSampler(WEIGHTS, N, seed=1).load_state_dict(version1(state, WEIGHTS + 1.0))

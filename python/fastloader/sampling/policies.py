@@ -68,9 +68,20 @@ class _ShardedEpochSampler(Sampler[int]):
         assert seed is not None  # drawn at construction when not given
         return seed
 
+    @seed.setter
+    def seed(self, value: int) -> None:
+        seed = seed_or_none(value)
+        if seed is None:
+            raise TypeError("seed should be an int, but got None")
+        self._progress.seed = seed
+
     @property
     def epoch(self) -> int:
         return self._progress.epoch
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self.set_epoch(value)
 
     @property
     def num_replicas(self) -> int:

@@ -124,9 +124,17 @@ class FastWeightedSampler(Sampler[int]):
     def seed(self) -> int | None:
         return self._progress.seed
 
+    @seed.setter
+    def seed(self, value: int | None) -> None:
+        self._progress.seed = seed_or_none(value)
+
     @property
     def epoch(self) -> int:
         return self._progress.epoch
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self.set_epoch(value)
 
     @property
     def geometry(self) -> RankGeometry:
