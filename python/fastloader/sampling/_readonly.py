@@ -63,9 +63,12 @@ class ReadOnlyTensor(torch.Tensor):
 
 def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
     with torch._C.DisableTorchFunctionSubclass():
-        if a.device.type == "meta" or a.untyped_storage().nbytes() == 0:
+        try:
+            if a.device != b.device or a.untyped_storage().nbytes() == 0:
+                return False
+            return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+        except (RuntimeError, NotImplementedError):  # layouts without one storage (sparse, ...)
             return False
-        return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
 def read_only(tensor: torch.Tensor, hint: str) -> ReadOnlyTensor:

@@ -139,7 +139,9 @@ class DistributedWeightedSampler(DistributedSampler):
         return self.num_samples
 
     def indices(self) -> torch.Tensor:
-        """This rank's whole epoch as an int64 tensor: what ``__iter__`` yields, in order."""
+        """This rank's whole epoch as an int64 tensor: what ``__iter__`` yields, in order (a
+        pending loaded state's epoch from its start, else a fresh one; see
+        :meth:`FastWeightedSampler.indices`)."""
         return self._stream.indices()
 
     def state_dict(self) -> dict[str, Any]:

@@ -374,5 +374,8 @@ def _iterate_batches(
             if len(batch) < batch_size and drop_last:
                 return
             done += len(batch)
-            progress.record(cursor, count if done >= last else done)
+            if done >= last:
+                progress.record(cursor, count)
+            else:
+                cursor.set_taken(done)  # the position is worked out only when a state is asked
             yield batch
