@@ -246,10 +246,13 @@ def test_item14_grouped_refusal_leaves_the_inner_sampler():
     state = other.state_dict()
     state["group_ids_fingerprint"] = grouped.state_dict()["group_ids_fingerprint"]
     state["num_groups"] = grouped.num_groups
+    live = iter(inner)
+    next(live)  # the inner sampler is mid-epoch: a refused load must not turn that into a resume
     before = inner.state_dict()
     with pytest.raises(ValueError, match="num_batches"):
         grouped.load_state_dict({**state, "num_batches": 3})
     assert inner.state_dict() == before and inner.seed == 3
+    assert list(inner) == list(RepeatFactorSampler(np.ones(20), seed=3))  # a fresh epoch
 
 
 def test_item18_epoch_and_rank_ranges():

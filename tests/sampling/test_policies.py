@@ -139,6 +139,32 @@ def test_state_dict_resumes_mid_epoch():
     assert len(list(resumed)) == len(resumed)  # a new epoch starts at 0
 
 
+@pytest.mark.parametrize("before,after", [(1, 3), (3, 2), (2, 2)])
+def test_policy_states_resume_elastically_at_the_global_position(before, after):
+    # The shared state format counts global positions, so a RepeatFactorSampler checkpoint
+    # loads at another world size and loses or repeats no position (issue 17's one state core).
+    factors = np.random.default_rng(3).uniform(0.5, 2.5, 301)
+    global_stream = RepeatFactorSampler(factors, seed=2).indices().tolist()
+    old = [RepeatFactorSampler(factors, seed=2, num_replicas=before, rank=r) for r in range(before)]
+    iterators = [iter(s) for s in old]
+    seen = {}
+    for step in range(40):
+        for rank, it in enumerate(iterators):
+            seen[step * before + rank] = next(it)
+    state = old[0].state_dict()
+    assert state["position"] == 40 * before
+    for rank in range(after):
+        new = RepeatFactorSampler(factors, seed=99, num_replicas=after, rank=rank)
+        new.load_state_dict(state)
+        for i, index in enumerate(new):
+            position = 40 * before + rank + after * i
+            assert position not in seen
+            seen[position] = index
+    end = max(seen) + 1
+    assert sorted(seen) == list(range(end)) and end - len(global_stream) < after
+    assert [seen[g] for g in range(len(global_stream))] == global_stream
+
+
 def test_load_state_dict_names_each_mismatch():
     factors = np.ones(100)
     sampler = RepeatFactorSampler(factors, seed=1)

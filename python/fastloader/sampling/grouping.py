@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import numbers
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -246,8 +247,8 @@ class AspectRatioGroupedBatchSampler(BatchSampler):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Resumes after the saved batch of the saved epoch (regenerated from the inner sampler).
 
-        Validates everything first; a refused state leaves this sampler and its inner one as
-        they were.
+        Validates everything first, the inner state on a copy of the inner sampler: a refused
+        state leaves this sampler and its inner one as they were.
         """
         owner = type(self).__name__
         state = check_state(state_dict, self._identity(), owner, seeded=False)
@@ -259,31 +260,48 @@ class AspectRatioGroupedBatchSampler(BatchSampler):
             epoch = stream_index(epoch, "state_dict['sampler_epoch']")
         inner, sampler = state["inner"], self.sampler
         stateful = inner is not None and isinstance(sampler, StatefulSampler)
-        saved = sampler.state_dict() if stateful else None
-        if stateful:
-            sampler.load_state_dict(inner)  # validates its own state and then changes nothing
-        elif epoch is not None and callable(getattr(sampler, "set_epoch", None)):
-            saved = getattr(sampler, "epoch", None)
-            sampler.set_epoch(epoch)
+        can_set_epoch = epoch is not None and callable(getattr(sampler, "set_epoch", None))
+        # The batch count depends on the restored inner sampler (a repeat-factor epoch's length),
+        # so restore a copy first; one that cannot be copied is restored and put back on failure.
         try:
-            if len(self) != state["num_batches"]:
-                raise ValueError(
-                    f"{owner}.load_state_dict: state_dict num_batches={state['num_batches']} "
-                    f"does not match the {len(self)} batches of the restored sampler"
-                )
-            if state["position"] > len(self):
-                raise ValueError(
-                    f"{owner}.load_state_dict: state_dict position={state['position']} is past "
-                    f"{len(self)} batches"
-                )
+            probe = copy.deepcopy(sampler) if stateful or can_set_epoch else sampler
+        except Exception:  # noqa: BLE001 - any sampler may refuse to be copied
+            probe = None
+        target = sampler if probe is None else probe
+        saved = sampler.state_dict() if stateful and probe is None else None
+        saved_epoch = getattr(sampler, "epoch", None)
+        if stateful:
+            target.load_state_dict(inner)  # validates its own state and then changes nothing
+        elif can_set_epoch:
+            target.set_epoch(epoch)
+        try:
+            self._check_restored(state, len(target) // self.batch_size)
         except ValueError:
-            if stateful:
+            if probe is None and stateful:
                 sampler.load_state_dict(saved)
-            elif isinstance(saved, numbers.Integral):
-                sampler.set_epoch(saved)
+            elif probe is None and isinstance(saved_epoch, numbers.Integral):
+                sampler.set_epoch(saved_epoch)
             raise
+        if probe is not None and probe is not sampler:  # the state is good: now the real one
+            if stateful:
+                sampler.load_state_dict(inner)
+            elif can_set_epoch:
+                sampler.set_epoch(epoch)
         self._progress.load(state)
         self._inner_state = inner if stateful else None
+
+    def _check_restored(self, state: dict[str, Any], batches: int) -> None:
+        owner = type(self).__name__
+        if batches != state["num_batches"]:
+            raise ValueError(
+                f"{owner}.load_state_dict: state_dict num_batches={state['num_batches']} does "
+                f"not match the {batches} batches of the restored sampler"
+            )
+        if state["position"] > batches:
+            raise ValueError(
+                f"{owner}.load_state_dict: state_dict position={state['position']} is past "
+                f"{batches} batches"
+            )
 
     def __repr__(self) -> str:
         return (
