@@ -23,8 +23,6 @@ namespace {
 
 constexpr size_t kNowhere = std::numeric_limits<size_t>::max();
 
-std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
-
 // Maps ids to their positions: a dense table when the ids are compact (COCO's and LVIS's are),
 // else binary search over the sorted ids. Duplicates are an error naming the id.
 class IdLookup {
