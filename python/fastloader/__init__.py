@@ -16,7 +16,7 @@ from .collate import (
     set_buffer_pool_limit,
 )
 from .collate.ring import SharedRing
-from .datasets import SyntheticDetection, VOCDetection, WIDERFace
+from .datasets import COCODetection, SyntheticDetection, VOCDetection, WIDERFace
 from .sampling.class_weights import (
     class_balanced_weights,
     class_image_counts,
@@ -59,6 +59,7 @@ __all__ = [
     "SyntheticDetection",
     "VOCDetection",
     "WIDERFace",
+    "COCODetection",
     "tune_num_workers",
     "TuneReport",
     "WorkerMeasurement",

@@ -1,16 +1,19 @@
-"""Detection datasets: Pascal VOC folders (`voc`), WIDER FACE in Pytorch_Retinaface's layout
-(`widerface`), the synthetic VOC- and WIDER-layout sets (`synthetic`) and
-the annotation parsing and label statistics they share (`annotations`). Imports `_util` and `io`
+"""Detection datasets: Pascal VOC folders (`voc`), COCO / LVIS JSON (`coco`), WIDER FACE in
+Pytorch_Retinaface's layout (`widerface`), the synthetic VOC- and WIDER-layout sets (`synthetic`)
+and the annotation parsing and label statistics they share (`annotations`). Imports `_util` and `io`
 (decoding, images left in their files); never `sampling`, `collate` or `bench`."""
 
 from ..io.decode import available_decoders, default_jpeg_decoder, read_image
 from .annotations import NUM_LANDMARKS, class_histogram, image_class_weights
+from .coco import COCODetection, to_coco_json
 from .synthetic import VOC_SHAPES, SyntheticDetection, synthetic_widerface
 from .voc import TARGET_COLUMNS, VOC_CLASSES, VOCDetection
 from .widerface import WIDERFACE_TARGET_COLUMNS, WIDERFace
 
 __all__ = [
     "VOCDetection",
+    "COCODetection",
+    "to_coco_json",
     "SyntheticDetection",
     "WIDERFace",
     "synthetic_widerface",

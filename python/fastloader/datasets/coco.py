@@ -1,0 +1,569 @@
+"""COCODetection: COCO / LVIS detection JSON read natively into packed arrays, as a Dataset.
+
+Why a native reader: a COCO / LVIS file is millions of small annotation objects. ``json.load``
+or orjson build a Python dict per annotation (and a list per polygon) before anything can be
+packed, which is where pycocotools' tens of seconds and gigabytes go; simdjson bindings either
+vendor megabytes of C++ or hand out a proxy object per access. fastloader's core instead scans
+the file once with a small strict RFC 8259 pull scanner (``csrc/core/json_scanner.cpp``) and
+writes the detection fields straight into column vectors (``csrc/core/coco_index.cpp``):
+segmentations are validated and skipped without being materialized, the file is read through a
+mapping whose consumed prefix is released as the scan advances, so memory grows by the packed
+arrays, not the file. Malformed JSON is a ValueError naming the file, byte offset, line and
+column. Python's ``json`` stays only as the tests' reference.
+
+The packed arrays are numpy arrays: DataLoader workers started by fork share them (no parse,
+no pickle per worker). Pickled (spawn / forkserver workers), a dataset carries its file's path,
+size and modification time and re-reads the file on first use, refusing a file that changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .. import _C
+from .._util.checks import boolean
+from ..io.decode import check_decoder, locate_npy, read_image
+from ..io.deferred import DeferredSamples, ImageFile
+from .annotations import NUM_LANDMARKS, class_histogram, image_class_weights
+
+__all__ = ["COCODetection", "to_coco_json"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+_SAMPLE_FORMATS = ("tuple", "dict")
+
+# Native reads of annotation files in this process: the tests check that DataLoader workers
+# started by fork add none.
+_index_loads = 0
+
+
+def _decode(buffer: np.ndarray, offsets: np.ndarray, index: int) -> str:
+    # surrogatepass: a lone \ud800-style escape is legal JSON and the reader keeps it.
+    return buffer[offsets[index] : offsets[index + 1]].tobytes().decode("utf-8", "surrogatepass")
+
+
+def _split(values: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    return [values[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+class _Packed:
+    """The native columns after category selection, crowd and degenerate-box filtering."""
+
+    def __init__(
+        self,
+        path: str,
+        categories: Sequence[str | int] | None,
+        keep_crowd: bool,
+        warn: bool,
+    ) -> None:
+        global _index_loads
+        raw = _C.load_coco_index(path)
+        _index_loads += 1
+        self.image_ids: np.ndarray = raw["image_ids"]
+        self.sizes: np.ndarray = raw["image_sizes"].reshape(-1, 2)
+        self.file_names: np.ndarray = raw["file_names"]
+        self.file_name_offsets: np.ndarray = raw["file_name_offsets"]
+        self.has_lvis_fields = bool(raw["has_lvis_image_fields"])
+        category_ids: np.ndarray = raw["category_ids"]
+        names = [
+            _decode(raw["category_names"], raw["category_name_offsets"], k)
+            for k in range(len(category_ids))
+        ]
+        frequency = [chr(f) if f else "" for f in raw["category_frequency"].tolist()]
+        # chosen[k]: the position (among sorted ids) of class k.
+        chosen = _choose_categories(categories, category_ids, names, path)
+        self.category_ids = category_ids[chosen]
+        self.classes = [names[k] for k in chosen]
+        self.frequencies = [frequency[k] for k in chosen]
+        class_of = np.full(len(category_ids), -1, dtype=np.int64)
+        class_of[chosen] = np.arange(len(chosen), dtype=np.int64)
+
+        offsets: np.ndarray = raw["object_offsets"]
+        boxes: np.ndarray = raw["boxes"].reshape(-1, 4)
+        labels = class_of[raw["labels"]]
+        crowd: np.ndarray = raw["crowd"]
+        num_keypoints = int(raw["num_keypoints"])
+        self.num_landmarks = num_keypoints if num_keypoints else NUM_LANDMARKS
+        keep = labels >= 0
+        if not keep_crowd:
+            keep &= crowd == 0
+        degenerate = keep & ((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1]))
+        if degenerate.any():
+            keep &= ~degenerate
+            if warn:
+                first = int(raw["annotation_ids"][np.flatnonzero(degenerate)[0]])
+                warnings.warn(
+                    f"{path}: dropped {int(degenerate.sum())} annotations whose bbox has zero "
+                    f"width or height (first: annotation id {first})",
+                    stacklevel=4,
+                )
+        everything = bool(keep.all())
+        kept_before = np.zeros(len(keep) + 1, dtype=np.int64)
+        np.cumsum(keep, out=kept_before[1:])
+        self.offsets = kept_before[offsets] if not everything else offsets
+
+        def kept(values: np.ndarray) -> np.ndarray:
+            return values if everything else values[keep]
+
+        self.boxes = kept(boxes)
+        self.labels = kept(labels)
+        self.crowd = kept(crowd)
+        self.areas = kept(raw["areas"])
+        self.annotation_ids = kept(raw["annotation_ids"])
+        if num_keypoints:
+            self.landmarks = kept(raw["keypoints"].reshape(-1, num_keypoints, 2))
+        else:  # the VOC layout: NUM_LANDMARKS points, all absent (-1)
+            self.landmarks = np.full((len(self.labels), NUM_LANDMARKS, 2), -1.0, np.float32)
+        self.not_exhaustive = _remapped(
+            raw["not_exhaustive"], raw["not_exhaustive_offsets"], class_of
+        )
+        self.negative = _remapped(raw["negative"], raw["negative_offsets"], class_of)
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def objects(self, position: int) -> slice:
+        return slice(int(self.offsets[position]), int(self.offsets[position + 1]))
+
+    def file_name(self, position: int) -> str:
+        return _decode(self.file_names, self.file_name_offsets, position)
+
+    def label_lists(self) -> list[np.ndarray]:
+        return np.split(self.labels, self.offsets[1:-1]) if len(self) else []
+
+
+def _remapped(values: np.ndarray, offsets: np.ndarray, class_of: np.ndarray) -> list[np.ndarray]:
+    """Per-image category positions -> class indices, dropping unselected categories."""
+    classes = class_of[values]
+    return [part[part >= 0] for part in _split(classes, offsets)]
+
+
+def _choose_categories(
+    categories: Sequence[str | int] | None,
+    category_ids: np.ndarray,
+    names: list[str],
+    path: str,
+) -> np.ndarray:
+    if categories is None:
+        return np.arange(len(category_ids), dtype=np.int64)
+    by_name: dict[str, int] = {}
+    for k, name in enumerate(names):
+        by_name.setdefault(name, k)
+    by_id = {int(c): k for k, c in enumerate(category_ids.tolist())}
+    chosen = []
+    for item in categories:
+        if isinstance(item, str):
+            if item not in by_name:
+                raise ValueError(f"categories: {item!r} is not a category name in {path}")
+            if names.count(item) > 1:
+                raise ValueError(
+                    f"categories: {item!r} names several categories in {path}; use ids"
+                )
+            chosen.append(by_name[item])
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+            if int(item) not in by_id:
+                raise ValueError(f"categories: id {int(item)} is not a category id in {path}")
+            chosen.append(by_id[int(item)])
+        else:
+            raise TypeError(
+                f"categories should hold category names (str) or ids (int), but got {item!r}"
+            )
+    if len(set(chosen)) != len(chosen):
+        raise ValueError("categories should not name a category twice")
+    return np.array(chosen, dtype=np.int64)
+
+
+class COCODetection(Dataset):
+    """Detection samples from a COCO-format JSON file (COCO, LVIS, Objects365, most labelling
+    tools' exports), with the same sample formats and target layout as
+    :class:`~fastloader.VOCDetection`.
+
+    The file is read once, natively, into packed arrays (see the module docstring): per image its
+    id, file name, size and object range; per object its box (COCO's ``[x, y, w, h]`` turned into
+    ``x1, y1, x2, y2`` pixels, as ``x + w`` in double rounded once to float32), class index,
+    crowd flag, area and keypoints. Segmentations are skipped, never materialized. Class ``k`` is
+    the ``k``-th category by sorted id (as detectron2 and torchvision number them), or the
+    ``k``-th of ``categories``.
+
+    Choices where the format allows either: objects with ``iscrowd`` (or ``ignore``) set are
+    dropped unless ``keep_crowd``; boxes with zero width or height are dropped with one warning
+    per file (a negative size, a non-finite value, an unknown image or category id, or a
+    duplicate id is an error naming it). Images without objects are kept (``N = 0``). LVIS files
+    name images by ``coco_url``: the file name is then its last two parts (``train2017/x.jpg``),
+    as detectron2 reads them. Keypoints (``x, y, visibility`` triples) become landmark columns
+    (``-1`` where the visibility is 0); a file without keypoints gets the VOC layout's 5 absent
+    landmarks, so its targets are exactly ``VOCDetection``'s ``[N, 15]``.
+
+    Samples, by ``sample_format``:
+
+    - ``"tuple"``: ``(image, target)``, target float32 ``[N, 5 + 2K]``: columns ``0:4`` box,
+      ``4`` class index, ``5:`` the K landmarks' x, y (see :attr:`target_columns`).
+    - ``"dict"``: ``{"image", "boxes": float32 [N, 4], "labels": int64 [N],
+      "landmarks": float32 [N, K, 2]}``, plus ``"iscrowd": uint8 [N]`` with ``keep_crowd``.
+
+    For LVIS repeat-factor sampling pass :meth:`labels` to :func:`fastloader.repeat_factors`;
+    :attr:`frequencies`, :meth:`not_exhaustive_classes` and :meth:`negative_classes` keep LVIS's
+    per-category and per-image fields.
+
+    Args:
+        image_root: the folder the images' ``file_name`` is relative to.
+        annotation_file: the COCO-format JSON file.
+        categories: category names or ids to keep, in the order that numbers them; objects of
+            other categories are dropped. None: every category, numbered by sorted id.
+        keep_crowd: keep objects marked ``iscrowd`` / ``ignore``.
+        sample_format: ``"tuple"`` or ``"dict"``.
+        transform: called on each sample before it is returned.
+        decoder: ``"auto"``, ``"simplejpeg"`` or ``"pillow"`` for JPEG files.
+        image_suffix: read ``<image_root>/<stem><image_suffix>`` instead of the file name
+            (e.g. ``".npy"`` for pre-decoded copies).
+        read_into_batch: as for :class:`~fastloader.VOCDetection`: ``.npy`` images are read by
+            :class:`~fastloader.DetectionCollate` straight into the batch (tuple samples, no
+            transform).
+
+    Example:
+        >>> import json, os, tempfile
+        >>> from fastloader import COCODetection
+        >>> folder = tempfile.mkdtemp()
+        >>> coco = {"images": [{"id": 7, "file_name": "a.jpg", "width": 64, "height": 48}],
+        ...         "annotations": [{"id": 1, "image_id": 7, "category_id": 3,
+        ...                          "bbox": [10, 5, 20, 30], "area": 600, "iscrowd": 0,
+        ...                          "segmentation": [[10, 5, 30, 5, 30, 35]]}],
+        ...         "categories": [{"id": 3, "name": "cat"}, {"id": 1, "name": "dog"}]}
+        >>> with open(os.path.join(folder, "train.json"), "w") as f:
+        ...     json.dump(coco, f)
+        >>> ds = COCODetection(folder, os.path.join(folder, "train.json"))
+        >>> ds.classes, len(ds)
+        (['dog', 'cat'], 1)
+        >>> ds.annotation(0)["boxes"], ds.labels()
+        (array([[10.,  5., 30., 35.]], dtype=float32), [array([1])])
+    """
+
+    def __init__(
+        self,
+        image_root: PathLike,
+        annotation_file: PathLike,
+        *,
+        categories: Sequence[str | int] | None = None,
+        keep_crowd: bool = False,
+        sample_format: str = "tuple",
+        transform: Callable[[Any], Any] | None = None,
+        decoder: str = "auto",
+        image_suffix: str | None = None,
+        read_into_batch: bool = False,
+    ) -> None:
+        self.image_root = Path(image_root)
+        self._image_folder = str(self.image_root)
+        self.annotation_file = Path(annotation_file)
+        if not self.annotation_file.is_file():
+            raise ValueError(f"annotation_file {str(self.annotation_file)!r} is not a file")
+        if sample_format not in _SAMPLE_FORMATS:
+            raise ValueError(
+                f"sample_format should be one of {_SAMPLE_FORMATS}, "
+                f"but got sample_format={sample_format!r}"
+            )
+        if transform is not None and not callable(transform):
+            raise TypeError(
+                f"transform should be callable or None, but got {type(transform).__name__}"
+            )
+        if image_suffix is not None and not isinstance(image_suffix, str):
+            raise TypeError(f"image_suffix should be a str or None, but got {image_suffix!r}")
+        self.sample_format = sample_format
+        self.transform = transform
+        self.keep_crowd = boolean(keep_crowd, "keep_crowd")
+        self.read_into_batch = boolean(read_into_batch, "read_into_batch")
+        self.decoder = check_decoder(decoder)
+        self.image_suffix = image_suffix
+        if categories is not None and (
+            isinstance(categories, (str, bytes)) or not isinstance(categories, Sequence)
+        ):
+            raise TypeError(
+                "categories should be a sequence of category names or ids, but got "
+                f"{type(categories).__name__}"
+            )
+        self._categories = None if categories is None else list(categories)
+        self._stat = self._file_stat()
+        self._packed: _Packed | None = _Packed(
+            str(self.annotation_file), self._categories, self.keep_crowd, warn=True
+        )
+        self._length = len(self._packed)
+        self.classes: list[str] = list(self._packed.classes)
+        self.class_to_index = {name: k for k, name in enumerate(self.classes)}
+
+    # ---- sharing with workers -----------------------------------------------------------------
+    def _file_stat(self) -> tuple[int, int]:
+        info = os.stat(self.annotation_file)
+        return info.st_size, info.st_mtime_ns
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The packed arrays stay behind: the receiving process re-reads the file on first use.
+        state = self.__dict__.copy()
+        state["_packed"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    @property
+    def index(self) -> _Packed:
+        """The packed annotations (read again on first use after unpickling)."""
+        if self._packed is None:
+            if self._file_stat() != self._stat:
+                raise ValueError(
+                    f"{self.annotation_file} changed since the dataset was opened (size or "
+                    "modification time differ); open it again"
+                )
+            self._packed = _Packed(
+                str(self.annotation_file), self._categories, self.keep_crowd, warn=False
+            )
+        return self._packed
+
+    # ---- metadata -----------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def num_landmarks(self) -> int:
+        """K: the file's keypoints per object, or 5 (all absent) when it has none."""
+        return self.index.num_landmarks
+
+    @property
+    def target_columns(self) -> dict[str, int | slice]:
+        """Column layout of the float32 ``[N, 5 + 2K]`` target of tuple samples."""
+        return {"boxes": slice(0, 4), "label": 4, "landmarks": slice(5, 5 + 2 * self.num_landmarks)}
+
+    @property
+    def category_ids(self) -> np.ndarray:
+        """int64 ``[num_classes]``: the COCO category id of each class."""
+        return self.index.category_ids.copy()
+
+    @property
+    def frequencies(self) -> list[str]:
+        """LVIS ``frequency`` of each class (``"f"``, ``"c"``, ``"r"``; ``""`` when absent)."""
+        return list(self.index.frequencies)
+
+    @property
+    def image_ids(self) -> np.ndarray:
+        """int64 ``[N]``: each image's COCO id, in file order (the dataset's order)."""
+        return self.index.image_ids.copy()
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _position(self, index: Any) -> int:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            if (
+                isinstance(index, torch.Tensor)
+                and index.numel() == 1
+                and not index.is_floating_point()
+            ):
+                index = int(index.item())
+            else:
+                raise TypeError(f"index should be an int, but got {type(index).__name__}")
+        size = self._length
+        if not -size <= index < size:
+            raise IndexError(f"index {index} is out of range for a dataset of {size} images")
+        return int(index) % size
+
+    def labels(self) -> list[np.ndarray]:
+        """The class indices of every image (int64 arrays, one per image, possibly empty)."""
+        return [labels.copy() for labels in self.index.label_lists()]
+
+    def image_sizes(self) -> np.ndarray:
+        """int64 ``[N, 2]``: each image's ``(height, width)`` from the JSON."""
+        return self.index.sizes.copy()
+
+    def aspect_ratios(self) -> np.ndarray:
+        """float64 ``[N]``: each image's width / height from the JSON."""
+        sizes = self.index.sizes
+        return sizes[:, 1].astype(np.float64) / np.maximum(sizes[:, 0], 1)
+
+    def class_histogram(
+        self, indices: Sequence[int] | np.ndarray | torch.Tensor | None = None
+    ) -> np.ndarray:
+        """Images containing each class among ``indices`` (all images when None)."""
+        return class_histogram(self.index.label_lists(), self.num_classes, indices)
+
+    def image_class_weights(self) -> np.ndarray:
+        """Per-image weights for :class:`fastloader.FastWeightedSampler` that rebalance classes;
+        see :func:`fastloader.datasets.image_class_weights`."""
+        return image_class_weights(self.index.label_lists(), self.num_classes)
+
+    def not_exhaustive_classes(self) -> list[np.ndarray]:
+        """LVIS: per image, the classes whose unlabelled instances may be present
+        (``not_exhaustive_category_ids``); empty arrays for a file without them."""
+        return [x.copy() for x in self.index.not_exhaustive]
+
+    def negative_classes(self) -> list[np.ndarray]:
+        """LVIS: per image, the classes verified absent (``neg_category_ids``)."""
+        return [x.copy() for x in self.index.negative]
+
+    # ---- samples ------------------------------------------------------------------------------
+    def annotation(self, index: int) -> dict[str, Any]:
+        """One image's annotation without loading the image: ``image_id``, ``file_name``,
+        ``width``, ``height``, ``boxes``, ``labels``, ``landmarks``, ``iscrowd``, ``area``,
+        ``annotation_ids``."""
+        position = self._position(index)
+        packed = self.index
+        objects = packed.objects(position)
+        return {
+            "image_id": int(packed.image_ids[position]),
+            "file_name": packed.file_name(position),
+            "width": int(packed.sizes[position, 1]),
+            "height": int(packed.sizes[position, 0]),
+            "boxes": packed.boxes[objects].copy(),
+            "labels": packed.labels[objects].copy(),
+            "landmarks": packed.landmarks[objects].copy(),
+            "iscrowd": packed.crowd[objects].copy(),
+            "area": packed.areas[objects].copy(),
+            "annotation_ids": packed.annotation_ids[objects].copy(),
+        }
+
+    def image_path(self, index: int) -> Path:
+        """Where image ``index`` is read from."""
+        return Path(self._image_file(self._position(index)))
+
+    def _image_file(self, position: int) -> str:
+        filename = self.index.file_name(position)
+        if self.image_suffix is not None:
+            filename = os.path.splitext(filename)[0] + self.image_suffix
+        return os.path.join(self._image_folder, filename)
+
+    def _read(self, position: int, image_path: str) -> torch.Tensor:
+        try:
+            return read_image(image_path, self.decoder)
+        except ValueError as exc:
+            raise ValueError(
+                f"{self.annotation_file}: image id {int(self.index.image_ids[position])}: {exc}"
+            ) from None
+
+    def _target(self, objects: slice) -> torch.Tensor:
+        packed = self.index
+        labels = packed.labels[objects]
+        k2 = 2 * packed.num_landmarks
+        target = np.empty((len(labels), 5 + k2), dtype=np.float32)
+        target[:, 0:4] = packed.boxes[objects]
+        target[:, 4] = labels
+        target[:, 5:] = packed.landmarks[objects].reshape(len(labels), k2)
+        return torch.from_numpy(target)
+
+    def __getitem__(self, index: int) -> Any:
+        position = self._position(index)
+        image_path = self._image_file(position)
+        image = self._read(position, image_path)
+        self._check_size(position, image_path, tuple(image.shape))
+        packed = self.index
+        objects = packed.objects(position)
+        if self.sample_format == "dict":
+            sample: Any = {
+                "image": image,
+                "boxes": torch.from_numpy(packed.boxes[objects].copy()),
+                "labels": torch.from_numpy(packed.labels[objects].copy()),
+                "landmarks": torch.from_numpy(packed.landmarks[objects].copy()),
+            }
+            if self.keep_crowd:
+                sample["iscrowd"] = torch.from_numpy(packed.crowd[objects].copy())
+        else:
+            sample = (image, self._target(objects))
+        return self.transform(sample) if self.transform is not None else sample
+
+    def __getitems__(self, indices: Sequence[int]) -> Any:
+        """The samples at indices, as the DataLoader fetches a batch: a list, or with
+        ``read_into_batch`` (tuple samples, no transform) a DeferredSamples whose ``.npy``
+        images are not read yet."""
+        if not self.read_into_batch or self.transform is not None or self.sample_format != "tuple":
+            return [self[index] for index in indices]
+        return DeferredSamples([self._deferred_pair(index) for index in indices])
+
+    def _deferred_pair(self, index: int) -> tuple[ImageFile | torch.Tensor, torch.Tensor]:
+        position = self._position(index)
+        image_path = self._image_file(position)
+        image: ImageFile | torch.Tensor
+        if image_path.lower().endswith(".npy"):  # as read_image tells formats apart
+            try:
+                offset, shape = locate_npy(image_path)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{self.annotation_file}: image id {int(self.index.image_ids[position])}: {exc}"
+                ) from None
+            image = ImageFile(image_path, offset, shape)
+        else:
+            image = self._read(position, image_path)
+        self._check_size(position, image_path, tuple(image.shape))
+        return image, self._target(self.index.objects(position))
+
+    def _check_size(self, position: int, image_path: str, shape: tuple[int, ...]) -> None:
+        size = tuple(int(x) for x in self.index.sizes[position])
+        if shape[1:] != size:
+            raise ValueError(
+                f"{self.annotation_file}: image id {int(self.index.image_ids[position])} is "
+                f"{size[0]}x{size[1]} (HxW) in the JSON but {image_path} is {shape[1]}x{shape[2]}"
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(annotation_file={str(self.annotation_file)!r}, "
+            f"images={len(self)}, classes={self.num_classes}, "
+            f"sample_format={self.sample_format!r})"
+        )
+
+
+def to_coco_json(dataset: Any, path: PathLike) -> None:
+    """Writes a detection dataset's annotations as a COCO JSON file (no segmentations).
+
+    ``dataset`` is a :class:`~fastloader.VOCDetection` or :class:`COCODetection` (anything with
+    ``classes``, ``image_root``, ``image_path(i)`` and ``annotation(i)`` giving ``width``,
+    ``height``, ``boxes``, ``labels`` and ``landmarks``). Image ``i`` gets id ``i + 1`` and class
+    ``k`` category id ``k + 1``; file names are relative to ``image_root``; landmarks become
+    keypoints (visibility 2, or 0 where absent) when any object has one. Reading the file back
+    with :class:`COCODetection` gives the same boxes, labels and landmarks.
+
+    Example:
+        >>> import os, tempfile
+        >>> from fastloader import COCODetection, SyntheticDetection
+        >>> from fastloader.datasets import to_coco_json
+        >>> voc = SyntheticDetection(tempfile.mkdtemp(), num_images=3)
+        >>> path = os.path.join(tempfile.mkdtemp(), "voc.json")
+        >>> to_coco_json(voc, path)
+        >>> coco = COCODetection(voc.image_root, path)
+        >>> all((a == b).all() for a, b in zip(coco.labels(), voc.labels()))
+        True
+    """
+    annotations = [dataset.annotation(i) for i in range(len(dataset))]
+    with_points = any((a["landmarks"] != -1).any() for a in annotations)
+    root = Path(dataset.image_root)
+    images: list[dict[str, Any]] = []
+    objects: list[dict[str, Any]] = []
+    for i, info in enumerate(annotations):
+        file_name = Path(dataset.image_path(i)).relative_to(root).as_posix()
+        images.append(
+            {"id": i + 1, "file_name": file_name, "width": info["width"], "height": info["height"]}
+        )
+        for box, label, points in zip(
+            info["boxes"].tolist(), info["labels"].tolist(), info["landmarks"].tolist(), strict=True
+        ):
+            x1, y1, x2, y2 = box
+            entry: dict[str, Any] = {
+                "id": len(objects) + 1,
+                "image_id": i + 1,
+                "category_id": int(label) + 1,
+                "bbox": [x1, y1, x2 - x1, y2 - y1],
+                "area": (x2 - x1) * (y2 - y1),
+                "iscrowd": 0,
+            }
+            if with_points:
+                entry["keypoints"] = [
+                    v for x, y in points for v in ((0, 0, 0) if x == -1 and y == -1 else (x, y, 2))
+                ]
+            objects.append(entry)
+    categories = [{"id": k + 1, "name": name} for k, name in enumerate(dataset.classes)]
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump({"images": images, "annotations": objects, "categories": categories}, file)
