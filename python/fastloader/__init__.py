@@ -16,7 +16,7 @@ from .collate import (
     set_buffer_pool_limit,
 )
 from .collate.ring import SharedRing
-from .datasets import COCODetection, SyntheticDetection, VOCDetection, WIDERFace
+from .datasets import COCODetection, SyntheticDetection, VOCDetection, WIDERFace, YOLODetection
 from .sampling.class_weights import (
     class_balanced_weights,
     class_image_counts,
@@ -60,6 +60,7 @@ __all__ = [
     "VOCDetection",
     "WIDERFace",
     "COCODetection",
+    "YOLODetection",
     "tune_num_workers",
     "TuneReport",
     "WorkerMeasurement",

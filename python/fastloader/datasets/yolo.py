@@ -1,0 +1,567 @@
+"""YOLODetection: an ultralytics-layout folder (images/<split>, labels/<split>, data.yaml) as a
+detection Dataset, with VOCDetection's samples and statistics."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .._util.checks import boolean
+from ..io.decode import check_decoder, locate_npy, read_image
+from ..io.deferred import DeferredSamples, ImageFile
+from ..io.decode import image_size
+from .annotations import NUM_LANDMARKS, class_histogram, image_class_weights
+
+__all__ = ["YOLODetection", "read_data_yaml"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+_SAMPLE_FORMATS = ("tuple", "dict")
+#: Image files YOLODetection lists (ultralytics' common formats, plus pre-decoded .npy).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".npy")
+
+# --------------------------------------------------------------------------------------------
+# data.yaml: the small YAML subset ultralytics files use for what we read
+
+
+_PLAIN = re.compile(r"^[^\s\[\]{}&*!|>%@`'\",#][^#]*$")
+_INTEGER = re.compile(r"^-?[0-9]+$")
+
+
+def _strip_comment(line: str) -> str:
+    """The line without a trailing ``# comment`` (a ``#`` outside quotes, after a space)."""
+    quote = None
+    for i, char in enumerate(line):
+        if quote:
+            if char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i].rstrip()
+    return line.rstrip()
+
+
+def _scalar(text: str, where: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        inner = text[1:-1]
+        if re.search(r"(?<!')'(?!')", inner.replace("''", "")):
+            raise ValueError(f"{where}: cannot parse the quoted string {text}")
+        return inner.replace("''", "'")
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        inner = text[1:-1]
+        if "\\" in inner.replace('\\"', "").replace("\\\\", ""):
+            raise ValueError(f'{where}: escapes other than \\" and \\\\ are not read: {text}')
+        return inner.replace('\\"', '"').replace("\\\\", "\\")
+    if not text or not _PLAIN.match(text) or ": " in text:
+        raise ValueError(f"{where}: cannot parse {text!r} as a plain string (quote it)")
+    return text
+
+
+def _flow_items(text: str, where: str) -> list[str]:
+    """The comma-separated items of a one-line ``[...]`` or ``{...}`` body, quotes respected."""
+    items, current, quote = [], "", None
+    for char in text:
+        if quote:
+            current += char
+            if char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+            current += char
+        elif char == ",":
+            items.append(current)
+            current = ""
+        elif char in "[]{}":
+            raise ValueError(f"{where}: nested lists or mappings are not read")
+        else:
+            current += char
+    if quote:
+        raise ValueError(f"{where}: unterminated quote")
+    items.append(current)
+    if items[-1].strip() == "":  # a trailing comma
+        items.pop()
+    return items
+
+
+def _names_from_mapping(pairs: list[tuple[str, str]], where: str) -> list[str]:
+    mapping: dict[int, str] = {}
+    for key, value in pairs:
+        key = key.strip()
+        if not _INTEGER.match(key):
+            raise ValueError(f"{where}: names keys should be class indices 0, 1, ...: got {key!r}")
+        if int(key) in mapping:
+            raise ValueError(f"{where}: class index {key} is named twice")
+        mapping[int(key)] = _scalar(value, where)
+    if sorted(mapping) != list(range(len(mapping))):
+        raise ValueError(f"{where}: names should number the classes 0 .. {len(mapping) - 1}")
+    return [mapping[k] for k in range(len(mapping))]
+
+
+def _split_pair(text: str, where: str) -> tuple[str, str]:
+    key, colon, value = text.partition(":")
+    if not colon:
+        raise ValueError(f"{where}: expected 'key: value', got {text.strip()!r}")
+    return key, value
+
+
+def read_data_yaml(path: PathLike) -> dict[str, Any]:
+    """Reads what YOLODetection needs from an ultralytics ``data.yaml``: ``names`` (a list, as
+    ``names: [a, b]``, a block list of ``- a`` lines, or a mapping ``0: a`` in a block or
+    ``{0: a, 1: b}``), ``nc`` and ``kpt_shape`` (``[K, 2 or 3]``). Other top-level keys and
+    their indented blocks are skipped. Anything in those three that this YAML subset does not
+    read clearly (anchors, multi-line flow lists, escapes other than ``\\"``, ...) is refused
+    with a ValueError naming the file and line, rather than guessed.
+
+    Returns a dict with ``names`` (list of str, or None), ``nc`` (int or None) and
+    ``kpt_shape`` (tuple of two ints, or None).
+
+    Example:
+        >>> import os, tempfile
+        >>> from fastloader.datasets.yolo import read_data_yaml
+        >>> path = os.path.join(tempfile.mkdtemp(), "data.yaml")
+        >>> with open(path, "w") as f:
+        ...     _ = f.write("path: ../coco8  # root\\nnames:\\n  0: person\\n")
+        ...     _ = f.write("  1: 'traffic light'\\n")
+        >>> read_data_yaml(path)
+        {'names': ['person', 'traffic light'], 'nc': None, 'kpt_shape': None}
+    """
+    source = Path(path)
+    lines = source.read_text(encoding="utf-8").splitlines()
+    out: dict[str, Any] = {"names": None, "nc": None, "kpt_shape": None}
+    i = 0
+    while i < len(lines):
+        where = f"{source}:{i + 1}"
+        line = _strip_comment(lines[i])
+        i += 1
+        if not line.strip() or line.strip() in ("---", "..."):
+            continue
+        if line[0] in " \t":
+            raise ValueError(f"{where}: unexpected indentation")
+        key, value = _split_pair(line, where)
+        key, value = key.strip(), value.strip()
+        block: list[tuple[int, str]] = []  # the indented lines that follow
+        while i < len(lines):
+            following = _strip_comment(lines[i])
+            if following.strip() and following[0] not in " \t":
+                break
+            if following.strip():
+                block.append((i + 1, following.strip()))
+            i += 1
+        if key not in ("names", "nc", "kpt_shape"):
+            continue  # path, train, val, download scripts, ...: not ours to read
+        if key == "nc":
+            if block or not _INTEGER.match(value) or int(value) < 0:
+                raise ValueError(f"{where}: nc should be a non-negative integer, got {value!r}")
+            out["nc"] = int(value)
+        elif key == "kpt_shape":
+            if block or not (value.startswith("[") and value.endswith("]")):
+                raise ValueError(f"{where}: kpt_shape should be a one-line list like [17, 3]")
+            items = [x.strip() for x in _flow_items(value[1:-1], where)]
+            if len(items) != 2 or not all(_INTEGER.match(x) for x in items):
+                raise ValueError(f"{where}: kpt_shape should be [K, 2] or [K, 3], got {value}")
+            count, dims = (int(x) for x in items)
+            if count < 1 or dims not in (2, 3):
+                raise ValueError(f"{where}: kpt_shape should be [K, 2] or [K, 3], got {value}")
+            out["kpt_shape"] = (count, dims)
+        elif value:  # names on one line
+            if block:
+                raise ValueError(f"{where}: names spans several lines in a form not read here")
+            if value.startswith("[") and value.endswith("]"):
+                out["names"] = [_scalar(x, where) for x in _flow_items(value[1:-1], where)]
+            elif value.startswith("{") and value.endswith("}"):
+                pairs = [_split_pair(x, where) for x in _flow_items(value[1:-1], where)]
+                out["names"] = _names_from_mapping(pairs, where)
+            else:
+                raise ValueError(
+                    f"{where}: names should be a list or a mapping of class index to name"
+                )
+        else:  # names as a block
+            if not block:
+                raise ValueError(f"{where}: names is empty")
+            if all(text.startswith("- ") or text == "-" for _, text in block):
+                out["names"] = [_scalar(text[1:], f"{source}:{n}") for n, text in block]
+            elif not any(text.startswith("-") for _, text in block):
+                pairs = [_split_pair(text, f"{source}:{n}") for n, text in block]
+                out["names"] = _names_from_mapping(pairs, f"{source}:{block[0][0]}")
+            else:
+                raise ValueError(f"{where}: names mixes list items and mapping entries")
+    names, nc = out["names"], out["nc"]
+    if names is not None and nc is not None and len(names) != nc:
+        raise ValueError(f"{source}: nc is {nc} but names lists {len(names)} classes")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Label files
+
+
+def _parse_labels(
+    path: Path, num_fields: int, keypoints: tuple[int, int] | None, num_classes: int | None
+) -> tuple[list[int], list[list[float]], list[list[float]], int]:
+    """classes, normalized boxes (cx, cy, w, h), keypoints (x, y pairs, -1 absent), and the
+    number of zero-size boxes dropped."""
+    classes: list[int] = []
+    boxes: list[list[float]] = []
+    points: list[list[float]] = []
+    dropped = 0
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return classes, boxes, points, 0  # an image without a label file has no objects
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the label file: {exc}") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"{path}:{number}"
+        if len(fields) != num_fields:
+            layout = "class cx cy w h" + (
+                f" and {keypoints[0]} keypoints of {keypoints[1]} values" if keypoints else ""
+            )
+            raise ValueError(
+                f"{where}: expected {num_fields} fields ({layout}), got {len(fields)}"
+                + (" (segmentation polygons are not read)" if len(fields) > 5 else "")
+            )
+        if not _INTEGER.match(fields[0]) or int(fields[0]) < 0:
+            raise ValueError(f"{where}: the class should be an integer >= 0, got {fields[0]!r}")
+        label = int(fields[0])
+        if num_classes is not None and label >= num_classes:
+            raise ValueError(f"{where}: class {label} is outside [0, {num_classes}) (data.yaml)")
+        try:
+            values = [float(x) for x in fields[1:]]
+        except ValueError:
+            raise ValueError(f"{where}: expected numbers after the class, got {line!r}") from None
+        if keypoints and keypoints[1] == 3:
+            checked = [v for k, v in enumerate(values) if k < 4 or (k - 4) % 3 != 2]
+        else:
+            checked = values
+        bad = [v for v in checked if not (math.isfinite(v) and 0.0 <= v <= 1.0)]
+        if bad:
+            raise ValueError(f"{where}: normalized values should lie in [0, 1], got {bad[0]!r}")
+        if values[2] == 0.0 or values[3] == 0.0:
+            dropped += 1
+            continue
+        classes.append(label)
+        boxes.append(values[:4])
+        if keypoints:
+            count, dims = keypoints
+            row: list[float] = []
+            for k in range(count):
+                x, y = values[4 + dims * k], values[5 + dims * k]
+                absent = values[6 + dims * k] == 0 if dims == 3 else (x == 0 and y == 0)
+                row += [-1.0, -1.0] if absent else [x, y]
+            points.append(row)
+    return classes, boxes, points, dropped
+
+
+def _folders(root: Path, split: str) -> tuple[Path, Path]:
+    """(images, labels) folders: ``images/<split>`` and ``labels/<split>``, or the Roboflow-style
+    ``<split>/images`` and ``<split>/labels``."""
+    images, labels = root / "images" / split, root / "labels" / split
+    if not images.is_dir() and (root / split / "images").is_dir():
+        images, labels = root / split / "images", root / split / "labels"
+    if not images.is_dir():
+        raise ValueError(
+            f"root should hold an images/{split} folder (ultralytics layout), but {images} is not "
+            "a directory"
+        )
+    return images, labels
+
+
+class YOLODetection(Dataset):
+    """Detection samples from an ultralytics-layout YOLO folder, with the same sample formats,
+    target layout and statistics as :class:`~fastloader.VOCDetection`.
+
+    Layout: images in ``root/images/<split>`` (``root/<split>/images`` too), one label file per
+    image in ``root/labels/<split>/<stem>.txt`` holding a ``class cx cy w h`` line per object
+    (normalized to [0, 1]), followed by ``K`` keypoints (``x y`` or ``x y visibility``) when
+    ``data.yaml`` gives ``kpt_shape: [K, 2|3]``. An image without a label file has no objects.
+    Class names come from ``data.yaml``'s ``names`` (read with a small YAML subset, see
+    :func:`read_data_yaml`; no PyYAML needed). Every label file is read once, at construction,
+    into packed arrays; boxes become ``x1, y1, x2, y2`` pixels from the image's size when a
+    sample is read. :meth:`image_sizes` reads each image's header (JPEG, PNG), never decoding.
+
+    Choices where the format allows either: zero-width or zero-height boxes are dropped with
+    one warning for the dataset; keypoints with visibility 0 (or ``0 0`` with 2 values per
+    point) are absent (-1); a file without keypoints gets the VOC layout's 5 absent landmarks.
+    A wrong field count, a class outside ``names``, or a value outside [0, 1] is an error naming
+    the file and line; two images with one stem (one label file) are an error.
+
+    Args:
+        root: the dataset folder.
+        split: ``"train"``, ``"val"``, ...: the subfolder of ``images`` and ``labels``.
+        data_yaml: the ``data.yaml`` to read; None: ``root/data.yaml`` when present.
+        classes: class names, overriding ``data.yaml``; when neither gives them, ``"0"``,
+            ``"1"``, ... up to the largest class index found.
+        sample_format, transform, decoder, read_into_batch: as for
+            :class:`~fastloader.VOCDetection` (``read_into_batch`` defers ``.npy`` images).
+
+    Example:
+        >>> import os, tempfile
+        >>> from PIL import Image
+        >>> from fastloader import YOLODetection
+        >>> root = tempfile.mkdtemp()
+        >>> for sub in ("images/train", "labels/train"):
+        ...     os.makedirs(os.path.join(root, sub))
+        >>> Image.new("RGB", (40, 20)).save(os.path.join(root, "images/train/a.jpg"))
+        >>> with open(os.path.join(root, "labels/train/a.txt"), "w") as f:
+        ...     _ = f.write("1 0.5 0.5 0.25 0.5\\n")
+        >>> with open(os.path.join(root, "data.yaml"), "w") as f:
+        ...     _ = f.write("names: [cat, dog]\\n")
+        >>> ds = YOLODetection(root, "train")
+        >>> image, target = ds[0]
+        >>> ds.classes, image.shape, target[:, :5].tolist()
+        (['cat', 'dog'], torch.Size([3, 20, 40]), [[15.0, 5.0, 25.0, 15.0, 1.0]])
+    """
+
+    def __init__(
+        self,
+        root: PathLike,
+        split: str,
+        *,
+        data_yaml: PathLike | None = None,
+        classes: Sequence[str] | None = None,
+        sample_format: str = "tuple",
+        transform: Callable[[Any], Any] | None = None,
+        decoder: str = "auto",
+        read_into_batch: bool = False,
+    ) -> None:
+        self.root = Path(root)
+        if not isinstance(split, str) or not split:
+            raise ValueError(f"split should be a split name such as 'train', but got {split!r}")
+        self.split = split
+        if sample_format not in _SAMPLE_FORMATS:
+            raise ValueError(
+                f"sample_format should be one of {_SAMPLE_FORMATS}, "
+                f"but got sample_format={sample_format!r}"
+            )
+        if transform is not None and not callable(transform):
+            raise TypeError(
+                f"transform should be callable or None, but got {type(transform).__name__}"
+            )
+        self.sample_format = sample_format
+        self.transform = transform
+        self.decoder = check_decoder(decoder)
+        self.read_into_batch = boolean(read_into_batch, "read_into_batch")
+        self.image_root, self.label_root = _folders(self.root, split)
+        yaml_path = Path(data_yaml) if data_yaml is not None else self.root / "data.yaml"
+        if data_yaml is not None and not yaml_path.is_file():
+            raise ValueError(f"data_yaml {str(yaml_path)!r} is not a file")
+        meta = (
+            read_data_yaml(yaml_path)
+            if yaml_path.is_file()
+            else {"names": None, "nc": None, "kpt_shape": None}
+        )
+        if classes is not None:
+            if isinstance(classes, str) or not all(isinstance(c, str) for c in classes):
+                raise TypeError("classes should be a sequence of class-name strings")
+            names: list[str] | None = list(classes)
+        else:
+            names = meta["names"]
+        limit = len(names) if names is not None else meta["nc"]
+        self.kpt_shape: tuple[int, int] | None = meta["kpt_shape"]
+        self.image_files = self._image_files()
+        self._read_labels(limit)
+        if names is None:
+            names = [str(k) for k in range(int(self._labels.max()) + 1 if len(self._labels) else 0)]
+        self.classes = names
+        self.class_to_index = {name: k for k, name in enumerate(self.classes)}
+        self._sizes: np.ndarray | None = None
+
+    def _image_files(self) -> list[Path]:
+        found = sorted(p for p in self.image_root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        seen: dict[str, Path] = {}
+        for path in found:
+            if path.stem in seen:
+                raise ValueError(
+                    f"{seen[path.stem]} and {path} share the stem {path.stem!r}, so one label "
+                    "file would serve both: rename one"
+                )
+            seen[path.stem] = path
+        return found
+
+    def _read_labels(self, num_classes: int | None) -> None:
+        count, dims = self.kpt_shape or (0, 0)
+        num_fields = 5 + count * dims
+        offsets = [0]
+        labels: list[int] = []
+        boxes: list[list[float]] = []
+        points: list[list[float]] = []
+        dropped = 0
+        for image in self.image_files:
+            found = _parse_labels(
+                self.label_root / f"{image.stem}.txt", num_fields, self.kpt_shape, num_classes
+            )
+            labels += found[0]
+            boxes += found[1]
+            points += found[2]
+            dropped += found[3]
+            offsets.append(len(labels))
+        if dropped:
+            warnings.warn(
+                f"{self.label_root}: dropped {dropped} boxes with zero width or height",
+                stacklevel=3,
+            )
+        self._offsets = np.array(offsets, dtype=np.int64)
+        self._labels = np.array(labels, dtype=np.int64)
+        self._boxes = np.array(boxes, dtype=np.float64).reshape(len(labels), 4)
+        self.num_landmarks = count if count else NUM_LANDMARKS
+        if count:
+            self._points = np.array(points, dtype=np.float64).reshape(len(labels), count, 2)
+        else:
+            self._points = np.full((len(labels), NUM_LANDMARKS, 2), -1.0)
+
+    # ---- metadata -----------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def target_columns(self) -> dict[str, int | slice]:
+        """Column layout of the float32 ``[N, 5 + 2K]`` target of tuple samples."""
+        return {"boxes": slice(0, 4), "label": 4, "landmarks": slice(5, 5 + 2 * self.num_landmarks)}
+
+    def __len__(self) -> int:
+        return len(self.image_files)
+
+    def _position(self, index: Any) -> int:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            if (
+                isinstance(index, torch.Tensor)
+                and index.numel() == 1
+                and not index.is_floating_point()
+            ):
+                index = int(index.item())
+            else:
+                raise TypeError(f"index should be an int, but got {type(index).__name__}")
+        size = len(self.image_files)
+        if not -size <= index < size:
+            raise IndexError(f"index {index} is out of range for a dataset of {size} images")
+        return int(index) % size
+
+    def _label_lists(self) -> list[np.ndarray]:
+        return np.split(self._labels, self._offsets[1:-1]) if len(self) else []
+
+    def labels(self) -> list[np.ndarray]:
+        """The class indices of every image (int64 arrays, one per image, possibly empty)."""
+        return [labels.copy() for labels in self._label_lists()]
+
+    def image_sizes(self) -> np.ndarray:
+        """int64 ``[N, 2]``: each image's ``(height, width)`` from its file header (read once)."""
+        if self._sizes is None:
+            self._sizes = np.array(
+                [image_size(path) for path in self.image_files], dtype=np.int64
+            ).reshape(-1, 2)
+        return self._sizes.copy()
+
+    def aspect_ratios(self) -> np.ndarray:
+        """float64 ``[N]``: each image's width / height from its file header."""
+        sizes = self.image_sizes()
+        return sizes[:, 1].astype(np.float64) / np.maximum(sizes[:, 0], 1)
+
+    def class_histogram(
+        self, indices: Sequence[int] | np.ndarray | torch.Tensor | None = None
+    ) -> np.ndarray:
+        """Images containing each class among ``indices`` (all images when None)."""
+        return class_histogram(self._label_lists(), self.num_classes, indices)
+
+    def image_class_weights(self) -> np.ndarray:
+        """Per-image weights for :class:`fastloader.FastWeightedSampler` that rebalance classes;
+        see :func:`fastloader.datasets.image_class_weights`."""
+        return image_class_weights(self._label_lists(), self.num_classes)
+
+    def image_path(self, index: int) -> Path:
+        """Where image ``index`` is read from."""
+        return self.image_files[self._position(index)]
+
+    # ---- samples ------------------------------------------------------------------------------
+    def _pixels(self, position: int, height: int, width: int) -> tuple[np.ndarray, ...]:
+        """boxes float32 [N, 4] x1, y1, x2, y2 and landmarks float32 [N, K, 2] in pixels."""
+        objects = slice(int(self._offsets[position]), int(self._offsets[position + 1]))
+        cx, cy, w, h = self._boxes[objects].T
+        scale = np.array([width, height], dtype=np.float64)
+        boxes = np.stack(
+            [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width,
+             (cy + h / 2) * height],
+            axis=1,
+        ).astype(np.float32)  # fmt: skip
+        points = self._points[objects]
+        landmarks = np.where(points >= 0, points * scale, -1.0).astype(np.float32)
+        return boxes, self._labels[objects].copy(), landmarks
+
+    def annotation(self, index: int) -> dict[str, Any]:
+        """One image's annotation, its size read from the header: ``file_name``, ``width``,
+        ``height``, ``boxes``, ``labels``, ``landmarks`` (pixels)."""
+        position = self._position(index)
+        path = self.image_files[position]
+        height, width = image_size(path)
+        boxes, labels, landmarks = self._pixels(position, height, width)
+        return {
+            "file_name": path.name,
+            "width": width,
+            "height": height,
+            "boxes": boxes,
+            "labels": labels,
+            "landmarks": landmarks,
+        }
+
+    def _target(self, position: int, height: int, width: int) -> torch.Tensor:
+        boxes, labels, landmarks = self._pixels(position, height, width)
+        k2 = 2 * self.num_landmarks
+        target = np.empty((len(labels), 5 + k2), dtype=np.float32)
+        target[:, 0:4] = boxes
+        target[:, 4] = labels
+        target[:, 5:] = landmarks.reshape(len(labels), k2)
+        return torch.from_numpy(target)
+
+    def __getitem__(self, index: int) -> Any:
+        position = self._position(index)
+        image = read_image(self.image_files[position], self.decoder)
+        height, width = int(image.shape[1]), int(image.shape[2])
+        if self.sample_format == "dict":
+            boxes, labels, landmarks = self._pixels(position, height, width)
+            sample: Any = {
+                "image": image,
+                "boxes": torch.from_numpy(boxes),
+                "labels": torch.from_numpy(labels),
+                "landmarks": torch.from_numpy(landmarks),
+            }
+        else:
+            sample = (image, self._target(position, height, width))
+        return self.transform(sample) if self.transform is not None else sample
+
+    def __getitems__(self, indices: Sequence[int]) -> Any:
+        """The samples at indices, as the DataLoader fetches a batch: a list, or with
+        ``read_into_batch`` (tuple samples, no transform) a DeferredSamples whose ``.npy``
+        images are not read yet."""
+        if not self.read_into_batch or self.transform is not None or self.sample_format != "tuple":
+            return [self[index] for index in indices]
+        pairs: list[tuple[ImageFile | torch.Tensor, torch.Tensor]] = []
+        for index in indices:
+            position = self._position(index)
+            path = str(self.image_files[position])
+            image: ImageFile | torch.Tensor
+            if path.lower().endswith(".npy"):
+                offset, shape = locate_npy(path)
+                image = ImageFile(path, offset, shape)
+            else:
+                image = read_image(path, self.decoder)
+            pairs.append((image, self._target(position, int(image.shape[1]), int(image.shape[2]))))
+        return DeferredSamples(pairs)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
+            f"images={len(self)}, classes={self.num_classes}, sample_format={self.sample_format!r})"
+        )
