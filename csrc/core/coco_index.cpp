@@ -72,6 +72,19 @@ class IdLookup {
   std::vector<std::pair<int64_t, int64_t>> sorted_;
 };
 
+// Names an entry by kind and position ("annotation #12") only when a message needs it: building
+// the text for every entry would cost an allocation each.
+struct Owner {
+  const char* kind;
+  size_t index;
+};
+
+std::string operator+(const Owner& owner, const std::string& text) {
+  return std::string(owner.kind) + " #" + std::to_string(owner.index) + text;
+}
+
+std::string operator+(const Owner& owner, const char* text) { return owner + std::string(text); }
+
 // The file-order columns, before ids are resolved and annotations grouped.
 struct RawCoco {
   std::vector<int64_t> image_ids, image_sizes, file_name_offsets{0};
@@ -136,7 +149,7 @@ class Reader {
     }
   }
 
-  int64_t read_int(const char* field, const std::string& owner) {
+  int64_t read_int(const char* field, const Owner& owner) {
     const size_t at = scanner_.offset();
     if (scanner_.peek() != JsonKind::kNumber)
       fail(owner + ": '" + field + "' should be an integer", at);
@@ -147,13 +160,13 @@ class Reader {
     return value;
   }
 
-  double read_real(const char* field, const std::string& owner) {
+  double read_real(const char* field, const Owner& owner) {
     const size_t at = scanner_.offset();
     if (scanner_.peek() != JsonKind::kNumber) fail(owner + ": '" + field + "' should be a number", at);
     return scanner_.read_number().to_double();
   }
 
-  void read_id_list(const char* field, const std::string& owner, std::vector<int64_t>& out) {
+  void read_id_list(const char* field, const Owner& owner, std::vector<int64_t>& out) {
     if (scanner_.peek() != JsonKind::kArray) fail(owner + ": '" + field + "' should be a list");
     scanner_.begin_array();
     bool first = true;
@@ -170,7 +183,7 @@ class Reader {
     bool has_file_name = false;
     std::vector<int64_t> not_exhaustive, negative;
     std::string_view key;
-    const std::string owner = "image #" + std::to_string(raw_.image_ids.size());
+    const Owner owner{"image", raw_.image_ids.size()};
     while (scanner_.next_member(first, key, key_scratch_)) {
       if (key == "id") {
         id = read_int("id", owner);
@@ -199,17 +212,17 @@ class Reader {
       }
     }
     if (!has_id) fail(owner + " has no 'id'", at);
-    const std::string named = "image id " + std::to_string(id);
+    const auto named = [id] { return "image id " + std::to_string(id); };
     if (!has_file_name) {
       // LVIS gives coco_url only; its last two parts are the split folder and the file name.
       const size_t last = coco_url.rfind('/');
       const size_t before = last == std::string::npos || last == 0 ? std::string::npos
                                                                    : coco_url.rfind('/', last - 1);
-      if (before == std::string::npos) fail(named + " has neither 'file_name' nor 'coco_url'", at);
+      if (before == std::string::npos) fail(named() + " has neither 'file_name' nor 'coco_url'", at);
       file_name = coco_url.substr(before + 1);
     }
     if (width <= 0 || height <= 0)
-      fail(named + " should have a positive integer 'width' and 'height', got width=" +
+      fail(named() + " should have a positive integer 'width' and 'height', got width=" +
                std::to_string(width) + ", height=" + std::to_string(height) + " (-1: missing)",
            at);
     raw_.image_ids.push_back(id);
@@ -235,7 +248,7 @@ class Reader {
     std::string name;
     uint8_t frequency = 0;
     std::string_view key;
-    const std::string owner = "category #" + std::to_string(raw_.category_ids.size());
+    const Owner owner{"category", raw_.category_ids.size()};
     while (scanner_.next_member(first, key, key_scratch_)) {
       if (key == "id") {
         id = read_int("id", owner);
@@ -276,7 +289,7 @@ class Reader {
     points_.clear();
     bool has_points = false;
     std::string_view key;
-    const std::string owner = "annotation #" + std::to_string(raw_.ann_ids.size());
+    const Owner owner{"annotation", raw_.ann_ids.size()};
     while (scanner_.next_member(first, key, key_scratch_)) {
       if (key == "segmentation") {
         scanner_.skip_value();  // the bulk of a COCO file: validated, never stored
@@ -325,14 +338,14 @@ class Reader {
       }
     }
     if (!has_id) fail(owner + " has no 'id'", at);
-    const std::string named = "annotation id " + std::to_string(id);
-    if (!has_image) fail(named + " has no 'image_id'", at);
-    if (!has_category) fail(named + " has no 'category_id'", at);
-    if (!has_box) fail(named + " has no 'bbox'", at);
+    const auto named = [id] { return "annotation id " + std::to_string(id); };
+    if (!has_image) fail(named() + " has no 'image_id'", at);
+    if (!has_category) fail(named() + " has no 'category_id'", at);
+    if (!has_box) fail(named() + " has no 'bbox'", at);
     for (double value : box)
-      if (!std::isfinite(value)) fail(named + ": 'bbox' holds a value that is not finite", at);
+      if (!std::isfinite(value)) fail(named() + ": 'bbox' holds a value that is not finite", at);
     if (box[2] < 0 || box[3] < 0)
-      fail(named + ": 'bbox' [x, y, width, height] has a negative size (width " +
+      fail(named() + ": 'bbox' [x, y, width, height] has a negative size (width " +
                std::to_string(box[2]) + ", height " + std::to_string(box[3]) + ")",
            at);
     raw_.ann_ids.push_back(id);
@@ -348,7 +361,7 @@ class Reader {
     raw_.areas.push_back(static_cast<float>(has_area ? area : box[2] * box[3]));
     if (has_points) {
       if (points_.size() % 3 != 0)
-        fail(named + ": 'keypoints' should hold x, y, visibility triples, got " +
+        fail(named() + ": 'keypoints' should hold x, y, visibility triples, got " +
                  std::to_string(points_.size()) + " numbers",
              at);
       const int64_t k = static_cast<int64_t>(points_.size() / 3);
@@ -357,7 +370,7 @@ class Reader {
         raw_.num_keypoints = k;
         raw_.keypoints.assign(static_cast<size_t>(2 * k) * (raw_.ann_ids.size() - 1), -1.0f);
       } else if (k != raw_.num_keypoints) {
-        fail(named + ": 'keypoints' holds " + std::to_string(k) + " points, earlier annotations " +
+        fail(named() + ": 'keypoints' holds " + std::to_string(k) + " points, earlier annotations " +
                  std::to_string(raw_.num_keypoints),
              at);
       }

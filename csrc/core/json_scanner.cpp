@@ -411,6 +411,13 @@ void JsonScanner::skip_value() {
       default:
         if (*p_ == '-' || is_digit(*p_)) {
           p_ = scan_number();
+          // Polygons are long runs of numbers: take `,number` pairs here rather than one trip
+          // through the generic loop each (only inside an array this call opened).
+          if (stack_.size() > base && stack_.back() == '[')
+            while (end_ - p_ >= 2 && *p_ == ',' && (is_digit(p_[1]) || p_[1] == '-')) {
+              ++p_;
+              p_ = scan_number();
+            }
           break;
         }
         fail("expected a value");

@@ -118,14 +118,16 @@ class _Packed:
         self.crowd = kept(crowd)
         self.areas = kept(raw["areas"])
         self.annotation_ids = kept(raw["annotation_ids"])
-        if num_keypoints:
-            self.landmarks = kept(raw["keypoints"].reshape(-1, num_keypoints, 2))
-        else:  # the VOC layout: NUM_LANDMARKS points, all absent (-1)
-            self.landmarks = np.full((len(self.labels), NUM_LANDMARKS, 2), -1.0, np.float32)
-        self.not_exhaustive = _remapped(
-            raw["not_exhaustive"], raw["not_exhaustive_offsets"], class_of
+        # Without keypoints: the VOC layout's NUM_LANDMARKS absent (-1) points, made per sample.
+        self.keypoints = (
+            kept(raw["keypoints"].reshape(-1, num_keypoints, 2)) if num_keypoints else None
         )
-        self.negative = _remapped(raw["negative"], raw["negative_offsets"], class_of)
+        # LVIS's per-image lists stay flat (a list of arrays per image is built on request).
+        self.class_of = class_of
+        self.lvis_lists = {
+            "not_exhaustive": (raw["not_exhaustive"], raw["not_exhaustive_offsets"]),
+            "negative": (raw["negative"], raw["negative_offsets"]),
+        }
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -139,11 +141,18 @@ class _Packed:
     def label_lists(self) -> list[np.ndarray]:
         return np.split(self.labels, self.offsets[1:-1]) if len(self) else []
 
+    def landmarks(self, objects: slice) -> np.ndarray:
+        """float32 [N, K, 2] landmarks of the objects (a new array)."""
+        if self.keypoints is not None:
+            return self.keypoints[objects].copy()
+        count = objects.stop - objects.start
+        return np.full((count, NUM_LANDMARKS, 2), -1.0, dtype=np.float32)
 
-def _remapped(values: np.ndarray, offsets: np.ndarray, class_of: np.ndarray) -> list[np.ndarray]:
-    """Per-image category positions -> class indices, dropping unselected categories."""
-    classes = class_of[values]
-    return [part[part >= 0] for part in _split(classes, offsets)]
+    def lvis_classes(self, field: str) -> list[np.ndarray]:
+        """Per image, LVIS's category list ``field`` as class indices (unselected dropped)."""
+        values, offsets = self.lvis_lists[field]
+        classes = self.class_of[values]
+        return [part[part >= 0] for part in _split(classes, offsets)]
 
 
 def _choose_categories(
@@ -400,11 +409,11 @@ class COCODetection(Dataset):
     def not_exhaustive_classes(self) -> list[np.ndarray]:
         """LVIS: per image, the classes whose unlabelled instances may be present
         (``not_exhaustive_category_ids``); empty arrays for a file without them."""
-        return [x.copy() for x in self.index.not_exhaustive]
+        return self.index.lvis_classes("not_exhaustive")
 
     def negative_classes(self) -> list[np.ndarray]:
         """LVIS: per image, the classes verified absent (``neg_category_ids``)."""
-        return [x.copy() for x in self.index.negative]
+        return self.index.lvis_classes("negative")
 
     # ---- samples ------------------------------------------------------------------------------
     def annotation(self, index: int) -> dict[str, Any]:
@@ -421,7 +430,7 @@ class COCODetection(Dataset):
             "height": int(packed.sizes[position, 0]),
             "boxes": packed.boxes[objects].copy(),
             "labels": packed.labels[objects].copy(),
-            "landmarks": packed.landmarks[objects].copy(),
+            "landmarks": packed.landmarks(objects),
             "iscrowd": packed.crowd[objects].copy(),
             "area": packed.areas[objects].copy(),
             "annotation_ids": packed.annotation_ids[objects].copy(),
@@ -452,7 +461,7 @@ class COCODetection(Dataset):
         target = np.empty((len(labels), 5 + k2), dtype=np.float32)
         target[:, 0:4] = packed.boxes[objects]
         target[:, 4] = labels
-        target[:, 5:] = packed.landmarks[objects].reshape(len(labels), k2)
+        target[:, 5:] = packed.landmarks(objects).reshape(len(labels), k2)
         return torch.from_numpy(target)
 
     def __getitem__(self, index: int) -> Any:
@@ -467,7 +476,7 @@ class COCODetection(Dataset):
                 "image": image,
                 "boxes": torch.from_numpy(packed.boxes[objects].copy()),
                 "labels": torch.from_numpy(packed.labels[objects].copy()),
-                "landmarks": torch.from_numpy(packed.landmarks[objects].copy()),
+                "landmarks": torch.from_numpy(packed.landmarks(objects)),
             }
             if self.keep_crowd:
                 sample["iscrowd"] = torch.from_numpy(packed.crowd[objects].copy())
