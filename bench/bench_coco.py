@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     # Repeat factors against detectron2's, on the same annotations.
     dataset = COCODetection(folder, path)
     ours = torch.from_numpy(
-        repeat_factors(dataset.labels(), 0.001, num_classes=dataset.num_classes)
+        repeat_factors(dataset.labels(), args.threshold, num_classes=dataset.num_classes)
     )
     with open(path, "rb") as f:
         data = json.load(f)
