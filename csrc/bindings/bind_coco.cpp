@@ -72,7 +72,8 @@ void register_coco(py::module_& m) {
         return out;
       },
       py::arg("path"),
-      "Read a COCO / LVIS detection JSON file into packed numpy columns (see core/coco_index.hpp).");
+      "Read a COCO / LVIS detection JSON file into packed numpy columns (see "
+      "core/coco_index.hpp).");
 
   m.def(
       "json_validate",
@@ -85,9 +86,9 @@ void register_coco(py::module_& m) {
         } catch (const JsonError& error) {
           size_t line, column;
           json_line_column(text.data(), text.size(), error.offset, line, column);
-          throw py::value_error("invalid JSON at byte " + std::to_string(error.offset) +
-                                " (line " + std::to_string(line) + ", column " +
-                                std::to_string(column) + "): " + error.what());
+          throw py::value_error("invalid JSON at byte " + std::to_string(error.offset) + " (line " +
+                                std::to_string(line) + ", column " + std::to_string(column) +
+                                "): " + error.what());
         }
       },
       py::arg("data"), "Raise ValueError (with the byte offset) unless data is one JSON text.");

@@ -64,8 +64,7 @@ class IdLookup {
 
  private:
   [[noreturn]] static void duplicate(const char* what, int64_t id) {
-    throw CocoFormatError(std::string("duplicate ") + what + " id " + std::to_string(id),
-                          kNowhere);
+    throw CocoFormatError(std::string("duplicate ") + what + " id " + std::to_string(id), kNowhere);
   }
   int64_t min_ = 0;
   std::vector<int64_t> dense_;
@@ -162,7 +161,8 @@ class Reader {
 
   double read_real(const char* field, const Owner& owner) {
     const size_t at = scanner_.offset();
-    if (scanner_.peek() != JsonKind::kNumber) fail(owner + ": '" + field + "' should be a number", at);
+    if (scanner_.peek() != JsonKind::kNumber)
+      fail(owner + ": '" + field + "' should be a number", at);
     return scanner_.read_number().to_double();
   }
 
@@ -218,7 +218,8 @@ class Reader {
       const size_t last = coco_url.rfind('/');
       const size_t before = last == std::string::npos || last == 0 ? std::string::npos
                                                                    : coco_url.rfind('/', last - 1);
-      if (before == std::string::npos) fail(named() + " has neither 'file_name' nor 'coco_url'", at);
+      if (before == std::string::npos)
+        fail(named() + " has neither 'file_name' nor 'coco_url'", at);
       file_name = coco_url.substr(before + 1);
     }
     if (width <= 0 || height <= 0)
@@ -331,7 +332,8 @@ class Reader {
         if (scanner_.peek() != JsonKind::kArray) fail(owner + ": 'keypoints' should be a list");
         scanner_.begin_array();
         bool first_number = true;
-        while (scanner_.next_element(first_number)) points_.push_back(read_real("keypoints", owner));
+        while (scanner_.next_element(first_number))
+          points_.push_back(read_real("keypoints", owner));
         has_points = !points_.empty();
       } else {
         scanner_.skip_value();
@@ -370,8 +372,8 @@ class Reader {
         raw_.num_keypoints = k;
         raw_.keypoints.assign(static_cast<size_t>(2 * k) * (raw_.ann_ids.size() - 1), -1.0f);
       } else if (k != raw_.num_keypoints) {
-        fail(named() + ": 'keypoints' holds " + std::to_string(k) + " points, earlier annotations " +
-                 std::to_string(raw_.num_keypoints),
+        fail(named() + ": 'keypoints' holds " + std::to_string(k) +
+                 " points, earlier annotations " + std::to_string(raw_.num_keypoints),
              at);
       }
       for (int64_t p = 0; p < k; ++p) {
@@ -431,7 +433,9 @@ CocoIndex resolve(RawCoco raw) {
     out.category_frequency.push_back(raw.category_frequency[i]);
   }
   const IdLookup categories(out.category_ids, "category");
-  { const IdLookup annotations(raw.ann_ids, "annotation"); }
+  {
+    const IdLookup annotations(raw.ann_ids, "annotation");
+  }
 
   // Resolve each annotation's image and category, then group by image (a stable counting sort).
   const size_t num_objects = raw.ann_ids.size();
@@ -441,9 +445,8 @@ CocoIndex resolve(RawCoco raw) {
   for (size_t j = 0; j < num_objects; ++j) {
     const int64_t image = images.find(raw.ann_images[j]);
     if (image < 0)
-      throw CocoFormatError("annotation id " + std::to_string(raw.ann_ids[j]) +
-                                " names image_id " + std::to_string(raw.ann_images[j]) +
-                                ", which is not in 'images'",
+      throw CocoFormatError("annotation id " + std::to_string(raw.ann_ids[j]) + " names image_id " +
+                                std::to_string(raw.ann_images[j]) + ", which is not in 'images'",
                             raw.ann_offsets[j]);
     const int64_t label = categories.find(raw.ann_categories[j]);
     if (label < 0)
@@ -477,8 +480,7 @@ CocoIndex resolve(RawCoco raw) {
 
   map_categories(raw.not_exhaustive, raw.not_exhaustive_offsets, raw.image_ids, categories,
                  "not_exhaustive_category_ids");
-  map_categories(raw.negative, raw.negative_offsets, raw.image_ids, categories,
-                 "neg_category_ids");
+  map_categories(raw.negative, raw.negative_offsets, raw.image_ids, categories, "neg_category_ids");
   out.has_lvis_image_fields = raw.lvis;
   out.not_exhaustive_offsets = std::move(raw.not_exhaustive_offsets);
   out.not_exhaustive = std::move(raw.not_exhaustive);

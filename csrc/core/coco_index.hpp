@@ -32,11 +32,11 @@ struct CocoIndex {
   int64_t num_keypoints = 0;            // K: keypoints per annotation (0: the file has none)
   std::vector<int64_t> object_offsets;  // images + 1
   std::vector<int64_t> annotation_ids;
-  std::vector<float> boxes;  // [objects, 4] x1, y1, x2, y2 in pixels (COCO's x + w, y + h)
-  std::vector<int64_t> labels;    // class index (position of category_id among sorted ids)
-  std::vector<uint8_t> crowd;     // iscrowd or ignore set
-  std::vector<float> areas;       // "area", else w * h
-  std::vector<float> keypoints;   // [objects, K, 2]; -1 where absent (visibility 0 or no keypoints)
+  std::vector<float> boxes;      // [objects, 4] x1, y1, x2, y2 in pixels (COCO's x + w, y + h)
+  std::vector<int64_t> labels;   // class index (position of category_id among sorted ids)
+  std::vector<uint8_t> crowd;    // iscrowd or ignore set
+  std::vector<float> areas;      // "area", else w * h
+  std::vector<float> keypoints;  // [objects, K, 2]; -1 where absent (visibility 0 or no keypoints)
 };
 
 // Parses a COCO JSON text. `consumed(offset)` is called now and then with how far the scan got,

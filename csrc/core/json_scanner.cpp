@@ -46,8 +46,7 @@ void append_utf8(std::string& out, uint32_t cp) {
 
 }  // namespace
 
-void json_line_column(const char* data, size_t size, size_t offset, size_t& line,
-                      size_t& column) {
+void json_line_column(const char* data, size_t size, size_t offset, size_t& line, size_t& column) {
   if (offset > size) offset = size;
   line = 1;
   size_t line_start = 0;
