@@ -177,7 +177,7 @@ class _LoadsProbe(Dataset):
         return 64
 
     def __getitem__(self, index: int) -> tuple[int, int, int]:
-        return os.getpid(), coco._index_loads, len(self.dataset.annotation(index)["labels"])
+        return os.getpid(), coco.index_reads(), len(self.dataset.annotation(index)["labels"])
 
 
 def spread(values: list[float], digits: int) -> str:
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
               f"images repeated, max {float(expected.max()):.3f})."]  # fmt: skip
 
     # Two fork workers: the index is inherited, never read again.
-    parent = coco._index_loads
+    parent = coco.index_reads()
     loader = DataLoader(_LoadsProbe(dataset), batch_size=None, num_workers=2,
                         multiprocessing_context="fork")  # fmt: skip
     start = time.perf_counter()

@@ -556,7 +556,19 @@ std::string locate(const char* data, size_t size, size_t offset) {
 
 CocoIndex build_coco_index(const char* data, size_t size,
                            const std::function<void(size_t)>& consumed) {
-  return resolve(Reader(data, size, consumed).read());
+  // RFC 8259 lets a reader ignore a UTF-8 byte-order mark (some Windows tools write one);
+  // offsets in errors stay those of the whole file.
+  const size_t skip = size >= 3 && std::memcmp(data, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+  try {
+    RawCoco raw = Reader(data + skip, size - skip, [&consumed, skip](size_t offset) {
+                    if (consumed) consumed(offset + skip);
+                  }).read();
+    return resolve(std::move(raw));
+  } catch (const JsonError& error) {
+    throw JsonError(error.what(), error.offset + skip);
+  } catch (const CocoFormatError& error) {
+    throw CocoFormatError(error.what(), error.offset == kNowhere ? kNowhere : error.offset + skip);
+  }
 }
 
 CocoIndex load_coco_index(const std::string& path) {

@@ -39,7 +39,7 @@ struct CocoIndex {
   std::vector<float> keypoints;  // [objects, K, 2]; -1 where absent (visibility 0 or no keypoints)
 };
 
-// Parses a COCO JSON text. `consumed(offset)` is called now and then with how far the scan got,
+// Parses a COCO JSON text (a leading UTF-8 byte-order mark is ignored). `consumed(offset)` is called now and then with how far the scan got,
 // so a file mapping can drop what lies behind. Malformed JSON throws JsonError (its offset); a
 // well-formed file whose content breaks the format (unknown or duplicate ids, bboxes that are
 // not 4 finite numbers or have a negative size, ...) throws CocoFormatError naming the ids.

@@ -196,6 +196,19 @@ void coco_errors_name_the_ids() {
     json_error = error.offset == broken.find(",,") + 1;
   }
   check(json_error, "malformed JSON is a JsonError at the offending byte");
+  // A UTF-8 byte-order mark is skipped, and offsets still count it.
+  const std::string with_bom = "\xEF\xBB\xBF" + text;
+  check(build_coco_index(with_bom.data(), with_bom.size()).annotation_ids ==
+            std::vector<int64_t>({10, 12, 11}),
+        "a byte-order mark is ignored");
+  const std::string broken_bom = "\xEF\xBB\xBF" + broken;
+  size_t offset = 0;
+  try {
+    build_coco_index(broken_bom.data(), broken_bom.size());
+  } catch (const JsonError& error) {
+    offset = error.offset;
+  }
+  check(offset == broken.find(",,") + 4, "offsets after a byte-order mark count it");
 }
 
 }  // namespace

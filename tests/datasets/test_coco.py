@@ -22,8 +22,10 @@ import fastloader
 from fastloader import (
     _C,
     AspectRatioGroupedBatchSampler,
+    ClassAwareSampler,
     COCODetection,
     DetectionCollate,
+    DistributedWeightedSampler,
     FastWeightedSampler,
     RepeatFactorSampler,
     SyntheticDetection,
@@ -318,6 +320,15 @@ def test_bad_content_names_the_ids(tmp_path, edit, message):
         COCODetection(tmp_path, path)
 
 
+def test_a_byte_order_mark_is_ignored(tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(small_coco()).encode())
+    ds = COCODetection(tmp_path, path)
+    assert [x.tolist() for x in ds.labels()] == [[0], [0]]
+    # the strict validator still refuses it, as json.loads of the decoded text does
+    assert not native_accepts(path.read_bytes()) and not python_accepts(path.read_bytes())
+
+
 def test_zero_size_boxes_are_dropped_with_one_warning(tmp_path):
     data = small_coco()
     data["annotations"] += [
@@ -419,6 +430,15 @@ def test_samplers_take_the_dataset_directly(voc_and_coco):
     assert len(drawn) >= len(ds) and set(drawn) <= set(range(len(ds)))
     weighted = list(FastWeightedSampler(ds.image_class_weights(), num_samples=50, seed=1))
     assert len(weighted) == 50
+    # class-aware: each drawn image holds the class it was drawn for
+    labels = ds.labels()
+    aware = list(ClassAwareSampler(labels, num_classes=ds.num_classes, num_samples=40, seed=2))
+    assert len(aware) == 40 and all(len(labels[i]) > 0 for i in aware)
+    shards = [
+        list(DistributedWeightedSampler(ds.image_class_weights(), 48, num_replicas=2, rank=r))
+        for r in (0, 1)
+    ]
+    assert [len(x) for x in shards] == [24, 24]
     groups = create_aspect_ratio_groups(ds.aspect_ratios(), k=0)
     assert len(set(groups.tolist())) == 2  # the "voc" shapes hold portraits and landscapes
     grouped = AspectRatioGroupedBatchSampler(SequentialSampler(ds), groups, 4)
@@ -429,14 +449,14 @@ def test_samplers_take_the_dataset_directly(voc_and_coco):
 
 
 def _loads_in_this_process(sample):
-    return coco._index_loads, os.getpid()
+    return coco.index_reads(), os.getpid()
 
 
 @pytest.mark.multiprocess
 def test_fork_workers_share_the_index_without_a_parse(voc_and_coco):
     voc, path = voc_and_coco
     ds = COCODetection(voc.image_root, path, transform=_loads_in_this_process)
-    parent = coco._index_loads
+    parent = coco.index_reads()
     loader = DataLoader(ds, batch_size=None, num_workers=2,
                         multiprocessing_context="fork")  # fmt: skip
     seen = list(loader)
@@ -451,11 +471,11 @@ def test_pickle_reopens_lazily_and_refuses_a_changed_file(tmp_path):
     ds = COCODetection(tmp_path, path)
     blob = pickle.dumps(ds)
     assert len(blob) < 2000  # the path and options, not the arrays
-    before = coco._index_loads
+    before = coco.index_reads()
     copy = pickle.loads(blob)
-    assert coco._index_loads == before
+    assert coco.index_reads() == before
     assert [x.tolist() for x in copy.labels()] == [x.tolist() for x in ds.labels()]
-    assert coco._index_loads == before + 1
+    assert coco.index_reads() == before + 1
     stale = pickle.loads(blob)
     data = small_coco()
     data["annotations"].pop()

@@ -35,14 +35,20 @@ from ..io.decode import check_decoder, locate_npy, read_image
 from ..io.deferred import DeferredSamples, ImageFile
 from .annotations import NUM_LANDMARKS, class_histogram, image_class_weights
 
-__all__ = ["COCODetection", "to_coco_json"]
+__all__ = ["COCODetection", "index_reads", "to_coco_json"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 _SAMPLE_FORMATS = ("tuple", "dict")
 
-# Native reads of annotation files in this process: the tests check that DataLoader workers
-# started by fork add none.
+# Native reads of annotation files in this process (see index_reads).
 _index_loads = 0
+
+
+def index_reads() -> int:
+    """How many times this process has read a COCO annotation file (each COCODetection reads its
+    file once; a DataLoader worker started by fork inherits the arrays and adds none, one that
+    unpickled the dataset adds one on first use)."""
+    return _index_loads
 
 
 def _decode(buffer: np.ndarray, offsets: np.ndarray, index: int) -> str:
@@ -103,7 +109,7 @@ class _Packed:
                 warnings.warn(
                     f"{path}: dropped {int(degenerate.sum())} annotations whose bbox has zero "
                     f"width or height (first: annotation id {first})",
-                    stacklevel=4,
+                    stacklevel=3,
                 )
         everything = bool(keep.all())
         kept_before = np.zeros(len(keep) + 1, dtype=np.int64)
