@@ -8,7 +8,7 @@ import inspect
 
 import pytest
 
-from fastloader.datasets import annotations, synthetic, voc, widerface
+from fastloader.datasets import annotations, coco, synthetic, voc, widerface, yolo
 from fastloader.io import decode
 
 DOCUMENTED = [
@@ -21,6 +21,11 @@ DOCUMENTED = [
     annotations.image_class_weights,
     decode.read_image,
     decode.image_size,
+    coco.COCODetection,
+    coco.to_coco_json,
+    coco.index_reads,
+    yolo.YOLODetection,
+    yolo.read_data_yaml,
 ]
 
 
@@ -32,7 +37,7 @@ def test_item28_dataset_docstrings_have_args_and_an_example(item):
 
 
 @pytest.mark.parametrize(
-    "module", [voc, synthetic, widerface, annotations, decode], ids=lambda m: m.__name__
+    "module", [voc, synthetic, widerface, annotations, decode, coco, yolo], ids=lambda m: m.__name__
 )
 def test_item28_dataset_examples_run_as_doctests(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)

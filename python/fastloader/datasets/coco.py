@@ -47,7 +47,13 @@ _index_loads = 0
 def index_reads() -> int:
     """How many times this process has read a COCO annotation file (each COCODetection reads its
     file once; a DataLoader worker started by fork inherits the arrays and adds none, one that
-    unpickled the dataset adds one on first use)."""
+    unpickled the dataset adds one on first use).
+
+    Example:
+        >>> from fastloader.datasets import coco
+        >>> coco.index_reads() >= 0
+        True
+    """
     return _index_loads
 
 
@@ -540,6 +546,10 @@ def to_coco_json(dataset: Any, path: PathLike) -> None:
     ``k`` category id ``k + 1``; file names are relative to ``image_root``; landmarks become
     keypoints (visibility 2, or 0 where absent) when any object has one. Reading the file back
     with :class:`COCODetection` gives the same boxes, labels and landmarks.
+
+    Args:
+        dataset: the dataset whose annotations are written.
+        path: the JSON file to write (replaced if it exists).
 
     Example:
         >>> import os, tempfile

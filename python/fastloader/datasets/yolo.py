@@ -16,9 +16,8 @@ import torch
 from torch.utils.data import Dataset
 
 from .._util.checks import boolean
-from ..io.decode import check_decoder, locate_npy, read_image
+from ..io.decode import check_decoder, image_size, locate_npy, read_image
 from ..io.deferred import DeferredSamples, ImageFile
-from ..io.decode import image_size
 from .annotations import NUM_LANDMARKS, class_histogram, image_class_weights
 
 __all__ = ["YOLODetection", "read_data_yaml"]
@@ -124,6 +123,9 @@ def read_data_yaml(path: PathLike) -> dict[str, Any]:
 
     Returns a dict with ``names`` (list of str, or None), ``nc`` (int or None) and
     ``kpt_shape`` (tuple of two ints, or None).
+
+    Args:
+        path: the YAML file.
 
     Example:
         >>> import os, tempfile
