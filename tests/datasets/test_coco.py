@@ -8,6 +8,7 @@ import math
 import os
 import pickle
 import random
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -293,6 +294,34 @@ def test_malformed_json_names_file_byte_and_line(tmp_path):
         ValueError, match=f"bad.json: invalid JSON at byte {offset} \\(line {line},"
     ):
         COCODetection(tmp_path, path)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_mutated_files_raise_value_errors_never_crash(tmp_path_factory, data):
+    text = bytearray(json.dumps(random_coco(1, num_images=3)).encode())
+    for _ in range(data.draw(st.integers(1, 4))):
+        where = data.draw(st.integers(0, len(text) - 1))
+        byte = data.draw(st.sampled_from(list(_MUTATION_BYTES)))
+        kind = data.draw(st.sampled_from(["insert", "delete", "replace"]))
+        if kind == "insert":
+            text[where:where] = bytes([byte])
+        else:
+            text[where : where + 1] = b"" if kind == "delete" else bytes([byte])
+    path = tmp_path_factory.mktemp("fuzz") / "m.json"
+    path.write_bytes(bytes(text))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zero-size boxes may appear or vanish
+            ds = COCODetection(path.parent, path, keep_crowd=True)
+    except ValueError as exc:
+        assert str(path) in str(exc)
+        if not python_accepts(bytes(text)):
+            # stopped mid-scan, at the syntax error or at a content error met before it
+            assert "invalid JSON at byte" in str(exc) or "(byte " in str(exc)
+        return
+    assert python_accepts(bytes(text))  # whatever we read, json reads too
+    assert sum(len(x) for x in ds.labels()) <= len(random_coco(1, num_images=3)["annotations"]) + 1
 
 
 @pytest.mark.parametrize(
