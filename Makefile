@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.fastloader-installed
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc python -type f 2>/dev/null)
 
-.PHONY: test bench bench-sampler bench-collate bench-ring bench-distributed bench-policies dev clean
+.PHONY: test bench bench-sampler bench-collate bench-ring bench-distributed bench-policies
+.PHONY: bench-publish dev clean
 .PHONY: cpp-test cpp-test-tsan cpp-test-aarch64
 .PHONY: wheel wheel-check wheel-install-check wheel-all lint typecheck gpu-check gpu-check-offline gpu-train-step
 
@@ -22,26 +23,35 @@ $(INSTALLED): $(PY) $(SOURCES)
 test: $(INSTALLED)
 	$(PY) -m pytest -q tests
 
-bench: $(INSTALLED)
-	$(PY) -m fastloader.bench
+# Benchmarks write under $(BENCH_OUT) (build/ is ignored by git), so running them leaves a clone
+# clean; each prints where its results went. The committed bench/results/ is refreshed only on
+# purpose: `make bench-publish` runs every benchmark with BENCH_OUT=bench/results.
+BENCH_OUT ?= build/bench-results
 
-# The detailed per-feature benchmarks behind the README's tables.
+bench: $(INSTALLED)
+	$(PY) -m fastloader.bench --out $(BENCH_OUT)
+
+# The detailed per-feature benchmarks behind bench/results/ (see bench/results/README.md).
 bench-sampler: $(INSTALLED)
-	$(PY) bench/bench_sampler.py --markdown bench/results/sampler.md
+	$(PY) bench/bench_sampler.py --markdown $(BENCH_OUT)/sampler.md
 
 bench-collate: $(INSTALLED)
-	$(PY) bench/bench_collate.py
+	$(PY) bench/bench_collate.py --markdown $(BENCH_OUT)/collate.md
 
 bench-ring: $(INSTALLED)
-	$(PY) bench/bench_ring.py
+	$(PY) bench/bench_ring.py --markdown $(BENCH_OUT)/ring-loader.md
 
 # Distributed per-rank epochs, memory per rank and resume time (n = 1e7; --quick for 1e6).
 bench-distributed: $(INSTALLED)
-	$(PY) bench/bench_distributed.py --markdown bench/results/distributed.md
+	$(PY) bench/bench_distributed.py --markdown $(BENCH_OUT)/distributed.md
 
 # Repeat-factor epochs, aspect-ratio grouping and padding against the detectron2 / torchvision ways.
 bench-policies: $(INSTALLED)
-	$(PY) bench/bench_policies.py
+	$(PY) bench/bench_policies.py --markdown $(BENCH_OUT)/policies.md
+
+# Refreshes the committed figures: every benchmark above, written into bench/results/.
+bench-publish: BENCH_OUT := bench/results
+bench-publish: bench bench-sampler bench-collate bench-ring bench-distributed bench-policies
 
 # The core's C++ unit tests under AddressSanitizer and UBSan (no Python involved).
 cpp-test: $(PY)

@@ -1,17 +1,20 @@
 """Benchmark: fast_detection_collate against the stock detection_collate, default_collate and a
 raw-copy floor.
 
-Every figure comes from this one run on this machine. Each method of a case is timed in R
-interleaved repeats (stock, fast, stock, fast, ...) so that drift on a shared machine hits them
-alike; a repeat's figure is the median per-batch time of its calls. Printed: the median over the
-repeats with the min-max spread, image GB/s, and the ratio against the stock function (medians).
-Usage: python bench/bench_collate.py [--quick] [--seconds S] [--repeats R]
+Every figure comes from this one run on this machine, through fastloader.bench.harness: each
+method of a case is timed in R interleaved rounds (stock, fast, stock, fast, ...) so that drift
+on a shared machine hits them alike; a round's figure is the median per-batch time of its calls.
+Printed: the median over the rounds with the min-max spread, image GB/s, and the speed-up against
+the stock function (the median of the per-round ratios).
+Usage: python bench/bench_collate.py [--quick] [--seconds S] [--repeats R] [--markdown FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -20,15 +23,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from fastloader import DetectionCollate, fast_detection_collate
-from fastloader.bench.main_job import detection_collate as stock_detection_collate
-from fastloader.bench.main_job import pad_like_detectron2
-
-
-def detectron2_style_padding(batch, size_divisibility=32):
-    """detectron2 ImageList.from_tensors on the CPU, plus the targets as the stock collate makes
-    them."""
-    images = pad_like_detectron2([s[0] for s in batch], size_divisibility)
-    return images, [torch.FloatTensor(s[1]) for s in batch]
+from fastloader.bench.harness import (
+    Section,
+    duration,
+    interleaved,
+    ratio,
+    run_rounds,
+    spread,
+    write_report,
+)
+from fastloader.bench.stock import detection_collate as stock_detection_collate
+from fastloader.bench.stock import detectron2_style_padding
 
 
 def make_samples(count: int, dtype: torch.dtype, sizes: list[tuple], seed: int = 0):
@@ -44,58 +49,38 @@ def make_samples(count: int, dtype: torch.dtype, sizes: list[tuple], seed: int =
 
 
 REPEATS = 5  # interleaved repeats per case (--repeats)
+SECTIONS: list[Section] = []  # every case's table, for --markdown
 
 
-def time_per_batch(fn: Callable[[], object], seconds: float, min_reps: int = 3) -> float:
-    """Median seconds per call; each result is dropped before the next call, as a training loop
-    does."""
-    fn()
-    fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_reps or time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-        del result
-        if len(times) >= 200:
-            break
-    return statistics.median(times)
-
-
-class Timing:
-    """One method's per-batch times over the interleaved repeats."""
-
-    def __init__(self, times: list[float]) -> None:
-        self.times = times
-        self.median = statistics.median(times)
-
-    def spread_ms(self) -> str:
-        return f"{min(self.times) * 1e3:.2f}-{max(self.times) * 1e3:.2f}"
-
-
-def interleaved(methods: list[tuple[str, Callable[[], object]]], seconds: float) -> list[tuple]:
-    """(name, Timing) per method: REPEATS rounds, each timing every method once in turn for
-    about `seconds` (at least 3 calls)."""
-    times: dict[str, list[float]] = {name: [] for name, _ in methods}
-    for _ in range(REPEATS):
-        for name, fn in methods:
-            times[name].append(time_per_batch(fn, seconds))
-    return [(name, Timing(times[name])) for name, _ in methods]
+def interleaved_per_batch(
+    methods: list[tuple[str, Callable[[], object]]], seconds: float
+) -> dict[str, list[float]]:
+    """Per-batch seconds of each method, one figure per round: REPEATS rounds, each timing every
+    method in turn for about `seconds` (at least 3 calls, after 2 untimed ones)."""
+    return interleaved(dict(methods), REPEATS, budget_s=seconds, min_calls=3, warmup=2)
 
 
 def report(
-    title: str, rows: list[tuple], nbytes: int, stock_key: str = "stock detection_collate"
-) -> None:
-    base = dict(rows)[stock_key].median
-    print(f"\n{title}  ({nbytes / 1e6:.1f} MB of images per batch, {REPEATS} repeats)")
-    print(f"  {'method':<44}{'ms/batch':>10}{'min-max':>15}{'GB/s':>8}{'x stock':>9}")
-    for name, timing in rows:
-        seconds = timing.median
-        print(
-            f"  {name:<44}{seconds * 1e3:>10.3f}{timing.spread_ms():>15}"
-            f"{nbytes / seconds / 1e9:>8.2f}{base / seconds:>9.2f}"
-        )
+    title: str,
+    times: dict[str, list[float]],
+    nbytes: int,
+    stock_key: str = "stock detection_collate",
+) -> Section:
+    section = Section(title)
+    rows = [
+        [
+            name,
+            duration(values, "ms"),
+            f"{nbytes / statistics.median(values) / 1e9:.2f}",
+            ratio(times[stock_key], values),
+        ]
+        for name, values in times.items()
+    ]
+    section.table(["method", "per batch (min-max)", "GB/s", "x stock (min-max)"], rows, left=1)
+    section.note(f"{nbytes / 1e6:.1f} MB of images per batch, {REPEATS} interleaved rounds.")
+    print(section.text(), flush=True)
+    SECTIONS.append(section)
+    return section
 
 
 def same_size_case(batch_size: int, dtype: torch.dtype, seconds: float, side: int = 640) -> None:
@@ -111,7 +96,7 @@ def same_size_case(batch_size: int, dtype: torch.dtype, seconds: float, side: in
         for k, a in enumerate(arrays):
             np.copyto(out_np[k], a)
 
-    rows = interleaved(
+    times = interleaved_per_batch(
         [
             ("stock detection_collate", lambda: stock_detection_collate(samples)),
             ("default_collate (images only)", lambda: default_collate(images)),
@@ -121,17 +106,19 @@ def same_size_case(batch_size: int, dtype: torch.dtype, seconds: float, side: in
         ],
         seconds,
     )
-    report(
+    section = report(
         f"same size: batch {batch_size} x 3x{side}x{side} {str(dtype).replace('torch.', '')}, "
         f"{torch.get_num_threads()} threads",
-        rows,
+        times,
         nbytes,
     )
-    fast, stack_floor, numpy_floor = rows[-1][1].median, rows[2][1].median, rows[3][1].median
-    print(
-        f"  fast / floor time ratio: {fast / stack_floor:.2f} vs torch.stack(out=), "
-        f"{fast / numpy_floor:.2f} vs numpy copy (target <= 1.5)"
+    fast = times["fast_detection_collate"]
+    section.note(
+        f"fast / floor time: {ratio(fast, times['floor: torch.stack(out=preallocated)'])} vs "
+        f"torch.stack(out=), {ratio(fast, times['floor: numpy copy, 1 thread'])} vs numpy copy "
+        "(target <= 1.5)"
     )
+    print(section.parts[-1][1][0])
 
 
 def variable_size_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
@@ -140,7 +127,7 @@ def variable_size_case(batch_size: int, dtype: torch.dtype, seconds: float) -> N
     samples = make_samples(batch_size, dtype, sizes, seed=1)
     nbytes = sum(s[0].numel() * s[0].element_size() for s in samples)
     collate = DetectionCollate(size_divisibility=32)
-    rows = interleaved(
+    times = interleaved_per_batch(
         [
             (
                 "stock: detectron2-style padding in Python",
@@ -153,7 +140,7 @@ def variable_size_case(batch_size: int, dtype: torch.dtype, seconds: float) -> N
     report(
         f"variable size 480..800: batch {batch_size} {str(dtype).replace('torch.', '')}, "
         f"padded to /32",
-        rows,
+        times,
         nbytes,
         stock_key="stock: detectron2-style padding in Python",
     )
@@ -198,24 +185,30 @@ def loader_rate(collate_fn, samples, batch_size: int, workers: int, batches: int
 
 def dataloader_case(batch_size: int, dtype: torch.dtype, workers_list, batches: int) -> None:
     samples = make_samples(batch_size * 2, dtype, [(640, 640)], seed=2)
-    print(
-        f"\nDataLoader end to end: batch {batch_size} x 3x640x640 "
-        f"{str(dtype).replace('torch.', '')}, "
-        f"{batches} batches after warm-up, median (min-max) of {REPEATS} interleaved rounds"
+    section = Section(
+        f"DataLoader end to end: batch {batch_size} x 3x640x640 {str(dtype).replace('torch.', '')}"
     )
-    print(f"  {'num_workers':<12}{'stock batch/s':>22}{'fast batch/s':>22}{'x stock':>9}")
+    rows = []
     for workers in workers_list:
         # Interleaved rounds: the machine is shared, so drift hits both alike.
-        rates: dict[str, list[float]] = {"stock": [], "fast": []}
-        for _ in range(REPEATS):
-            for name, fn in (("stock", stock_detection_collate), ("fast", fast_detection_collate)):
-                rates[name].append(loader_rate(fn, samples, batch_size, workers, batches))
-        stock, fast = (statistics.median(rates[k]) for k in ("stock", "fast"))
-        cells = [
-            f"{statistics.median(v):.1f} ({min(v):.1f}-{max(v):.1f})"
-            for v in (rates["stock"], rates["fast"])
-        ]
-        print(f"  {workers:<12}{cells[0]:>22}{cells[1]:>22}{fast / stock:>9.2f}")
+        collates = {"stock": stock_detection_collate, "fast": fast_detection_collate}
+        rates = run_rounds(
+            {
+                name: functools.partial(loader_rate, fn, samples, batch_size, workers, batches)
+                for name, fn in collates.items()
+            },
+            REPEATS,
+        )
+        rows.append(
+            [workers, spread(rates["stock"], "", "{:.1f}".format),
+             spread(rates["fast"], "", "{:.1f}".format), ratio(rates["fast"], rates["stock"])]
+        )  # fmt: skip
+    section.table(["num_workers", "stock batch/s", "fast batch/s", "x stock (min-max)"], rows)
+    section.note(
+        f"{batches} batches after warm-up, median (min-max) of {REPEATS} interleaved rounds."
+    )
+    print(section.text(), flush=True)
+    SECTIONS.append(section)
 
 
 def cuda_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
@@ -234,7 +227,7 @@ def cuda_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
         torch.cuda.synchronize()
         return batch
 
-    rows = interleaved(
+    times = interleaved_per_batch(
         [
             ("stock detection_collate + pin + H2D", stock),
             ("fast_detection_collate (pinned) + H2D", fast),
@@ -243,7 +236,7 @@ def cuda_case(batch_size: int, dtype: torch.dtype, seconds: float) -> None:
     )
     report(
         f"CUDA: collate + host-to-device, batch {batch_size} {str(dtype).replace('torch.', '')}",
-        rows,
+        times,
         nbytes,
         stock_key="stock detection_collate + pin + H2D",
     )
@@ -257,6 +250,7 @@ def main() -> None:
         "--seconds", type=float, default=0.3, help="timing budget per method and repeat"
     )
     parser.add_argument("--repeats", type=int, default=REPEATS, help="interleaved repeats (>= 3)")
+    parser.add_argument("--markdown", help="also write the tables to this file")
     args = parser.parse_args()
     REPEATS = max(3, args.repeats)
     seconds = 0.1 if args.quick else args.seconds
@@ -275,6 +269,10 @@ def main() -> None:
     if torch.cuda.is_available():
         for dtype in (torch.uint8, torch.float32):
             cuda_case(32, dtype, seconds)
+    if args.markdown:
+        command = "python bench/bench_collate.py " + " ".join(sys.argv[1:])
+        path = write_report(args.markdown, "fastloader: collate", command.strip(), SECTIONS)
+        print(f"results written to {path}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python bench/bench_distributed.py            # n = 1e7, world size 2 (rank 0 measured here)
     python bench/bench_distributed.py --quick    # n = 1e6
-    python bench/bench_distributed.py --markdown bench/results/distributed.md
+    python bench/bench_distributed.py --markdown build/bench-results/distributed.md
 
 Per-rank epoch: DistributedWeightedSampler against Lightning's DistributedSamplerWrapper around
 WeightedRandomSampler (and around FastWeightedSampler). Memory: peak RSS of an epoch, in fresh
@@ -14,8 +14,9 @@ Times are medians of interleaved repeats with the min-max spread.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
-import statistics
+import os
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ from fastloader import (
     DistributedWeightedSampler,
     FastWeightedSampler,
 )
+from fastloader.bench.harness import duration, interleaved, machine_line, markdown_table, ratio
 
 WORLD = 2
 BATCH = 256
@@ -46,25 +48,10 @@ def exhaust(iterable) -> None:
     deque(iterable, maxlen=0)
 
 
-def interleaved(cases: dict[str, Callable[[int], object]], repeats: int) -> dict[str, list[float]]:
-    """Runs every case once per round, rounds repeated: load drifts hit all cases alike."""
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for round_ in range(repeats):
-        for name, fn in cases.items():
-            start = time.perf_counter()
-            fn(round_)
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
-def summary(samples: list[float]) -> str:
-    return f"{statistics.median(samples):.4g} ({min(samples):.3g}-{max(samples):.3g})"
-
-
 # ---------------------------------------------------------------- per-rank epoch
 
 
-def epoch_cases(n: int) -> dict[str, Callable[[int], object]]:
+def epoch_cases(n: int) -> dict[str, Callable[[], object]]:
     w = weights_for(n)
     stock = DistributedSamplerWrapper(WeightedRandomSampler(w, n), num_replicas=WORLD, rank=0)
     wrapped_ours = DistributedSamplerWrapper(
@@ -74,18 +61,25 @@ def epoch_cases(n: int) -> dict[str, Callable[[int], object]]:
     ours_batches = DistributedWeightedBatchSampler(ours, BATCH)
 
     def run(sampler):
-        def epoch(round_: int) -> None:
-            sampler.set_epoch(round_)
+        epochs = itertools.count()  # a fresh epoch each round: nothing cached
+
+        def epoch() -> None:
+            sampler.set_epoch(next(epochs))
             exhaust(sampler)
 
         return epoch
+
+    index_epochs = itertools.count()
 
     return {
         "Lightning wrapper(WeightedRandomSampler)": run(stock),
         "Lightning wrapper(FastWeightedSampler)": run(wrapped_ours),
         "DistributedWeightedSampler": run(ours),
         f"DistributedWeightedBatchSampler({BATCH})": run(ours_batches),
-        "DistributedWeightedSampler.indices()": lambda r: (ours.set_epoch(r), ours.indices()),
+        "DistributedWeightedSampler.indices()": lambda: (
+            ours.set_epoch(next(index_epochs)),
+            ours.indices(),
+        ),
     }
 
 
@@ -162,7 +156,7 @@ def saved_at(sampler: Sampler, n: int, fraction: float) -> dict:
     return loader.state_dict()
 
 
-def resume_cases(n: int, replacement: bool) -> tuple[dict[str, Callable[[int], object]], list]:
+def resume_cases(n: int, replacement: bool) -> tuple[dict[str, Callable[[], object]], list]:
     w = weights_for(n)
     ours = FastWeightedSampler(w, n, replacement, seed=0)
     plain = WithoutState(FastWeightedSampler(w, n, replacement, seed=0))
@@ -170,7 +164,7 @@ def resume_cases(n: int, replacement: bool) -> tuple[dict[str, Callable[[int], o
     firsts = []
 
     def resume(sampler, state):
-        def first_batch(_: int) -> None:
+        def first_batch() -> None:
             loader = StatefulDataLoader(range(n), batch_size=BATCH, sampler=sampler)
             loader.load_state_dict(state)
             firsts.append(next(iter(loader)))
@@ -188,37 +182,32 @@ def resume_cases(n: int, replacement: bool) -> tuple[dict[str, Callable[[int], o
 
 
 def render(n: int, repeats: int, epoch_times, memory, resume_times) -> str:
-    lines = [f"## Distributed epoch, n = {n:,}, world size {WORLD}, rank 0 (seconds)", ""]
-    lines += ["| sampler | median (min-max) | vs stock |", "|---|---:|---:|"]
-    stock = statistics.median(epoch_times["Lightning wrapper(WeightedRandomSampler)"])
-    for name, samples in epoch_times.items():
-        lines.append(f"| {name} | {summary(samples)} | {stock / statistics.median(samples):.1f}x |")
-    lines += ["", f"{repeats} interleaved rounds; each is one epoch (set_epoch(round)).", ""]
+    lines = [f"## Distributed epoch, n = {n:,}, world size {WORLD}, rank 0", ""]
+    stock = epoch_times["Lightning wrapper(WeightedRandomSampler)"]
+    rows = [[name, duration(times), ratio(stock, times)] for name, times in epoch_times.items()]
+    lines += [markdown_table(["sampler", "median (min-max)", "vs stock"], rows, left=1), ""]
+    lines += [f"{repeats} interleaved rounds; each is one epoch (a new set_epoch).", ""]
     lines += [f"## Peak memory of one epoch, n = {n:,} (MiB above the built sampler)", ""]
-    lines += [
-        "| epoch as | single process | rank 0 of 2 | Lightning wrapper, rank 0 | rank / single |",
-        "|---|---:|---:|---:|---:|",
-    ]
+    rows = []
     for how in ("tensor", "iter"):
         peaks = {kind: peak for kind, h, peak in memory if h == how}
         wrapper = f"{peaks['wrapper'] / 2**20:.1f}" if "wrapper" in peaks else "-"
-        lines.append(
-            f"| {how} | {peaks['single'] / 2**20:.1f} | {peaks['rank'] / 2**20:.1f} | {wrapper} | "
-            f"{peaks['rank'] / max(1, peaks['single']):.2f} |"
-        )
-    lines += ["", "Fresh process per cell; VmHWM reset after construction.", ""]
-    title = (
-        f"## Resume at 90% of an epoch, n = {n:,}, batch {BATCH}: load_state_dict to first batch"
-    )
-    lines += [f"{title} (seconds)", ""]
-    lines += ["| replacement | skip fallback | ours | speed-up |", "|---|---:|---:|---:|"]
+        rows.append(
+            [how, f"{peaks['single'] / 2**20:.1f}", f"{peaks['rank'] / 2**20:.1f}", wrapper,
+             f"{peaks['rank'] / max(1, peaks['single']):.2f}"]
+        )  # fmt: skip
+    header = ["epoch as", "single process", "rank 0 of 2", "Lightning wrapper, rank 0"]
+    lines += [markdown_table([*header, "rank / single"], rows, left=1), ""]
+    lines += ["Fresh process per cell; VmHWM reset after construction.", ""]
+    title = f"Resume at 90% of an epoch, n = {n:,}, batch {BATCH}"
+    lines += [f"## {title}: load_state_dict to first batch", ""]
+    rows = []
     for replacement, times in resume_times.items():
         skip = times["StatefulDataLoader skip (no state_dict)"]
         ours = times["FastWeightedSampler.load_state_dict"]
-        lines.append(
-            f"| {replacement} | {summary(skip)} | {summary(ours)} | "
-            f"{statistics.median(skip) / statistics.median(ours):.0f}x |"
-        )
+        rows.append([replacement, duration(skip), duration(ours), ratio(skip, ours)])
+    header = ["replacement", "skip fallback", "ours", "speed-up"]
+    lines += [markdown_table(header, rows, left=1)]
     return "\n".join(lines) + "\n"
 
 
@@ -239,10 +228,13 @@ def main() -> None:
         resume_times[replacement] = interleaved(cases, args.repeats)
         # Both ways resume at the same place of the same stream.
         assert all(torch.equal(firsts[0], f) for f in firsts), "resumed batches differ"
-    report = render(n, args.repeats, epoch_times, memory, resume_times)
+    command = " ".join(["python bench/bench_distributed.py", *sys.argv[1:]])
+    report = f"{machine_line(command)}\n\n"
+    report += render(n, args.repeats, epoch_times, memory, resume_times)
     report += f"\nTotal bench time {time.perf_counter() - started:.0f} s.\n"
     print(report)
     if args.markdown:
+        os.makedirs(os.path.dirname(args.markdown) or ".", exist_ok=True)
         with open(args.markdown, "w") as f:
             f.write(report)
 

@@ -2,7 +2,7 @@
 
     python bench/bench_policies.py            # 1e7 images for repeat factors, 1e6 indices grouped
     python bench/bench_policies.py --quick    # 1e6 and 2e5: a minute on a busy machine
-    python bench/bench_policies.py --markdown bench/results/policies.md
+    python bench/bench_policies.py --markdown build/bench-results/policies.md
 
 Sections (medians of interleaved repeats, min-max spread in brackets):
 1. One epoch of repeat-factor indices: detectron2's RepeatFactorTrainingSampler algorithm (its
@@ -17,11 +17,11 @@ Sections (medians of interleaved repeats, min-max spread in brackets):
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections import defaultdict, deque
+import itertools
+import os
+import sys
+from collections import deque
 from collections.abc import Iterable, Iterator
-from itertools import chain, repeat
 
 import numpy as np
 import torch
@@ -33,82 +33,14 @@ from fastloader import (
     create_aspect_ratio_groups,
     fast_detection_collate,
 )
+from fastloader.bench.harness import duration, interleaved, machine_line, markdown_table, ratio
 from fastloader.bench.padding import padded_pixels
+from fastloader.bench.stock import detectron2_repeat_factor_epoch, torchvision_grouped_batches
 from fastloader.datasets.synthetic import voc_shape_sizes
-
-# -- the stock algorithms, reproduced ----------------------------------------------------------
-
-
-def detectron2_epoch(int_part: torch.Tensor, frac_part: torch.Tensor, g: torch.Generator):
-    """detectron2's RepeatFactorTrainingSampler: _get_epoch_indices, then the shuffle."""
-    rands = torch.rand(len(frac_part), generator=g)
-    rep_factors = int_part + (rands < frac_part).float()
-    indices = []
-    for dataset_index, rep_factor in enumerate(rep_factors):
-        indices.extend([dataset_index] * int(rep_factor.item()))
-    indices = torch.tensor(indices, dtype=torch.int64)
-    return indices[torch.randperm(len(indices), generator=g)]
-
-
-def torchvision_grouped(sampler: Sampler, group_ids, batch_size: int) -> Iterator[list[int]]:
-    """torchvision's GroupedBatchSampler.__iter__ (references/detection/group_by_aspect_ratio)."""
-    buffer_per_group = defaultdict(list)
-    samples_per_group = defaultdict(list)
-    num_batches = 0
-    for idx in sampler:
-        group_id = group_ids[idx]
-        buffer_per_group[group_id].append(idx)
-        samples_per_group[group_id].append(idx)
-        if len(buffer_per_group[group_id]) == batch_size:
-            yield buffer_per_group[group_id]
-            num_batches += 1
-            del buffer_per_group[group_id]
-        assert len(buffer_per_group[group_id]) < batch_size
-    num_remaining = len(sampler) // batch_size - num_batches
-    if num_remaining > 0:
-        by_size = sorted(buffer_per_group.items(), key=lambda x: len(x[1]), reverse=True)
-        for group_id, _ in by_size:
-            remaining = batch_size - len(buffer_per_group[group_id])
-            group = samples_per_group[group_id]
-            cycled = list(chain.from_iterable(repeat(group, -(-remaining // len(group)))))
-            buffer_per_group[group_id].extend(cycled[:remaining])
-            yield buffer_per_group[group_id]
-            num_remaining -= 1
-            if num_remaining == 0:
-                break
-
-
-# -- timing ------------------------------------------------------------------------------------
-
-
-def interleaved(cases: dict, repeats: int) -> dict:
-    """Runs each case once per round, rounds `repeats` times: load changes hit every case alike."""
-    times: dict = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, fn in cases.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def exhaust(iterable: Iterable) -> None:
     deque(iterable, maxlen=0)
-
-
-def summary(values: list[float], scale: float = 1.0, unit: str = "s") -> str:
-    med = statistics.median(values) * scale
-    return f"{med:.4g} {unit} [{min(values) * scale:.3g}-{max(values) * scale:.3g}]"
-
-
-def ratio(stock: list[float], ours: list[float]) -> str:
-    return f"{statistics.median(stock) / statistics.median(ours):.1f}x"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 # -- sections ----------------------------------------------------------------------------------
@@ -129,23 +61,26 @@ def repeat_factor_section(n: int, repeats: int) -> str:
     frac_part = factors - int_part
     g = torch.Generator().manual_seed(0)
     ours = RepeatFactorSampler(factors, seed=0)
-    epochs = iter(range(1 << 30))
+    epochs = itertools.count()
 
     def fastloader_epoch() -> object:
         ours.set_epoch(next(epochs))  # a fresh epoch each time: nothing cached
         return ours.indices()
 
     times = interleaved(
-        {"detectron2": lambda: detectron2_epoch(int_part, frac_part, g), "ours": fastloader_epoch},
+        {
+            "detectron2": lambda: detectron2_repeat_factor_epoch(int_part, frac_part, g),
+            "ours": fastloader_epoch,
+        },
         repeats,
     )
-    return table(
+    return markdown_table(
         ["images", "detectron2 algorithm", "RepeatFactorSampler.indices()", "ratio"],
         [
             [
                 f"{n:.0e}",
-                summary(times["detectron2"]),
-                summary(times["ours"]),
+                duration(times["detectron2"]),
+                duration(times["ours"]),
                 ratio(times["detectron2"], times["ours"]),
             ]
         ],
@@ -179,15 +114,15 @@ def grouping_section(n: int, repeats: int) -> str:
         ours = AspectRatioGroupedBatchSampler(sampler, group_ids, 32)
         # Consumed one batch at a time, as a DataLoader does: a batch is dropped before the next.
         cases[("torchvision", name)] = lambda s=sampler: exhaust(
-            torchvision_grouped(s, group_list, 32)
+            torchvision_grouped_batches(s, group_list, 32)
         )
         cases[("ours", name)] = lambda g=ours: exhaust(g)
     times = interleaved(cases, repeats)
     rows = [
         [
             f"{n:.0e} from {name}",
-            summary(times[("torchvision", name)]),
-            summary(times[("ours", name)]),
+            duration(times[("torchvision", name)]),
+            duration(times[("ours", name)]),
             ratio(times[("torchvision", name)], times[("ours", name)]),
         ]
         for name in samplers
@@ -198,7 +133,7 @@ def grouping_section(n: int, repeats: int) -> str:
         "AspectRatioGroupedBatchSampler",
         "ratio",
     ]
-    return table(header, rows)
+    return markdown_table(header, rows, left=1)
 
 
 def padding_section(n: int, longer: int, timed_batches: int, repeats: int) -> str:
@@ -234,7 +169,7 @@ def padding_section(n: int, longer: int, timed_batches: int, repeats: int) -> st
         },
         repeats,
     )
-    per_batch = 1e3 / timed_batches
+    per_batch = {key: [value / timed_batches for value in values] for key, values in times.items()}
     rows = [
         [
             "padded pixels per batch",
@@ -244,12 +179,12 @@ def padding_section(n: int, longer: int, timed_batches: int, repeats: int) -> st
         ],
         [
             "fast_detection_collate per batch",
-            summary(times["plain"], per_batch, "ms"),
-            summary(times["grouped"], per_batch, "ms"),
+            duration(per_batch["plain"], "ms"),
+            duration(per_batch["grouped"], "ms"),
             ratio(times["plain"], times["grouped"]),
         ],
     ]
-    return table(
+    return markdown_table(
         [
             f"VOC shape mix, longer side {longer}, batch 32, {n} images",
             "RandomSampler batches",
@@ -257,6 +192,7 @@ def padding_section(n: int, longer: int, timed_batches: int, repeats: int) -> st
             "ratio",
         ],
         rows,
+        left=1,
     )
 
 
@@ -273,7 +209,8 @@ def main() -> None:
     # per 1e6 images at its peak.
     images = args.images or (1_000_000 if args.quick else 10_000_000)
     indices = args.indices or (200_000 if args.quick else 1_000_000)
-    sections = [f"torch threads: {torch.get_num_threads()}\n"]
+    command = " ".join(["python bench/bench_policies.py", *sys.argv[1:]])
+    sections = [f"{machine_line(command)}\n"]
     if args.only in (None, "repeat"):
         sections += ["## One epoch of repeat-factor indices\n"]
         sections += [repeat_factor_section(images, args.repeats) + "\n"]
@@ -286,6 +223,7 @@ def main() -> None:
     report = "\n".join(sections)
     print(report)
     if args.markdown:
+        os.makedirs(os.path.dirname(args.markdown) or ".", exist_ok=True)
         with open(args.markdown, "w") as f:
             f.write(report + "\n")
 

@@ -2,32 +2,28 @@
 collate in a DataLoader, and the per-batch collate time inside a worker against the copy floor.
 
 Every figure comes from this one run on this machine: loader rates are medians (with min-max)
-of R interleaved rounds. Usage: python bench/bench_ring.py [--batches N] [--rounds R]
+of R interleaved rounds (fastloader.bench.harness), ratios the medians of per-round ratios.
+Usage: python bench/bench_ring.py [--batches N] [--rounds R] [--markdown FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import statistics
+import sys
 import time
 
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from fastloader import DetectionCollate
+from fastloader.bench.harness import Section, ratio, run_rounds, spread, write_report
+from fastloader.bench.stock import detection_collate as stock_detection_collate
 
 BATCH = 32
 SHAPE = (3, 640, 640)
-
-
-def stock_detection_collate(batch):
-    """What detection code has written for years (ssd.pytorch and descendants)."""
-    imgs, targets = [], []
-    for sample in batch:
-        imgs.append(sample[0])
-        targets.append(torch.FloatTensor(sample[1]))
-    return torch.stack(imgs, 0), targets
 
 
 class InMemoryDetection(Dataset):
@@ -115,7 +111,7 @@ def in_worker_times(dataset, collate, batches: int) -> tuple[float, float]:
 
 
 def cell(rates: list[float]) -> str:
-    return f"{statistics.median(rates):.1f} ({min(rates):.1f}-{max(rates):.1f})"
+    return spread(rates, "", "{:.1f}".format)
 
 
 def main() -> None:
@@ -124,53 +120,65 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="interleaved rounds (>= 3; medians printed)"
     )
+    parser.add_argument("--markdown", help="also write the tables to this file")
     args = parser.parse_args()
     rounds = max(3, args.rounds)
     dataset = InMemoryDetection(BATCH * 2, BATCH * (args.batches + 6))
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {BATCH} x uint8 "
-        f"{'x'.join(map(str, SHAPE))}, randint(0, 50) boxes of 5; fork workers"
+    setting = (
+        f"batch {BATCH} x uint8 {'x'.join(map(str, SHAPE))}, randint(0, 50) boxes of 5; fork "
+        "workers"
     )
-    print(
-        f"\nDataLoader end to end: batches/s, {args.batches} batches after 3 warm-up, median "
-        f"(min-max) of {rounds} interleaved rounds; ratios of the medians"
-    )
-    print(
-        f"  {'num_workers':<12}{'stock':>20}{'fast':>20}{'ring':>20}{'fast/stock':>12}"
-        f"{'ring/stock':>12}"
-    )
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {setting}")
     fast = DetectionCollate()
     ring = DetectionCollate(shared_ring=True)
+    collates = {"stock": stock_detection_collate, "fast": fast, "ring": ring}
+    loaders = Section("DataLoader end to end: batches/s")
+    rows = []
     for workers in (1, 2):
-        rates: dict[str, list[float]] = {"stock": [], "fast": [], "ring": []}
-        for _ in range(rounds):  # interleaved: drift on the shared machine hits all alike
-            for name, collate in (
-                ("stock", stock_detection_collate),
-                ("fast", fast),
-                ("ring", ring),
-            ):
-                rates[name].append(loader_rate(dataset, collate, workers, args.batches))
-        medians = {name: statistics.median(v) for name, v in rates.items()}
-        print(
-            f"  {workers:<12}{cell(rates['stock']):>20}{cell(rates['fast']):>20}"
-            f"{cell(rates['ring']):>20}{medians['fast'] / medians['stock']:>12.2f}"
-            f"{medians['ring'] / medians['stock']:>12.2f}"
+        # Interleaved: drift on the shared machine hits all alike.
+        rates = run_rounds(
+            {
+                name: functools.partial(loader_rate, dataset, collate, workers, args.batches)
+                for name, collate in collates.items()
+            },
+            rounds,
         )
-    print(f"  ring: {ring.ring.stats()}")
+        rows.append(
+            [workers, cell(rates["stock"]), cell(rates["fast"]), cell(rates["ring"]),
+             ratio(rates["fast"], rates["stock"]), ratio(rates["ring"], rates["stock"])]
+        )  # fmt: skip
+    header = ["num_workers", "stock", "fast", "ring", "fast / stock", "ring / stock"]
+    loaders.table(header, rows)
+    loaders.note(
+        f"{setting}. {args.batches} batches after 3 warm-up, median (min-max) of {rounds} "
+        f"interleaved rounds; ratios are medians of per-round ratios. Ring: {ring.ring.stats()}"
+    )
+    print(loaders.text(), flush=True)
 
-    print("\nCollate time per batch inside a worker (median) vs copying the same image bytes")
-    print("into an already-mapped buffer (torch.stack out=, same process, same thread count)")
-    print(f"  {'collate':<34}{'ms':>8}{'floor ms':>10}{'x floor':>9}")
+    in_worker = Section("Collate time per batch inside a worker against the copy floor")
+    rows = []
     for label, collate in (
         ("fast, fresh shared memory", fast),
         ("fast, shared ring", ring),
         ("stock detection_collate", stock_detection_collate),
     ):
         collate_s, floor_s = in_worker_times(dataset, collate, args.batches)
-        print(
-            f"  {label:<34}{collate_s * 1e3:>8.2f}{floor_s * 1e3:>10.2f}{collate_s / floor_s:>9.2f}"
+        rows.append(
+            [label, f"{collate_s * 1e3:.2f}", f"{floor_s * 1e3:.2f}", f"{collate_s / floor_s:.2f}"]
         )
+    in_worker.table(["collate", "ms (median)", "floor ms", "x floor"], rows, left=1)
+    in_worker.note(
+        "Floor: copying the same image bytes into an already-mapped buffer (torch.stack out=, "
+        "same process, same thread count)."
+    )
+    print(in_worker.text(), flush=True)
     ring.close_ring()
+    if args.markdown:
+        command = " ".join(["python bench/bench_ring.py", *sys.argv[1:]])
+        path = write_report(
+            args.markdown, "fastloader: the shared ring", command, [loaders, in_worker]
+        )
+        print(f"results written to {path}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 python bench/bench_sampler.py            # n = k = 1e5, 1e6, 1e7 and 5e7 (ours)
 python bench/bench_sampler.py --quick    # n = k = 1e5, 1e6
-python bench/bench_sampler.py --markdown bench/results/sampler.md
+python bench/bench_sampler.py --markdown build/bench-results/sampler.md
 python bench/bench_sampler.py --sizes 1e7 --draws-only   # one size, draw/epoch table only
 """
 
@@ -12,11 +12,9 @@ import argparse
 import functools
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -25,31 +23,25 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from _rss_probe import RSS_HELPERS  # bench/ is on sys.path: scripts run from it
 from fastloader import FastWeightedBatchSampler, FastWeightedSampler
+from fastloader.bench.harness import (
+    duration,
+    interleaved,
+    machine_line,
+    markdown_table,
+    ratio,
+    time_call,
+)
 
 STOCK_LIMIT = 2**24  # torch.multinomial refuses more categories
 
 
-def seconds(fn: Callable[[], object], cpu: list[float] | None = None) -> float:
-    """Wall seconds of one call; its CPU seconds (all threads of this process) go to `cpu`."""
-    start, start_cpu = time.perf_counter(), time.process_time()
-    fn()
-    wall = time.perf_counter() - start
-    if cpu is not None:
-        cpu.append(time.process_time() - start_cpu)
-    return wall
-
-
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Times of each fn over `repeats` rounds, one call of every fn per round: slow phases of a
-    shared machine then hit all contenders alike instead of one of them. Also the CPU seconds of
-    each call, under the name + "_cpu": less sensitive to other programs' load than wall time."""
-    times: dict[str, list[float]] = {}
-    for name in fns:
-        times[name], times[name + "_cpu"] = [], []
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(seconds(fn, times[name + "_cpu"]))
-    return times
+def timed_rounds(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Wall seconds of each fn over `repeats` interleaved rounds (one call of every fn per round:
+    slow phases of a shared machine then hit all contenders alike), and the CPU seconds of each
+    call under the name + "_cpu": less sensitive to other programs' load than wall time."""
+    cpu: dict[str, list[float]] = {}
+    times = interleaved(fns, repeats, cpu=cpu)
+    return {**times, **{name + "_cpu": values for name, values in cpu.items()}}
 
 
 def exhaust(iterable) -> None:
@@ -83,9 +75,9 @@ def draw_rows(sizes: list[int], full: bool, repeats: int) -> list[dict]:
         for replacement in (True, False):
             fns = contenders(w, n, replacement, numpy_too=full or n <= 1_000_000)
             numpy_draw = fns.pop("numpy_draw", None)
-            row = {"n": n, "replacement": replacement, **interleaved(fns, repeats)}
+            row = {"n": n, "replacement": replacement, **timed_rounds(fns, repeats)}
             if numpy_draw is not None:  # seconds per call at 1e6: once is enough to compare
-                row["numpy_draw"] = [seconds(numpy_draw)]
+                row["numpy_draw"] = [time_call(numpy_draw)]
             rows.append(row)
             print(f"  n={n:.0e} replacement={replacement}: done", flush=True)
     return rows
@@ -163,80 +155,77 @@ def loader_rows(n: int, repeats: int) -> list[dict]:
     times = interleaved(
         {name: functools.partial(exhaust, loader) for name, loader in loaders.items()}, repeats
     )
+    stock = times["stock sampler=WeightedRandomSampler"]
     rows = []
     for name in loaders:
         middle = statistics.median(times[name])
         rows.append(
-            {"variant": name, "indices_per_s": n / middle, "ns_per_index": 1e9 * middle / n}
+            {
+                "variant": name,
+                "indices_per_s": n / middle,
+                "ns_per_index": 1e9 * middle / n,
+                "vs_stock": ratio(stock, times[name]),
+            }
         )
     return rows
 
 
-def fmt_s(runs: list[float] | None) -> str:
-    """Median seconds and the min-max spread of the runs."""
+def cell(runs: list[float] | None) -> str:
+    """Median seconds with the min-max spread of the runs; "refused" where stock cannot run."""
     if runs is None:
         return "refused"
-    if len(runs) == 1:
-        return f"{runs[0]:.4f}"
-    return f"{statistics.median(runs):.4f} ({min(runs):.3f}-{max(runs):.3f})"
+    return duration(runs) if len(runs) > 1 else duration(runs).split(" (")[0]
 
 
-def ratio(stock: list[float] | None, ours: list[float]) -> str:
-    if stock is None:
-        return "-"
-    return f"{statistics.median(stock) / statistics.median(ours):.1f}x"
+def speed_up(stock: list[float] | None, ours: list[float]) -> str:
+    return "-" if stock is None else ratio(stock, ours)
 
 
 def render(draws, memory, loader, header) -> str:
-    lines = [header, "", "### Draw and epoch time (seconds: median (min-max) of interleaved runs)"]
-    lines.append("")
-    lines.append("ratio = median stock / median ours, from the same run; numpy timed once.")
-    lines.append("")
-    lines.append(
-        "| n = k | replacement | multinomial | numpy choice | ours indices() | draw ratio "
-        "| stock epoch | ours epoch | epoch ratio |"
-    )
-    lines.append("|---:|:---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines = [header, "", "### Draw and epoch time (median (min-max) of interleaved rounds)", ""]
+    lines += ["ratio = median of the per-round stock / ours, same run; numpy timed once.", ""]
+    rows = []
     for r in draws:
         numpy_s = r.get("numpy_draw")
-        lines.append(
-            f"| {r['n']:.0e} | {r['replacement']} | {fmt_s(r.get('stock_draw'))} | "
-            f"{'skipped' if numpy_s is None and r['n'] <= STOCK_LIMIT else fmt_s(numpy_s)} | "
-            f"{fmt_s(r['ours_draw'])} | {ratio(r.get('stock_draw'), r['ours_draw'])} | "
-            f"{fmt_s(r.get('stock_epoch'))} | {fmt_s(r['ours_epoch'])} | "
-            f"{ratio(r.get('stock_epoch'), r['ours_epoch'])} |"
-        )
-    lines += ["", "### CPU seconds per draw (all threads; medians of the same runs)", ""]
-    lines.append("| n = k | replacement | multinomial CPU s | ours CPU s | CPU ratio |")
-    lines.append("|---:|:---:|---:|---:|---:|")
-    for r in draws:
-        lines.append(
-            f"| {r['n']:.0e} | {r['replacement']} | {fmt_s(r.get('stock_draw_cpu'))} | "
-            f"{fmt_s(r['ours_draw_cpu'])} | {ratio(r.get('stock_draw_cpu'), r['ours_draw_cpu'])} |"
-        )
+        rows.append(
+            [f"{r['n']:.0e}", r["replacement"], cell(r.get("stock_draw")),
+             "skipped" if numpy_s is None and r["n"] <= STOCK_LIMIT else cell(numpy_s),
+             cell(r["ours_draw"]), speed_up(r.get("stock_draw"), r["ours_draw"]),
+             cell(r.get("stock_epoch")), cell(r["ours_epoch"]),
+             speed_up(r.get("stock_epoch"), r["ours_epoch"])]
+        )  # fmt: skip
+    header_row = ["n = k", "replacement", "multinomial", "numpy choice", "ours indices()"]
+    header_row += ["draw ratio", "stock epoch", "ours epoch", "epoch ratio"]
+    lines += [markdown_table(header_row, rows), ""]
+    lines += ["### CPU seconds per draw (all threads; medians of the same runs)", ""]
+    rows = [
+        [f"{r['n']:.0e}", r["replacement"], cell(r.get("stock_draw_cpu")),
+         cell(r["ours_draw_cpu"]), speed_up(r.get("stock_draw_cpu"), r["ours_draw_cpu"])]
+        for r in draws
+    ]  # fmt: skip
+    header_row = ["n = k", "replacement", "multinomial CPU", "ours CPU", "CPU ratio"]
+    lines += [markdown_table(header_row, rows)]
     if memory:
         lines += ["", "### Memory per item (bytes, peak RSS above the weights, fresh process)", ""]
-        lines.append(
-            "| sampler | n = k | replacement | kept after construction | peak during the epoch "
-            "| peak of construction + epoch |"
-        )
-        lines.append("|---|---:|:---:|---:|---:|---:|")
-        for (kind, n, replacement), m in memory.items():
-            lines.append(
-                f"| {kind} | {n:.0e} | {replacement} | {m['construction']:.1f} | "
-                f"{m['epoch']:.1f} | {m['overall']:.1f} |"
-            )
-    if not loader:
-        return "\n".join(lines) + "\n"
-    lines += ["", "### DataLoader index throughput (batch_size=256, num_workers=0, medians)", ""]
-    lines.append("| variant | indices/s | ns per index | vs stock |")
-    lines.append("|---|---:|---:|---:|")
-    stock_rate = loader[1]["indices_per_s"]
-    for r in loader:
-        lines.append(
-            f"| {r['variant']} | {r['indices_per_s']:,.0f} | {r['ns_per_index']:.0f} | "
-            f"{r['indices_per_s'] / stock_rate:.1f}x |"
-        )
+        rows = [
+            [kind, f"{n:.0e}", replacement, f"{m['construction']:.1f}", f"{m['epoch']:.1f}",
+             f"{m['overall']:.1f}"]
+            for (kind, n, replacement), m in memory.items()
+        ]  # fmt: skip
+        header_row = ["sampler", "n = k", "replacement", "kept after construction"]
+        header_row += ["peak during the epoch", "peak of construction + epoch"]
+        lines += [markdown_table(header_row, rows, left=1)]
+    if loader:
+        lines += [
+            "",
+            "### DataLoader index throughput (batch_size=256, num_workers=0, medians)",
+            "",
+        ]
+        rows = [
+            [r["variant"], f"{r['indices_per_s']:,.0f}", f"{r['ns_per_index']:.0f}", r["vs_stock"]]
+            for r in loader
+        ]
+        lines += [markdown_table(["variant", "indices/s", "ns per index", "vs stock"], rows, 1)]
     return "\n".join(lines) + "\n"
 
 
@@ -266,11 +255,8 @@ def main() -> None:
     sizes = [100_000, 1_000_000] if args.quick else [100_000, 1_000_000, 10_000_000, 50_000_000]
     if args.sizes:
         sizes = [int(float(size)) for size in args.sizes.split(",")]
-    header = (
-        f"## Sampler benchmark: {platform.node() or 'this machine'}, {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
-        f"{time.strftime('%Y-%m-%d')}"
-    )
+    command = " ".join(["python bench/bench_sampler.py", *sys.argv[1:]])
+    header = f"## Sampler benchmark\n\n{machine_line(command)}"
     print(header, flush=True)
     draws = draw_rows(sizes, args.full, args.repeats)
     memory, loader = {}, []

@@ -8,20 +8,21 @@ same code on the CPU (no pinning) to check the script itself: its figures are no
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from fastloader import DetectionCollate
-from fastloader.bench.main_job import detection_collate
+from fastloader.bench.harness import duration, interleaved, ratio, run_rounds
+from fastloader.bench.stock import detection_collate
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH, SHAPE = 32, (3, 640, 640)
@@ -61,26 +62,6 @@ def _has_gpu_tests(path: Path) -> bool:
     return "pytest.mark.gpu" in path.read_text()
 
 
-def _median_spread(times: list[float]) -> str:
-    return (
-        f"{statistics.median(times) * 1e3:.2f} ms ({min(times) * 1e3:.2f}-{max(times) * 1e3:.2f})"
-    )
-
-
-def _interleaved(cases: dict[str, Callable[[], object]], repeats: int, calls: int) -> dict:
-    """Median seconds per call of each case, over `repeats` rounds run one after another."""
-    for case in cases.values():
-        case()  # warm-up: CUDA context, first pinned allocation, pool blocks
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, case in cases.items():
-            start = time.perf_counter()
-            for _ in range(calls):
-                case()
-            times[name].append((time.perf_counter() - start) / calls)
-    return times
-
-
 def _collate_cases(samples: list, device: str) -> dict[str, Callable[[], object]]:
     pin = device == "cuda"
     fast_collate = DetectionCollate()  # pinned in the main process when CUDA is present
@@ -111,15 +92,16 @@ def collate_to_device_rows(device: str, repeats: int) -> list[Row]:
             (torch.randint(0, 256, SHAPE, generator=g).to(dtype), torch.rand(7, 5, generator=g))
             for _ in range(BATCH)
         ]
-        times = _interleaved(_collate_cases(samples, device), repeats, calls=5)
-        ratio = statistics.median(times["stock"]) / statistics.median(times["fast"])
+        # Warm-up first (CUDA context, first pinned allocation, pool blocks); 5 calls a round.
+        cases = _collate_cases(samples, device)
+        times = interleaved(cases, repeats, min_calls=5, warmup=1)
         what = f"collate + H2D, batch {BATCH} {str(dtype)[6:]} 640x640"
-        rows.append((f"{what}: stock stack+pin", _median_spread(times["stock"]), ""))
+        rows.append((f"{what}: stock stack+pin", duration(times["stock"], "ms"), ""))
         rows.append(
             (
                 f"{what}: fast_detection_collate",
-                _median_spread(times["fast"]),
-                f"{ratio:.2f}x stock",
+                duration(times["fast"], "ms"),
+                f"{ratio(times['stock'], times['fast'])} stock",
             )
         )
     return rows
@@ -167,18 +149,20 @@ def dataloader_rows(device: str, repeats: int, batches: int) -> list[Row]:
     """The end-to-end GPU row of `make bench`: stock vs fast vs ring collate, pinned, to device."""
     ring = DetectionCollate(shared_ring=True)
     cases = {"stock": detection_collate, "fast": DetectionCollate(), "ring": ring}
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, collate in cases.items():
-            times[name].append(_loader_seconds(collate, device, batches))
+    times = run_rounds(
+        {
+            name: partial(_loader_seconds, collate, device, batches)
+            for name, collate in cases.items()
+        },
+        repeats,
+    )
     ring.close_ring()
-    stock = statistics.median(times["stock"])
     what = f"DataLoader 2 workers, pin_memory, to {device}, batch {BATCH} uint8"
     return [
         (
             f"{what}: {name}",
-            _median_spread(per_batch),
-            "" if name == "stock" else f"{stock / statistics.median(per_batch):.2f}x stock",
+            duration(per_batch, "ms"),
+            "" if name == "stock" else f"{ratio(times['stock'], per_batch)} stock",
         )
         for name, per_batch in times.items()
     ]

@@ -24,29 +24,19 @@ from ..collate.detection_collate import DetectionCollate
 from ..datasets.synthetic import SyntheticDetection
 from ..sampling.weighted import FastWeightedBatchSampler
 from ..tuning.tuner import TuneReport, WorkerMeasurement, tune_num_workers
+from .stock import detection_collate
 
 __all__ = [
     "CONFIGS",
     "LoaderResults",
     "StockVOC",
     "decode_floor",
-    "detection_collate",
     "measure_round",
     "recommended_collate",
 ]
 
 #: The loader set-ups, in the order measured: (name, dataset kind, fastloader sampler and collate).
 CONFIGS = ("stock", "collate only", "fastloader")
-
-
-def detection_collate(batch: Sequence[Any]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The stock way, as detection code has written it for years (the baseline)."""
-    imgs: list[torch.Tensor] = []
-    targets: list[torch.Tensor] = []
-    for sample in batch:
-        imgs.append(sample[0])
-        targets.append(torch.FloatTensor(sample[1]))
-    return torch.stack(imgs, 0), targets
 
 
 class StockVOC(Dataset):
@@ -162,10 +152,6 @@ class LoaderResults:
 
     def floor_batches(self, image_format: str, dataset: str) -> list[float]:
         return [rate / self.batch_size for rate in self.floors[(image_format, dataset)]]
-
-    def ratios(self, top: tuple[str, str, int], bottom: tuple[str, str, int]) -> list[float]:
-        """Per-round ratios (same round, same load) of two set-ups' batches/s."""
-        return [a / b for a, b in zip(self.rates[top], self.rates[bottom], strict=True) if b > 0]
 
     def report(
         self, image_format: str, config: str, pin_memory: bool, seconds: float

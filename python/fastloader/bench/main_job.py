@@ -10,17 +10,15 @@ and, with matplotlib installed, <out>/latest.png.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,33 +30,30 @@ from ..datasets.synthetic import SyntheticDetection
 from ..io.decode import default_jpeg_decoder
 from ..sampling.weighted import FastWeightedBatchSampler, FastWeightedSampler
 from ..tuning.tuner import default_candidates, tune_num_workers
+from .harness import (
+    DEFAULT_OUT,
+    Section,
+    duration,
+    interleaved,
+    load_average,
+    machine_line,
+    ratio,
+    run_rounds,
+    spread,
+    write_report,
+)
 from .loaders import (
     CONFIGS,
     LoaderResults,
-    detection_collate,
     gpu_wait_share,
     measure_round,
     recommended_collate,
     setups,
 )
 from .padding import PaddingCase, padded_pixels
+from .stock import detection_collate, detectron2_style_padding
 
-__all__ = ["detection_collate", "main", "pad_like_detectron2"]
-
-
-def pad_like_detectron2(
-    images: Sequence[torch.Tensor], size_divisibility: int = 32
-) -> torch.Tensor:
-    """detectron2 ImageList-style padding in Python: one new_full, then a copy_ per image."""
-    height = max(image.shape[1] for image in images)
-    width = max(image.shape[2] for image in images)
-    if size_divisibility > 1:
-        height = -(-height // size_divisibility) * size_divisibility
-        width = -(-width // size_divisibility) * size_divisibility
-    out = images[0].new_full((len(images), images[0].shape[0], height, width), 0)
-    for slot, image in zip(out, images, strict=True):
-        slot[:, : image.shape[1], : image.shape[2]].copy_(image)
-    return out
+__all__ = ["main"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,104 +99,12 @@ class _Progress:
             self._bar.close()
 
 
-class Paired(NamedTuple):
-    """Interleaved timings of the stock and the fastloader way: medians and per-repeat ratios."""
-
-    stock_s: float
-    fast_s: float
-    ratios: list[float]  # stock / fast of each repeat
-
-
-def _loops(function: Callable[[], Any]) -> int:
-    started = time.perf_counter()
-    function()
-    once = time.perf_counter() - started
-    return 1 if once >= 1e-3 else min(10_000, int(2e-2 / max(once, 1e-7)) + 1)
-
-
-def _timed(function: Callable[[], Any], loops: int) -> float:
-    started = time.perf_counter()
-    for _ in range(loops):
-        function()
-    return (time.perf_counter() - started) / loops
-
-
-def paired(stock: Callable[[], Any], fast: Callable[[], Any], repeats: int) -> Paired:
-    """Times ``stock`` then ``fast`` in each of ``repeats`` rounds (calls under a millisecond are
-    looped so clock resolution does not dominate); one ratio per round, same load for both."""
-    stock_loops, fast_loops = _loops(stock), _loops(fast)
-    stock_times, fast_times = [], []
-    for _ in range(repeats):
-        stock_times.append(_timed(stock, stock_loops))
-        fast_times.append(_timed(fast, fast_loops))
-    ratios = [s / f for s, f in zip(stock_times, fast_times, strict=True) if f > 0]
-    return Paired(statistics.median(stock_times), statistics.median(fast_times), ratios)
-
-
-def _number(value: float) -> str:
-    return f"{value:.2f}" if 0.1 <= value < 100 else f"{value:.2g}"
-
-
-def spread(values: Sequence[float], unit: str = "x", number: Callable = _number) -> str:
-    """``median unit (min-max)`` of the values."""
-    if not values:
-        return "-"
-    middle = statistics.median(values)
-    return f"{number(middle)}{unit} ({number(min(values))}-{number(max(values))})"
-
-
-def _rate(value: float) -> str:
-    return f"{value:.1f}"
-
-
-def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(line[i])) for line in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(str(cell).rjust(width) for cell, width in zip(line, widths, strict=False))
-        for line in [header, *rows]
-    ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
-
-
-def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _ms(seconds: float) -> str:
-    milliseconds = seconds * 1e3
-    return f"{milliseconds:.1f}" if milliseconds >= 10 else f"{milliseconds:.3g}"
-
-
-class _Section:
-    def __init__(self, title: str) -> None:
-        self.title = title
-        self.parts: list[tuple[str, Any]] = []
-
-    def table(self, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-        self.parts.append(("table", (list(header), [list(map(str, row)) for row in rows])))
-
-    def note(self, text: str, markdown: str | None = None) -> None:
-        self.parts.append(("note", (text, text if markdown is None else markdown)))
-
-    def text(self) -> str:
-        out = [f"== {self.title} =="]
-        for kind, value in self.parts:
-            out.append(_text_table(*value) if kind == "table" else value[0])
-        return "\n".join(out) + "\n"
-
-    def markdown(self) -> str:
-        out = [f"## {self.title}", ""]
-        for kind, value in self.parts:
-            out.append(_markdown_table(*value) if kind == "table" else value[1])
-            out.append("")
-        return "\n".join(out)
-
-
 # --------------------------------------------------------------------------------------------
 # Sampler and collate
+
+
+#: Calls shorter than this are repeated within a round, so a round's figure is a median of many.
+_BUDGET_S = 0.02
 
 
 def _sampler_rows(weights: torch.Tensor, repeats: int, per_index: bool, batch: int = 32) -> list:
@@ -212,12 +115,12 @@ def _sampler_rows(weights: torch.Tensor, repeats: int, per_index: bool, batch: i
     stock_batches = BatchSampler(stock_sampler, batch, False)
     fast_sampler = FastWeightedSampler(weights, n, seed=0)
     fast_batches = FastWeightedBatchSampler(weights, n, batch, seed=0)
+    # WeightedRandomSampler builds nothing (it keeps the weights and samples each epoch), so
+    # building ours is a one-off cost to show, not a ratio.
+    build = interleaved({"fast": lambda: FastWeightedSampler(weights, n, seed=0)}, repeats)
+    rows = [[f"{n:,}", "build the sampler", "nothing to build", duration(build["fast"]),
+             "one-off cost"]]  # fmt: skip
     cases = [
-        (
-            "build the sampler",
-            lambda: WeightedRandomSampler(weights, n),  # type: ignore[arg-type]
-            lambda: FastWeightedSampler(weights, n, seed=0),
-        ),
         # WeightedRandomSampler.__iter__ computes exactly this tensor, then yields from it.
         (
             "epoch as a tensor",
@@ -228,32 +131,33 @@ def _sampler_rows(weights: torch.Tensor, repeats: int, per_index: bool, batch: i
     ]
     if per_index:
         cases.insert(
-            2, ("epoch via iter()", lambda: list(stock_sampler), lambda: list(fast_sampler))
+            1, ("epoch via iter()", lambda: list(stock_sampler), lambda: list(fast_sampler))
         )
-    rows = []
     for name, stock, fast in cases:
-        timing = paired(stock, fast, repeats)
+        times = interleaved({"stock": stock, "fast": fast}, repeats, budget_s=_BUDGET_S)
         rows.append(
-            [f"{n:,}", name, _ms(timing.stock_s), _ms(timing.fast_s), spread(timing.ratios)]
-        )
+            [f"{n:,}", name, duration(times["stock"]), duration(times["fast"]),
+             ratio(times["stock"], times["fast"])]
+        )  # fmt: skip
     return rows
 
 
 def sampler_section(
     dataset: SyntheticDetection, big_n: int, repeats: int, progress: _Progress
-) -> tuple[_Section, dict[str, Any], list]:
-    section = _Section("Sampler: WeightedRandomSampler vs FastWeightedSampler")
+) -> tuple[Section, dict[str, Any], list]:
+    section = Section("Sampler: WeightedRandomSampler vs FastWeightedSampler")
     weights = dataset.image_class_weights()
     rows = []
     for n in (len(dataset), big_n):
         tiled = torch.from_numpy(np.resize(weights, n))  # a dataset of n images, same class mix
         rows += _sampler_rows(tiled, repeats, per_index=n == len(dataset))
         progress.step(f"sampler n={n:,}")
-    section.table(["n", "draw", "stock ms", "fastloader ms", "speed-up (min-max)"], rows)
+    section.table(["n", "draw", "stock", "fastloader", "speed-up (min-max)"], rows, left=2)
     section.note(
-        "Building each sampler, then one epoch of n weighted draws with replacement from the "
-        f"built sampler; medians of {repeats} interleaved repeats, speed-up = median of the "
-        "per-repeat ratios (min-max). 'epoch of batches' is what a DataLoader consumes. "
+        "Building FastWeightedSampler (its alias table, once; WeightedRandomSampler builds "
+        "nothing and pays per epoch instead), then one epoch of n weighted draws with replacement "
+        f"from the built sampler; medians (min-max) of {repeats} interleaved repeats, speed-up = "
+        "median of the per-repeat ratios. 'epoch of batches' is what a DataLoader consumes. "
         "WeightedRandomSampler refuses n > 2**24."
     )
     shares = _class_shares(dataset, weights)
@@ -277,7 +181,7 @@ def _class_shares(dataset: SyntheticDetection, weights: np.ndarray) -> dict[str,
     return {"dataset_share": dataset.class_histogram() / n * 100, **shares}
 
 
-def _class_table(section: _Section, dataset: SyntheticDetection, shares: dict) -> None:
+def _class_table(section: Section, dataset: SyntheticDetection, shares: dict) -> None:
     columns = ("dataset_share", "uniform", "stock", "fast")
     rows = [
         [dataset.classes[k], *(f"{shares[c][k]:.1f}" for c in columns)]
@@ -291,7 +195,7 @@ def _class_table(section: _Section, dataset: SyntheticDetection, shares: dict) -
 
     rows.append(["commonest/rarest", *(ratio(shares[c]) for c in columns)])
     header = ["class", "images %", "one epoch, unweighted %", "WeightedRandomSampler %"]
-    section.table([*header, "FastWeightedSampler %"], rows)
+    section.table([*header, "FastWeightedSampler %"], rows, left=1)
     section.note(
         f"Share of the {len(dataset)} images drawn in one epoch that contain each class; weights "
         "from dataset.image_class_weights() (read from the XML only)."
@@ -315,14 +219,10 @@ def _collate_batches(batch_size: int) -> tuple[list, list]:
     return same, variable
 
 
-def collate_section(repeats: int, batch_size: int, progress: _Progress) -> tuple[_Section, list]:
-    section = _Section("Collate: detection_collate vs fast_detection_collate")
+def collate_section(repeats: int, batch_size: int, progress: _Progress) -> tuple[Section, list]:
+    section = Section("Collate: detection_collate vs fast_detection_collate")
     same, variable = _collate_batches(batch_size)
     padded_collate = DetectionCollate(size_divisibility=32)
-
-    def stock_variable() -> Any:
-        images = [image for image, _ in variable]
-        return pad_like_detectron2(images, 32), [torch.FloatTensor(t) for _, t in variable]
 
     rows = []
     for name, stock, fast, batch in (
@@ -334,25 +234,25 @@ def collate_section(repeats: int, batch_size: int, progress: _Progress) -> tuple
         ),
         (
             f"variable size 480..800, {batch_size} x uint8, pad to /32",
-            stock_variable,
+            lambda: detectron2_style_padding(variable, 32),
             lambda: padded_collate(variable),
             variable,
         ),
     ):
-        timing = paired(stock, fast, repeats)
+        times = interleaved({"stock": stock, "fast": fast}, repeats, budget_s=_BUDGET_S)
         gigabytes = sum(image.numel() for image, _ in batch) / 1e9
         rows.append(
             [
                 name,
-                _ms(timing.stock_s),
-                _ms(timing.fast_s),
-                f"{gigabytes / timing.fast_s:.1f}",
-                spread(timing.ratios),
+                duration(times["stock"]),
+                duration(times["fast"]),
+                f"{gigabytes / statistics.median(times['fast']):.1f}",
+                ratio(times["stock"], times["fast"]),
             ]
         )
         progress.step("collate")
     section.table(
-        ["batch", "stock ms", "fastloader ms", "fastloader GB/s", "speed-up (min-max)"], rows
+        ["batch", "stock", "fastloader", "fastloader GB/s", "speed-up (min-max)"], rows, left=1
     )
     section.note(
         f"Main process, medians of {repeats} interleaved repeats; stock variable-size = "
@@ -361,42 +261,46 @@ def collate_section(repeats: int, batch_size: int, progress: _Progress) -> tuple
     return section, rows
 
 
-def padding_section(repeats: int, batch_size: int, progress: _Progress) -> _Section:
+def padding_section(repeats: int, batch_size: int, progress: _Progress) -> Section:
     """Padded pixels and collate time of weighted batches against aspect-ratio grouped ones."""
-    section = _Section("Padding: aspect-ratio grouped batches on VOC's shape mix")
+    section = Section("Padding: aspect-ratio grouped batches on VOC's shape mix")
     case = PaddingCase(count=2048, longer=512, batch_size=batch_size)
     plain_pixels, plain_share = padded_pixels(case.sizes, case.plain)
     grouped_pixels, grouped_share = padded_pixels(case.sizes, case.grouped)
     timed = 8
     plain, grouped = case.samples(case.plain[:timed]), case.samples(case.grouped[:timed])
-    timing = paired(
-        lambda: [fast_detection_collate(batch) for batch in plain],
-        lambda: [fast_detection_collate(batch) for batch in grouped],
+    times = interleaved(
+        {
+            "plain": lambda: [fast_detection_collate(batch) for batch in plain],
+            "grouped": lambda: [fast_detection_collate(batch) for batch in grouped],
+        },
         repeats,
+        budget_s=_BUDGET_S,
     )
+    per_batch = {key: [value / timed for value in values] for key, values in times.items()}
     progress.step("padding")
     section.table(
-        ["batches", "padded pixels per batch", "padded share", "collate ms per batch"],
+        ["batches", "padded pixels per batch", "padded share", "collate per batch"],
         [
             [
                 "FastWeightedBatchSampler",
                 f"{plain_pixels:.3g}",
                 f"{plain_share:.1%}",
-                _ms(timing.stock_s / timed),
+                duration(per_batch["plain"], "ms"),
             ],
             [
                 "AspectRatioGroupedBatchSampler (k=3)",
                 f"{grouped_pixels:.3g}",
                 f"{grouped_share:.1%}",
-                _ms(timing.fast_s / timed),
+                duration(per_batch["grouped"], "ms"),
             ],
         ],
     )
     section.note(
         f"{plain_pixels / grouped_pixels:.1f}x fewer padded pixels with grouping; the collate "
-        f"per batch is {spread(timing.ratios)} faster. 2048 image sizes of VOC's shape mix, "
-        f"longer side 512, batch {batch_size}, uniform weights; collate time of {timed} batches, "
-        f"medians of {repeats} interleaved repeats (min-max)."
+        f"per batch is {ratio(times['plain'], times['grouped'])} faster. 2048 image sizes of "
+        f"VOC's shape mix, longer side 512, batch {batch_size}, uniform weights; collate time "
+        f"of {timed} batches, medians of {repeats} interleaved repeats (min-max)."
     )
     return section
 
@@ -424,8 +328,8 @@ def _end_to_end_rows(results: LoaderResults, candidates: Sequence[int]) -> list[
                     _rate_cell(results.median(stock), stock_floor),
                     _rate_cell(results.median(only), stock_floor),
                     _rate_cell(results.median(fast), fast_floor),
-                    spread(results.ratios(fast, stock)),
-                    spread(results.ratios(only, stock)),
+                    ratio(results.rates[fast], results.rates[stock]),
+                    ratio(results.rates[only], results.rates[stock]),
                 ]
             )
     return rows
@@ -440,9 +344,9 @@ def end_to_end_section(
     shared_ring: bool,
     progress: _Progress,
     batch_size: int,
-) -> tuple[_Section, LoaderResults, int]:
+) -> tuple[Section, LoaderResults, int]:
     pin = torch.cuda.is_available()
-    section = _Section("End to end: DataLoader batches/s by num_workers, against the decode floor")
+    section = Section("End to end: DataLoader batches/s by num_workers, against the decode floor")
     loaders = setups(jpeg, npy, batch_size, shared_ring)
     floors = {
         (fmt, kind): loaders[(fmt, "stock" if kind == "stock" else "fastloader")].dataset
@@ -490,7 +394,7 @@ def end_to_end_section(
     return section, results, pick
 
 
-def _cuda_note(section: _Section, loaders: dict, batch_size: int, workers: int) -> None:
+def _cuda_note(section: Section, loaders: dict, batch_size: int, workers: int) -> None:
     if not torch.cuda.is_available():
         section.note(
             "GPU step (pin_memory=True, .to('cuda', non_blocking=True), a fixed GPU step): "
@@ -519,8 +423,8 @@ def summary_section(
     candidates: Sequence[int],
     sampler_rows: list,
     collate_rows: list,
-) -> _Section:
-    section = _Section("Summary: headline ratios")
+) -> Section:
+    section = Section("Summary: headline ratios")
     rows = []
     cases = [
         ("jpeg", pick, "fastloader", "JPEG, num_workers=%d (tune_num_workers' pick): full stack")
@@ -541,14 +445,14 @@ def summary_section(
                 title % workers,
                 f"{results.median(stock):.1f} batches/s",
                 f"{results.median(fast):.1f} batches/s",
-                spread(results.ratios(fast, stock)),
+                ratio(results.rates[fast], results.rates[stock]),
                 f"{floor:.1f} batches/s ({100 * results.median(fast) / floor:.0f}%)",
             ]
         )
     big = sampler_rows[-1]
-    rows.append([f"sampler, n={big[0]}: {big[1]}", f"{big[2]} ms", f"{big[3]} ms", big[4], "-"])
+    rows.append([f"sampler, n={big[0]}: {big[1]}", *big[2:5], "-"])
     same = collate_rows[0]
-    rows.append([f"collate: {same[0]}", f"{same[1]} ms", f"{same[2]} ms", same[4], "-"])
+    rows.append([f"collate: {same[0]}", same[1], same[2], same[4], "-"])
     section.table(
         [
             "case",
@@ -558,6 +462,7 @@ def summary_section(
             "decode floor (share reached)",
         ],
         rows,
+        left=1,
     )
     section.note(
         "Medians of interleaved rounds; the ratio is the median of per-round ratios (min-max). "
@@ -569,7 +474,7 @@ def summary_section(
     return section
 
 
-def annotation_section(count: int, folder: Path) -> _Section:
+def annotation_section(count: int, folder: Path) -> Section:
     """Reading labels, weights and sizes of ``count`` VOC XML files (written once, then cached)."""
     from ..datasets.voc import VOC_CLASSES, VOCDetection
 
@@ -598,7 +503,7 @@ def annotation_section(count: int, folder: Path) -> _Section:
     read = time.perf_counter()
     dataset.image_class_weights(), dataset.image_sizes(), dataset.class_histogram()
     done = time.perf_counter()
-    section = _Section("Annotations: labels, weights and sizes from the XML alone")
+    section = Section("Annotations: labels, weights and sizes from the XML alone")
     section.table(
         [
             "files",
@@ -694,8 +599,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path("bench/results"),
-        help="folder for latest.md and latest.png (default: bench/results)",
+        default=DEFAULT_OUT,
+        help=f"folder for latest.md and latest.png (default: {DEFAULT_OUT}, under the current "
+        "folder; `make bench-publish` refreshes the committed bench/results)",
     )
     parser.add_argument(
         "--root",
@@ -721,7 +627,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         nargs="+",
         default=None,
-        help="num_workers values (default: 0 .. cpu count)",
+        help="num_workers values (default: 0-4, then 8, 16, ... below the CPU count, then the CPU "
+        "count; 0-2 on a 2-CPU machine)",
     )
     parser.add_argument(
         "--sampler-n", type=int, default=None, help="the large n of the sampler section"
@@ -755,35 +662,22 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _load() -> str:
-    """The 1-minute load average: on a shared machine, how busy the other programs were."""
-    try:
-        return f"load average {os.getloadavg()[0]:.1f} at the start"
-    except (OSError, AttributeError):
-        return "load average unknown"
-
-
 def _header(command: str, jpeg: SyntheticDetection, batch_size: int, load: str) -> list[str]:
-    cuda = "available" if torch.cuda.is_available() else "not available"
     size = jpeg.params["max_size"]
+    extra = f", fastloader {__version__}, JPEG decoder {default_jpeg_decoder()}"
     return [
         "# fastloader bench",
         "",
-        f"Measured by `{command}` on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} "
-        f"UTC: {platform.platform()}, {os.cpu_count()} CPUs ({load}), "
-        f"Python {platform.python_version()}, torch {torch.__version__} (CUDA {cuda}), "
-        f"fastloader {__version__}, JPEG decoder "
-        f"{default_jpeg_decoder()}, torch threads in the main process {torch.get_num_threads()}. "
-        f"Dataset: {len(jpeg)} synthetic {size}x{size} JPEG images "
-        f"(and their pre-decoded .npy copies), {jpeg.num_classes} imbalanced classes, 0-50 boxes "
-        f"with 5 landmarks each; batch_size={batch_size}.",
+        f"{machine_line(command, extra, load)} Dataset: {len(jpeg)} synthetic {size}x{size} JPEG "
+        f"images (and their pre-decoded .npy copies), {jpeg.num_classes} imbalanced classes, "
+        f"0-50 boxes with 5 landmarks each; batch_size={batch_size}.",
         "",
     ]
 
 
 def _annotations_only(args: argparse.Namespace, command: str) -> int:
     count = args.annotations or 100_000
-    load = _load()
+    load = load_average()
     root = args.root or Path(tempfile.gettempdir()) / f"fastloader-annotations-{count}"
     section = annotation_section(count, root)
     _write_one_section(
@@ -793,49 +687,41 @@ def _annotations_only(args: argparse.Namespace, command: str) -> int:
 
 
 def _write_one_section(
-    path: Path, title: str, command: str, load: str, extra: str, section: _Section
+    path: Path, title: str, command: str, load: str, extra: str, section: Section
 ) -> None:
     """Prints one section and writes it to path under a dated header naming the command."""
     print(section.text())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    when = datetime.datetime.now(datetime.timezone.utc)
-    path.write_text(
-        f"# fastloader: {title}\n\n"
-        f"Measured by `{command}` on {when:%Y-%m-%d %H:%M} UTC: {platform.platform()}, "
-        f"{os.cpu_count()} CPUs ({load}), Python {platform.python_version()}{extra}."
-        f"\n\n{section.markdown()}"
-    )
+    write_report(path, f"fastloader: {title}", command, [section], extra, load)
 
 
 def ring_section(
     datasets: dict[str, SyntheticDetection], candidates: Sequence[int], seconds: float, rounds: int
-) -> _Section:
+) -> Section:
     """fastloader's full set-up with and without the shared ring, interleaved per round."""
-    rates: dict[tuple[str, int, bool], list[float]] = {}
     collates = {
         (fmt, ring): recommended_collate(fmt, ring) for fmt in datasets for ring in (True, False)
     }
-    for _ in range(rounds):
-        for fmt, dataset in datasets.items():
-            weights = dataset.image_class_weights()
-            for workers in candidates:
-                for ring in (True, False):
-                    batches = FastWeightedBatchSampler(weights, len(dataset), 32, seed=0)
-                    row = tune_num_workers(
-                        dataset, 32, batch_sampler=batches, collate_fn=collates[(fmt, ring)],
-                        candidates=[workers], seconds=seconds, pin_memory=torch.cuda.is_available(),
-                    ).rows[0]  # fmt: skip
-                    rates.setdefault((fmt, workers, ring), []).append(row.batches_per_s)
+
+    def rate(fmt: str, workers: int, ring: bool) -> float:
+        dataset = datasets[fmt]
+        batches = FastWeightedBatchSampler(dataset.image_class_weights(), len(dataset), 32, seed=0)
+        return tune_num_workers(
+            dataset, 32, batch_sampler=batches, collate_fn=collates[(fmt, ring)],
+            candidates=[workers], seconds=seconds, pin_memory=torch.cuda.is_available(),
+        ).rows[0].batches_per_s  # fmt: skip
+
+    keys = [(fmt, workers, ring) for fmt in datasets for workers in candidates
+            for ring in (True, False)]  # fmt: skip
+    rates = run_rounds({key: partial(rate, *key) for key in keys}, rounds)
     rows = []
     for fmt in datasets:
         for workers in candidates:
             with_ring, plain = rates[(fmt, workers, True)], rates[(fmt, workers, False)]
-            ratios = [a / b for a, b in zip(with_ring, plain, strict=True) if b > 0]
             rows.append(
-                [fmt, workers, spread(with_ring, "", _rate), spread(plain, "", _rate)]
-                + [spread(ratios)]
+                [fmt, workers, spread(with_ring, "", "{:.1f}".format)]
+                + [spread(plain, "", "{:.1f}".format), ratio(with_ring, plain)]
             )
-    section = _Section("Shared ring: fastloader's set-up with and without it")
+    section = Section("Shared ring: fastloader's set-up with and without it")
     section.table(
         ["images", "num_workers", "ring batches/s", "no ring batches/s", "ring / no ring"], rows
     )
@@ -849,7 +735,7 @@ def ring_section(
 
 
 def _ring_only(args: argparse.Namespace, command: str) -> int:
-    load = _load()
+    load = load_average()
     size = args.image_size or 640
     common: dict[str, Any] = dict(
         num_images=args.num_images or 128, min_size=size, max_size=size, seed=0
@@ -892,7 +778,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _annotations_only(args, command)
     if args.ring_only:
         return _ring_only(args, command)
-    load = _load()
+    load = load_average()
     progress = _Progress(steps, enabled=not args.no_progress)
     try:
         common: dict[str, Any] = dict(num_images=num_images, min_size=size, max_size=size, seed=0)
