@@ -489,7 +489,7 @@ def test_torch_save_of_a_ring_batch():
 
 
 def test_ring_module_knows_nothing_of_batches():
-    """ring.py is a slot allocator: it imports no other fastloader module."""
+    """ring.py is a slot allocator: it imports no fastloader module but the shared _util."""
     import ast
     from pathlib import Path
 
@@ -502,5 +502,5 @@ def test_ring_module_knows_nothing_of_batches():
         for node in ast.walk(tree)
         if isinstance(node, ast.ImportFrom) and (node.level or "fastloader" in (node.module or ""))
     ]
-    assert ours == []
+    assert [module for module in ours if not module.startswith("_util.")] == []
     assert "DetectionBatch" not in source

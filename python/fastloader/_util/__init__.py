@@ -1,4 +1,4 @@
 """Small shared helpers with no fastloader imports of their own: torch-style argument checks
-(`checks`), the native thread count (`threads`) and the recycling buffer pool (`pool`). Every
-other subpackage may import from here; `_util` imports nothing from fastloader but the compiled
-`_C` module."""
+(`checks`), the native thread count (`threads`), the recycling buffer pool (`pool`) and whether a
+process is still there (`processes`). Every other subpackage may import from here; `_util` imports
+nothing from fastloader but the compiled `_C` module."""

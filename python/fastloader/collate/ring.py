@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
+from .._util.processes import pid_alive as _pid_alive
+
 __all__ = ["RING_FILE_PREFIX", "SharedRing", "SlotGrant", "SlotLease", "SlotRef"]
 
 RING_FILE_PREFIX = "fastloader-ring-"
@@ -40,16 +42,6 @@ _STATE, _PID, _GEN, _CAPACITY, _TICKET = range(5)
 _FREE, _WORKER, _MAIN = 0, 1, 2
 _WAITS, _FALLBACKS, _GROWS, _BATCHES, _NEXT_TICKET, _CLOSED = range(6)
 _COLUMNS = 8
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _remove_files(name: str, owner_pid: int, slots: int) -> None:

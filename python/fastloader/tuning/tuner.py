@@ -1,88 +1,29 @@
-"""tune_num_workers: DataLoader throughput, CPU and memory per num_workers, on this machine"""
+"""tune_num_workers: DataLoader throughput, CPU and memory per num_workers, on this machine
+
+The measuring: each setting's loader is started, warmed up and timed here; the failure reporting
+(failures.py), the process statistics (proc_stats.py) and the report (report.py) are apart.
+"""
 
 from __future__ import annotations
 
 import os
-import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, SequentialSampler
+from torch.utils.data import DataLoader, IterableDataset, Sampler, SequentialSampler
 
 from .._util.checks import boolean, non_negative_int, positive_int
-
-try:
-    import psutil
-except ImportError:  # pragma: no cover - depends on the environment
-    psutil = None
+from .._util.processes import pid_alive
+from .failures import SampleLoadError, index_reporting, sample_error
+from .proc_stats import MemoryWatch, cpu_seconds
+from .report import TuneReport, WorkerMeasurement
 
 __all__ = ["tune_num_workers", "TuneReport", "WorkerMeasurement", "SampleLoadError"]
 
-_SAMPLE_PERIOD_S = 0.02
 _SHUTDOWN_GRACE_S = 5.0
 _MIN_BATCHES = 3  # fewer inter-arrival times make too noisy a rate
-_FAILURE = re.compile(r"fastloader: dataset\[(-?\d+)\] raised (.*)")
-
-
-class SampleLoadError(RuntimeError):
-    """The dataset raised while loading one sample; ``index`` names it.
-
-    The original exception is chained as ``__cause__`` (for ``num_workers > 0`` it is the
-    DataLoader's re-raised copy, which carries the worker's traceback as text).
-    """
-
-    def __init__(self, message: str, index: int, num_workers: int) -> None:
-        super().__init__(message)
-        self.index = index
-        self.num_workers = num_workers
-
-    def __reduce__(self) -> Any:
-        return type(self), (self.args[0], self.index, self.num_workers)
-
-
-class _SampleFailed(Exception):
-    """Raised inside the loader with the index in its text: DataLoader re-raises worker errors as
-    ``type(exc)(formatted_traceback)``, so only the message survives the trip to the main
-    process."""
-
-    def __init__(self, message: str, index: int | None = None) -> None:
-        super().__init__(message)
-        self.index = index
-
-
-class _IndexReporting(Dataset):
-    """Wraps a map-style dataset so a failing ``__getitem__`` names its index."""
-
-    def __init__(self, dataset: Any) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: Any) -> Any:
-        try:
-            return self.dataset[index]
-        except Exception as exc:
-            raise _SampleFailed(
-                f"fastloader: dataset[{index}] raised {type(exc).__name__}: {exc}", index
-            ) from exc
-
-
-class _IndexReportingBatched(_IndexReporting):
-    """Keeps a dataset's batched ``__getitems__`` fast path; on failure, finds the index by
-    retrying the batch's samples one at a time."""
-
-    def __getitems__(self, indices: list) -> Any:
-        try:
-            return self.dataset.__getitems__(indices)
-        except Exception:
-            for index in indices:
-                self[index]  # raises _SampleFailed naming the first failing sample
-            raise
 
 
 class _Endless(Sampler):
@@ -99,254 +40,6 @@ class _Endless(Sampler):
                 yield item
             if empty:
                 raise ValueError("the sampler yielded no indices")
-
-
-# --------------------------------------------------------------------------------------------
-# Process statistics: psutil when installed, else /proc (Linux), else nothing.
-
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _rss_bytes(pid: int) -> int:
-    if psutil is not None:
-        try:
-            return int(psutil.Process(pid).memory_info().rss)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            return 0
-    try:
-        with open(f"/proc/{pid}/statm") as statm:
-            return int(statm.read().split()[1]) * _PAGE
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of one process (all its threads); None when it cannot be read."""
-    if psutil is not None:
-        try:
-            times = psutil.Process(pid).cpu_times()
-            return float(times.user + times.system)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            return None
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICKS
-    except (OSError, IndexError, ValueError):
-        if pid == os.getpid():
-            return time.process_time()
-        return None
-
-
-def _shm_used_bytes() -> int | None:
-    try:
-        stat = os.statvfs("/dev/shm")
-    except (OSError, AttributeError):
-        return None
-    return (stat.f_blocks - stat.f_bfree) * stat.f_frsize
-
-
-def _pid_alive(pid: int) -> bool:
-    if psutil is not None:
-        try:
-            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
-class _MemoryWatch:
-    """Samples RSS of the main process and the given workers, and /dev/shm, on a thread."""
-
-    def __init__(self) -> None:
-        self.worker_pids: list[int] = []
-        self.peak_main = 0
-        self.peak_workers = 0
-        self.peak_total = 0
-        self.shm_baseline = _shm_used_bytes()
-        self.peak_shm = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="fastloader-tuner-watch", daemon=True
-        )
-
-    def __enter__(self) -> _MemoryWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sample()
-
-    def sample(self) -> None:
-        main = _rss_bytes(os.getpid())
-        workers = sum(_rss_bytes(pid) for pid in list(self.worker_pids))
-        self.peak_main = max(self.peak_main, main)
-        self.peak_workers = max(self.peak_workers, workers)
-        self.peak_total = max(self.peak_total, main + workers)
-        shm = _shm_used_bytes()
-        if shm is not None and self.shm_baseline is not None:
-            self.peak_shm = max(self.peak_shm, shm - self.shm_baseline)
-
-    def _run(self) -> None:
-        while not self._stop.wait(_SAMPLE_PERIOD_S):
-            self.sample()
-
-
-# --------------------------------------------------------------------------------------------
-# The report
-
-
-@dataclass(frozen=True)
-class WorkerMeasurement:
-    """The figures measured for one ``num_workers`` setting.
-
-    Attributes:
-        num_workers: the setting.
-        batches, seconds: batches fetched in the timed window after warm-up (at least
-            ``seconds`` long and at least 3 batches), and its wall time.
-        batches_per_s, samples_per_s: throughput in that window.
-        startup_s: from creating the iterator (starting workers) to the first batch.
-        cpu_percent: CPU time of the main process (all threads) plus the workers during the
-            window, over its wall time, in percent of one core (200 = two cores busy).
-        peak_rss_bytes: largest sum of the main process's and the workers' resident sets seen
-            (pages shared copy-on-write with the parent count once per process, so this is an
-            upper bound on real use); also split into ``peak_main_rss_bytes`` and
-            ``peak_worker_rss_bytes`` (each its own maximum).
-        peak_shm_bytes: largest growth of /dev/shm usage over its level before the run (0 where
-            there is no /dev/shm); the machine-wide figure, so other programs can add to it.
-    """
-
-    num_workers: int
-    batches: int
-    seconds: float
-    batches_per_s: float
-    samples_per_s: float
-    startup_s: float
-    cpu_percent: float
-    peak_rss_bytes: int
-    peak_main_rss_bytes: int
-    peak_worker_rss_bytes: int
-    peak_shm_bytes: int
-
-
-_COLUMNS = (
-    ("num_workers", "workers", "{:d}"),
-    ("batches_per_s", "batches/s", "{:.1f}"),
-    ("samples_per_s", "samples/s", "{:.0f}"),
-    ("startup_s", "startup s", "{:.2f}"),
-    ("cpu_percent", "CPU %", "{:.0f}"),
-    ("peak_rss_bytes", "peak RSS MiB", "mib"),
-    ("peak_worker_rss_bytes", "workers RSS MiB", "mib"),
-    ("peak_shm_bytes", "shm MiB", "mib"),
-)
-
-
-def _cell(row: WorkerMeasurement, key: str, style: str) -> str:
-    value = getattr(row, key)
-    return f"{value / 2**20:.1f}" if style == "mib" else style.format(value)
-
-
-@dataclass
-class TuneReport:
-    """What :func:`tune_num_workers` measured. ``best`` is the fastest ``num_workers``."""
-
-    rows: list[WorkerMeasurement]
-    best: int
-    batch_size: int
-    pin_memory: bool
-    seconds: float
-    cpu_count: int = field(default_factory=lambda: os.cpu_count() or 1)
-
-    @classmethod
-    def from_rows(
-        cls, rows: Sequence[WorkerMeasurement], *, batch_size: int, pin_memory: bool, seconds: float
-    ) -> TuneReport:
-        """A report over measured rows (e.g. gathered from several runs); ``best`` is the
-        fastest."""
-        if not rows:
-            raise ValueError("rows should not be empty")
-        best = max(rows, key=lambda row: row.batches_per_s).num_workers
-        return cls(
-            rows=list(rows),
-            best=best,
-            batch_size=batch_size,
-            pin_memory=pin_memory,
-            seconds=seconds,
-        )
-
-    @property
-    def best_row(self) -> WorkerMeasurement:
-        return next(row for row in self.rows if row.num_workers == self.best)
-
-    def row(self, num_workers: int) -> WorkerMeasurement:
-        for row in self.rows:
-            if row.num_workers == num_workers:
-                return row
-        raise KeyError(f"num_workers={num_workers} was not measured")
-
-    def _grid(self) -> tuple[list[str], list[list[str]]]:
-        header = [title for _, title, _ in _COLUMNS] + ["vs best"]
-        best = self.best_row.batches_per_s
-        body = []
-        for row in self.rows:
-            cells = [_cell(row, key, style) for key, _, style in _COLUMNS]
-            cells.append(f"{row.batches_per_s / best:.2f}x" if best > 0 else "-")
-            if row.num_workers == self.best:
-                cells[0] += " *"
-            body.append(cells)
-        return header, body
-
-    def table(self) -> str:
-        """The report as aligned text; ``*`` marks the best setting."""
-        header, body = self._grid()
-        widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-        lines = [
-            "  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True))
-            for line in [header, *body]
-        ]
-        lines.insert(1, "  ".join("-" * width for width in widths))
-        lines.append(
-            f"best: num_workers={self.best} ({self.best_row.batches_per_s:.1f} batches/s; "
-            f"batch_size={self.batch_size}, pin_memory={self.pin_memory}, "
-            f"{self.seconds:g} s per setting, {self.cpu_count} CPUs)"
-        )
-        return "\n".join(lines)
-
-    def to_markdown(self) -> str:
-        header, body = self._grid()
-        lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
-        lines += ["| " + " | ".join(cells) + " |" for cells in body]
-        lines.append("")
-        lines.append(
-            f"Best: `num_workers={self.best}` (batch_size={self.batch_size}, "
-            f"pin_memory={self.pin_memory}, {self.seconds:g} s per setting, "
-            f"{self.cpu_count} CPUs)."
-        )
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "best": self.best,
-            "batch_size": self.batch_size,
-            "pin_memory": self.pin_memory,
-            "seconds": self.seconds,
-            "cpu_count": self.cpu_count,
-            "rows": [asdict(row) for row in self.rows],
-        }
-
-    def __str__(self) -> str:
-        return self.table()
-
-
-# --------------------------------------------------------------------------------------------
-# Measuring
 
 
 def default_candidates(cpus: int | None = None) -> list[int]:
@@ -385,9 +78,9 @@ def _shutdown(iterator: Any, worker_pids: list[int]) -> None:
         shutdown()  # joins workers (with a timeout) and terminates the stragglers
     deadline = time.monotonic() + _SHUTDOWN_GRACE_S
     for pid in worker_pids:
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.01)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             try:
                 os.kill(pid, 9)
             except OSError:
@@ -400,7 +93,7 @@ def _measure(
     me = os.getpid()
     iterator = None
     worker_pids: list[int] = []
-    with _MemoryWatch() as watch:
+    with MemoryWatch() as watch:
         try:
             started = time.perf_counter()
             iterator = iter(loader)
@@ -415,7 +108,7 @@ def _measure(
                 if time.perf_counter() > warm_until:
                     break
                 next(iterator)
-            cpu_before = [_cpu_seconds(pid) for pid in [me, *worker_pids]]
+            cpu_before = [cpu_seconds(pid) for pid in [me, *worker_pids]]
             window_start = time.perf_counter()
             batches = 0
             while True:
@@ -424,7 +117,7 @@ def _measure(
                 elapsed = time.perf_counter() - window_start
                 if elapsed >= seconds and batches >= _MIN_BATCHES:
                     break
-            cpu_after = [_cpu_seconds(pid) for pid in [me, *worker_pids]]
+            cpu_after = [cpu_seconds(pid) for pid in [me, *worker_pids]]
         finally:
             if iterator is not None:
                 _shutdown(iterator, worker_pids)
@@ -536,10 +229,7 @@ def tune_num_workers(
             raise ValueError("dataset should not be empty")
         sampler = SequentialSampler(range(len(dataset)))
 
-    wrapped_class = (
-        _IndexReportingBatched if getattr(dataset, "__getitems__", None) else _IndexReporting
-    )
-    wrapped = wrapped_class(dataset)
+    wrapped = index_reporting(dataset)
     rows = []
     for num_workers in chosen:
         loader_args: dict[str, Any] = dict(
@@ -560,32 +250,10 @@ def tune_num_workers(
         try:
             rows.append(_measure(loader, num_workers, batch_size, seconds, warmup))
         except Exception as exc:
-            error = _sample_error(exc, num_workers)
+            error = sample_error(exc, num_workers)
             if error is None:
                 raise
             raise error from exc
         if progress is not None:
             progress(num_workers)
     return TuneReport.from_rows(rows, batch_size=batch_size, pin_memory=pin_memory, seconds=seconds)
-
-
-def _sample_error(exc: Exception, num_workers: int) -> SampleLoadError | None:
-    """The clear error for a failure inside the dataset, or None for any other failure.
-
-    In the main process ``exc`` is our own _SampleFailed; from a worker it is DataLoader's copy
-    whose message is the worker's formatted traceback, so the index is read back from the text.
-    """
-    if isinstance(exc, _SampleFailed) and exc.index is not None:
-        cause = exc.__cause__
-        what = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
-        index = exc.index
-    else:
-        found = _FAILURE.findall(str(exc))
-        if not found:
-            return None
-        index, what = int(found[-1][0]), found[-1][1].strip()
-    return SampleLoadError(
-        f"dataset[{index}] raised while measuring num_workers={num_workers}: {what}",
-        index=index,
-        num_workers=num_workers,
-    )
