@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "bindings/buffer_checks.hpp"
 #include "bindings/register.hpp"
 #include "core/collate.hpp"
 
@@ -76,20 +77,6 @@ WritableBytes writable_bytes(const py::buffer& out, const char* what) {
   return result;
 }
 
-// A writable, C-contiguous, 1-D native int64 numpy array (the core checks its length).
-int64_t* int64_output(py::array array, const char* what) {
-  const py::dtype dtype = array.dtype();
-  const char order = dtype.byteorder();  // numpy reports native order as '='
-  if (dtype.kind() != 'i' || dtype.itemsize() != 8 || !(array.flags() & py::array::c_style) ||
-      (order != '=' && order != '|'))
-    throw py::type_error(std::string(what) + " should be a C-contiguous native int64 array");
-  if (!array.writeable()) throw py::value_error(std::string(what) + " should be writable");
-  if (array.ndim() != 1)
-    throw py::value_error(std::string(what) + " should be 1-D, but has " +
-                          std::to_string(array.ndim()) + " dimensions");
-  return static_cast<int64_t*>(array.mutable_data());
-}
-
 int checked_threads(int threads) {
   if (threads < 1) throw py::value_error("threads must be at least 1");
   return threads;
@@ -147,7 +134,7 @@ void register_collate(py::module_& m) {
       "write_index_block",
       [](const std::vector<int64_t>& counts, const std::vector<int64_t>& image_sizes,
          py::array out) {
-        int64_t* data = int64_output(out, "out");
+        int64_t* data = output_vector<int64_t>(out, "out");
         const int64_t length = out.size();
         // Safe without the GIL: `counts` and `image_sizes` are C++ copies and `out` (held by the
         // argument for the whole call) is only written, not resized.

@@ -8,6 +8,7 @@
 #include <string>
 #include <type_traits>
 
+#include "bindings/buffer_checks.hpp"
 #include "bindings/register.hpp"
 #include "core/detection_sampling.hpp"
 
@@ -19,25 +20,10 @@ namespace {
 using Int64Array = py::array_t<int64_t, py::array::c_style>;
 using DoubleArray = py::array_t<double, py::array::c_style>;
 
-// Accepts only what the Python layer promises to pass (contiguous 1-D arrays of the exact dtype):
-// no silent conversion or copy here.
-template <typename T>
-const T* vector_data(const py::array& array, const char* name, int64_t expected = -1) {
-  if (!py::isinstance<py::array_t<T>>(array) || array.ndim() != 1 ||
-      !(array.flags() & py::array::c_style))
-    throw py::type_error(std::string(name) + " must be a contiguous 1-D " +
-                         (std::is_floating_point_v<T> ? "float64" : "integer") +
-                         " numpy array");
-  if (expected >= 0 && array.shape(0) != expected)
-    throw py::value_error(std::string(name) + " holds " + std::to_string(array.shape(0)) +
-                          " items, " + std::to_string(expected) + " expected");
-  return static_cast<const T*>(array.data());
-}
-
 ImageLabels label_table(const py::array& labels, const py::array& offsets, int64_t num_classes) {
-  const int64_t* offset_data = vector_data<int64_t>(offsets, "offsets");
+  const int64_t* offset_data = input_vector<int64_t>(offsets, "offsets");
   if (offsets.shape(0) < 1) throw py::value_error("offsets must hold num_images + 1 items");
-  const int64_t* label_data = vector_data<int64_t>(labels, "labels");
+  const int64_t* label_data = input_vector<int64_t>(labels, "labels");
   const int64_t num_images = offsets.shape(0) - 1;
   if (offset_data[num_images] != labels.shape(0))
     throw py::value_error("offsets[-1] must equal the number of labels");
@@ -73,7 +59,7 @@ void register_label_statistics(py::module_& m) {
          const py::array& class_offsets) {
         const ImageLabels table = label_table(labels, offsets, num_classes);
         const int64_t* bounds =
-            vector_data<int64_t>(class_offsets, "class_offsets", num_classes + 1);
+            input_vector<int64_t>(class_offsets, "class_offsets", num_classes + 1);
         Int64Array members(bounds[num_classes]);
         int64_t* dst = members.mutable_data();
         // Safe without the GIL: inputs are held by the caller, `members` is ours alone.
@@ -89,7 +75,7 @@ void register_label_statistics(py::module_& m) {
       [](const py::array& labels, const py::array& offsets, const py::array& class_values,
          const std::string& how, double empty_value, int threads) {
         const int64_t num_classes = class_values.ndim() == 1 ? class_values.shape(0) : -1;
-        const double* values = vector_data<double>(class_values, "class_values");
+        const double* values = input_vector<double>(class_values, "class_values");
         const ImageLabels table = label_table(labels, offsets, num_classes);
         const ClassReduce mode = reduce_mode(how);
         DoubleArray out(table.num_images);
@@ -109,7 +95,7 @@ void register_epochs(py::module_& m) {
   m.def(
       "repeat_factor_epoch_size",
       [](const py::array& factors, uint64_t seed, uint64_t epoch, int threads) {
-        const double* data = vector_data<double>(factors, "factors");
+        const double* data = input_vector<double>(factors, "factors");
         const int64_t n = factors.shape(0);
         // Safe without the GIL: `factors` is held by the caller and only read.
         py::gil_scoped_release release;
@@ -121,7 +107,7 @@ void register_epochs(py::module_& m) {
   m.def(
       "repeat_factor_epoch",
       [](const py::array& factors, uint64_t seed, uint64_t epoch, int threads) {
-        const double* data = vector_data<double>(factors, "factors");
+        const double* data = input_vector<double>(factors, "factors");
         const int64_t n = factors.shape(0);
         std::unique_ptr<RepeatFactorEpoch> plan;
         {
@@ -144,10 +130,10 @@ void register_epochs(py::module_& m) {
       "class_aware_epoch",
       [](const py::array& class_offsets, const py::array& members, int64_t num_sample_class,
          uint64_t seed, uint64_t epoch, int64_t length, int threads) {
-        const int64_t* bounds = vector_data<int64_t>(class_offsets, "class_offsets");
+        const int64_t* bounds = input_vector<int64_t>(class_offsets, "class_offsets");
         const int64_t num_classes = class_offsets.shape(0) - 1;
         if (num_classes < 0) throw py::value_error("class_offsets must hold num_classes + 1 items");
-        const int64_t* member_data = vector_data<int64_t>(members, "members", bounds[num_classes]);
+        const int64_t* member_data = input_vector<int64_t>(members, "members", bounds[num_classes]);
         if (length < 0) throw py::value_error("length must be non-negative");
         Int64Array out(length);
         int64_t* dst = out.mutable_data();
@@ -165,7 +151,7 @@ void register_epochs(py::module_& m) {
       "group_batches",
       [](const py::array& indices, const py::array& group_ids, int64_t num_groups,
          int64_t batch_size, int64_t wanted_batches) {
-        const int64_t* index_data = vector_data<int64_t>(indices, "indices");
+        const int64_t* index_data = input_vector<int64_t>(indices, "indices");
         if (batch_size <= 0) throw py::value_error("batch_size must be positive");
         const int64_t count = indices.shape(0);
         const int64_t capacity = std::max(count / batch_size, std::max<int64_t>(0, wanted_batches));
@@ -181,11 +167,11 @@ void register_epochs(py::module_& m) {
         };
         int64_t rows = 0;
         if (py::isinstance<py::array_t<uint8_t>>(group_ids))
-          rows = run(vector_data<uint8_t>(group_ids, "group_ids"));
+          rows = run(input_vector<uint8_t>(group_ids, "group_ids"));
         else if (py::isinstance<py::array_t<int32_t>>(group_ids))
-          rows = run(vector_data<int32_t>(group_ids, "group_ids"));
+          rows = run(input_vector<int32_t>(group_ids, "group_ids"));
         else
-          rows = run(vector_data<int64_t>(group_ids, "group_ids"));
+          rows = run(input_vector<int64_t>(group_ids, "group_ids"));
         if (rows < capacity) out.resize({rows, batch_size});
         return out;
       },

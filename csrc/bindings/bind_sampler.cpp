@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "bindings/buffer_checks.hpp"
 #include "bindings/register.hpp"
 #include "core/weighted_sampling.hpp"
 
@@ -15,44 +16,12 @@ namespace py = pybind11;
 namespace fastloader::bindings {
 namespace {
 
-using WeightArray = py::array_t<double, py::array::c_style>;
-using IndexArray = py::array_t<int64_t, py::array::c_style>;
-
-// Accepts only what the Python layer promises to pass: no silent conversion (a converted copy
-// would hide the caller's mistake and cost a copy), so a plain py::array is checked and then
-// viewed as the typed array.
-WeightArray weight_array(const py::array& weights) {
-  if (!py::isinstance<WeightArray>(weights) || weights.ndim() != 1)
-    throw py::type_error("weights must be a contiguous 1-D float64 numpy array");
-  return py::reinterpret_borrow<WeightArray>(weights);
-}
-
-// `out` must be a writeable contiguous 1-D int64 array of at least `needed` items.
-int64_t* index_out(const py::array& out, int64_t needed) {
-  if (!py::isinstance<IndexArray>(out) || out.ndim() != 1)
-    throw py::type_error("out must be a contiguous 1-D int64 numpy array");
-  if (!out.writeable()) throw py::value_error("out must be writeable, but it is read-only");
-  if (needed < 0)
-    throw py::value_error("count must be non-negative, but got " + std::to_string(needed));
-  if (out.shape(0) < needed)
-    throw py::value_error("out holds " + std::to_string(out.shape(0)) + " items, " +
-                          std::to_string(needed) + " needed");
-  return static_cast<int64_t*>(py::reinterpret_borrow<IndexArray>(out).mutable_data());
-}
-
-// k itself, or a ValueError naming it when negative.
-int64_t draw_count(int64_t k) {
-  if (k < 0) throw py::value_error("k must be non-negative, but got " + std::to_string(k));
-  return k;
-}
-
 void bind_alias_table(py::module_& m) {
   py::class_<AliasTable, std::shared_ptr<AliasTable>>(
       m, "AliasTable", "Vose alias table over non-negative weights (O(n) build, O(1) per draw).")
       .def(py::init([](const py::array& weights) {
-             const WeightArray typed = weight_array(weights);
-             const double* data = typed.data();
-             const int64_t n = typed.shape(0);
+             const double* data = input_vector<double>(weights, "weights");
+             const int64_t n = weights.shape(0);
              // Safe without the GIL: `weights` is held by the caller for the whole call and the
              // table is a new object no other thread can see yet.
              py::gil_scoped_release release;
@@ -64,7 +33,7 @@ void bind_alias_table(py::module_& m) {
           "draw",
           [](const AliasTable& table, uint64_t seed, uint64_t stream, int64_t start,
              const py::array& out, int64_t count, int threads) {
-            int64_t* dst = index_out(out, count);
+            int64_t* dst = output_vector<int64_t>(out, "out", non_negative(count, "count"));
             // Safe without the GIL: the table is immutable after construction and `out` is kept
             // alive by this frame; the kernel touches no Python object.
             py::gil_scoped_release release;
@@ -73,6 +42,18 @@ void bind_alias_table(py::module_& m) {
           py::arg("seed"), py::arg("stream"), py::arg("start"), py::arg("out"), py::arg("count"),
           py::arg("threads") = 1,
           "Write draws start..start+count-1 of (seed, stream) into out[:count].")
+      .def(
+          "draw_strided",
+          [](const AliasTable& table, uint64_t seed, uint64_t stream, int64_t start,
+             int64_t stride, const py::array& out, int64_t count, int threads) {
+            int64_t* dst = output_vector<int64_t>(out, "out", non_negative(count, "count"));
+            // Safe without the GIL: as for draw.
+            py::gil_scoped_release release;
+            table.draw_strided(seed, stream, start, stride, count, dst, threads);
+          },
+          py::arg("seed"), py::arg("stream"), py::arg("start"), py::arg("stride"), py::arg("out"),
+          py::arg("count"), py::arg("threads") = 1,
+          "Write draws start, start+stride, ... (count of them) of (seed, stream) into out[:count].")
       .def("acceptance",
            [](const AliasTable& t) {
              py::array_t<double> out(t.size());
@@ -99,10 +80,9 @@ void register_sampler(py::module_& m) {
       "sample_without_replacement",
       [](const py::array& weights, int64_t k, uint64_t seed, uint64_t stream, const py::array& out,
          int threads) {
-        const WeightArray typed = weight_array(weights);
-        const double* data = typed.data();
-        const int64_t n = typed.shape(0);
-        int64_t* dst = index_out(out, draw_count(k));
+        const double* data = input_vector<double>(weights, "weights");
+        const int64_t n = weights.shape(0);
+        int64_t* dst = output_vector<int64_t>(out, "out", non_negative(k, "k"));
         // Safe without the GIL: both buffers are owned by the caller's frame for the call, and
         // the kernel's scratch comes from the thread-safe BufferPool.
         py::gil_scoped_release release;

@@ -8,7 +8,6 @@ PYBIND11_MODULE(_C, m) {
   fastloader::bindings::register_sampler(m);
   fastloader::bindings::register_collate(m);
   fastloader::bindings::register_buffer_pool(m);
-  fastloader::bindings::register_strided_draw(m);
   fastloader::bindings::register_policies(m);
   fastloader::bindings::register_coco(m);
 }

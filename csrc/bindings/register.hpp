@@ -8,7 +8,6 @@ namespace fastloader::bindings {
 void register_sampler(pybind11::module_& m);
 void register_collate(pybind11::module_& m);
 void register_buffer_pool(pybind11::module_& m);
-void register_strided_draw(pybind11::module_& m);  // after register_sampler: extends AliasTable
 void register_policies(pybind11::module_& m);
 void register_coco(pybind11::module_& m);
 

@@ -475,24 +475,24 @@ def test_binding_rejects_bogus_sizes_with_value_errors():
     weights = np.array([1.0, 0.0, 1.0])
     with pytest.raises(ValueError, match="out holds 4 items, 4611686018427387904 needed"):
         _C.sample_without_replacement(weights, 2**62, 0, 0, np.empty(4, np.int64))
-    with pytest.raises(ValueError, match="k must be non-negative"):
+    with pytest.raises(ValueError, match="k should be non-negative"):
         _C.sample_without_replacement(weights, -1, 0, 0, np.empty(4, np.int64))
     read_only = np.empty(8, np.int64)
     read_only.setflags(write=False)
-    with pytest.raises(ValueError, match="out must be writeable"):
+    with pytest.raises(ValueError, match="out should be writable"):
         _C.sample_without_replacement(weights, 2, 0, 0, read_only)
     table = _C.AliasTable(np.ones(4))
-    with pytest.raises(ValueError, match="out must be writeable"):
+    with pytest.raises(ValueError, match="out should be writable"):
         table.draw(0, 0, 0, read_only, 4)
-    with pytest.raises(ValueError, match="count must be non-negative"):
+    with pytest.raises(ValueError, match="count should be non-negative"):
         table.draw(0, 0, 0, np.empty(4, np.int64), -1)
     with pytest.raises(IndexError, match="overflow"):
         table.draw(0, 0, 2**63 - 2, np.empty(4, np.int64), 4)
-    with pytest.raises(TypeError, match="out must be a contiguous 1-D int64"):
+    with pytest.raises(TypeError, match="out should be a C-contiguous native int64 array"):
         table.draw(0, 0, 0, np.empty(8, np.int64)[::2], 4)
-    with pytest.raises(TypeError, match="out must be a contiguous 1-D int64"):
+    with pytest.raises(TypeError, match="out should be a C-contiguous native int64 array"):
         table.draw(0, 0, 0, np.empty((2, 2), np.int64), 4)
-    with pytest.raises(TypeError, match="weights must be a contiguous 1-D float64"):
+    with pytest.raises(TypeError, match="weights should be a C-contiguous native float64 array"):
         _C.AliasTable(np.ones((2, 2)))
     # A valid call next to each bogus one works and fills exactly out[:count].
     out = np.full(6, -1, np.int64)
@@ -503,10 +503,10 @@ def test_binding_rejects_bogus_sizes_with_value_errors():
 def test_binding_rejects_wrong_buffers_instead_of_reading_garbage():
     from fastloader import _C
 
-    with pytest.raises(TypeError, match="weights must be a contiguous 1-D float64"):
+    with pytest.raises(TypeError, match="weights should be a C-contiguous native float64 array"):
         _C.AliasTable(np.ones(4, dtype=np.float32))
     table = _C.AliasTable(np.ones(4))
-    with pytest.raises(TypeError, match="out must be"):
+    with pytest.raises(TypeError, match="out should be"):
         table.draw(0, 0, 0, np.empty(4, dtype=np.int32), 4)
     with pytest.raises(ValueError, match="out holds 2 items, 4 needed"):
         table.draw(0, 0, 0, np.empty(2, dtype=np.int64), 4)
