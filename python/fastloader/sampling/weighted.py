@@ -29,7 +29,7 @@ from ._state import (
     legacy_weights_fingerprint,
 )
 
-#: Changes whenever a (seed, epoch) can yield different indices than before (see README).
+#: Changes whenever a (seed, epoch) can yield different indices than before (see ARCHITECTURE.md).
 STREAM_VERSION: int = _C.stream_version()
 
 # Indices reach Python this many at a time: O(chunk) memory however long the epoch, and chunks
