@@ -146,7 +146,7 @@ def variable_size_case(batch_size: int, dtype: torch.dtype, seconds: float) -> N
     )
 
 
-class SyntheticDetection(Dataset):
+class InMemorySamples(Dataset):
     """Pre-generated samples: __getitem__ costs nothing, so the loader measures collate and
     hand-off."""
 
@@ -162,7 +162,7 @@ class SyntheticDetection(Dataset):
 
 
 def loader_rate(collate_fn, samples, batch_size: int, workers: int, batches: int) -> float:
-    ds = SyntheticDetection(samples, batch_size * (batches + 4))
+    ds = InMemorySamples(samples, batch_size * (batches + 4))
     loader = DataLoader(
         ds,
         batch_size=batch_size,

@@ -10,7 +10,7 @@ import fastloader
 import numpy as np
 import pytest
 import torch
-from tests.helpers.collate import SyntheticDetection, collate_reporting_shared
+from tests.helpers.collate import RaggedSamples, collate_reporting_shared
 from fastloader.bench.main_job import detection_collate as stock_detection_collate
 from fastloader import DetectionBatch, DetectionCollate, fast_detection_collate
 from hypothesis import HealthCheck, given, settings
@@ -293,7 +293,7 @@ def test_padded_targets_mask_and_batch_index():
 
 
 def test_dict_samples_pack_object_fields_and_stack_per_image_fields():
-    ds = SyntheticDetection(8, as_dict=True)
+    ds = RaggedSamples(8, as_dict=True)
     samples = [ds[i] for i in range(8)]
     collate = DetectionCollate(size_divisibility=8, image_fields=("intrinsics",))
     for k, s in enumerate(samples):
@@ -480,7 +480,7 @@ def test_pin_memory_without_cuda_falls_back_without_error():
 @pytest.mark.slow
 @pytest.mark.parametrize("context", ["fork", "spawn"])
 def test_dataloader_workers_use_shared_memory(context):
-    ds = SyntheticDetection(12)
+    ds = RaggedSamples(12)
     loader = DataLoader(
         ds,
         batch_size=4,
@@ -504,7 +504,7 @@ def test_dataloader_workers_use_shared_memory(context):
 
 
 def test_dataloader_in_main_process_dict_samples():
-    ds = SyntheticDetection(6, dtype=torch.float32, as_dict=True)
+    ds = RaggedSamples(6, dtype=torch.float32, as_dict=True)
     loader = DataLoader(ds, batch_size=3, collate_fn=DetectionCollate(size_divisibility=32))
     for k, batch in enumerate(loader):
         samples = [ds[i] for i in range(3 * k, 3 * k + 3)]
@@ -544,7 +544,7 @@ def test_cuda_to_device_rebuilds_views():
 @needs_cuda
 def test_cuda_dataloader_pin_memory_thread():
     loader = DataLoader(
-        SyntheticDetection(8),
+        RaggedSamples(8),
         batch_size=4,
         num_workers=2,
         pin_memory=True,

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from fastloader import DetectionBatch, DetectionCollate
 from fastloader.collate import ring as ring_module
 from fastloader.collate.ring import RING_FILE_PREFIX, SharedRing
-from tests.helpers.collate import SyntheticDetection
+from tests.helpers.collate import RaggedSamples
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHM = "/dev/shm"
@@ -65,7 +65,7 @@ def expected(ds, batch_size: int, k: int, **options) -> DetectionBatch:
     [(1, "fork", False), (2, "fork", True), (2, "spawn", False), (1, "forkserver", True)],
 )
 def test_dataloader_batches_equal_plain_collate_over_epochs(workers, context, persistent):
-    ds = SyntheticDetection(10)  # variable image sizes, zero-box images, tensor and numpy targets
+    ds = RaggedSamples(10)  # variable image sizes, zero-box images, tensor and numpy targets
     collate = DetectionCollate(size_divisibility=8, shared_ring=True)
     loader = DataLoader(
         ds,
@@ -95,7 +95,7 @@ def test_dataloader_batches_equal_plain_collate_over_epochs(workers, context, pe
 
 
 def test_dict_samples_in_main_process_recycle_slots():
-    ds = SyntheticDetection(12, dtype=torch.float32, as_dict=True)
+    ds = RaggedSamples(12, dtype=torch.float32, as_dict=True)
     collate = DetectionCollate(shared_ring=True, ring_slots=2)
     for _ in range(2):
         for k, batch in enumerate(DataLoader(ds, batch_size=4, collate_fn=collate)):
@@ -110,7 +110,7 @@ def test_dict_samples_in_main_process_recycle_slots():
 
 @pytest.mark.multiprocess
 def test_held_batches_are_never_overwritten():
-    ds = SyntheticDetection(40)
+    ds = RaggedSamples(40)
     collate = DetectionCollate(shared_ring=True, ring_slots=3, ring_timeout=0.05)
     loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate)
     held = list(loader)  # every batch kept while the workers go on: more batches than slots
@@ -130,7 +130,7 @@ def test_held_batches_are_never_overwritten():
 
 @pytest.mark.multiprocess
 def test_workers_wait_for_slots_the_loop_frees():
-    ds = SyntheticDetection(48)
+    ds = RaggedSamples(48)
     # Slots for 2 workers * prefetch_factor 2 in flight plus the 2 batches the loop keeps: every
     # batch the DataLoader waits for can get a slot (with fewer, a later batch could take the
     # last slot and the one the loop needs next would wait until ring_timeout).
@@ -155,7 +155,7 @@ def test_workers_wait_for_slots_the_loop_frees():
 @pytest.mark.multiprocess
 def test_two_dataloaders_share_one_ring_at_once():
     """Supported, not an error: slots are claimed under the ring's lock by whichever process."""
-    first, second = SyntheticDetection(12), SyntheticDetection(12, as_dict=True)
+    first, second = RaggedSamples(12), RaggedSamples(12, as_dict=True)
     collate = DetectionCollate(shared_ring=True, ring_slots=8)
     loaders = [
         DataLoader(ds, batch_size=3, num_workers=1, collate_fn=collate) for ds in (first, second)
@@ -170,7 +170,7 @@ def test_two_dataloaders_share_one_ring_at_once():
 
 
 def test_a_view_keeps_the_slot():
-    ds = SyntheticDetection(8)
+    ds = RaggedSamples(8)
     collate = DetectionCollate(shared_ring=True, ring_slots=1)
     batch = collate([ds[i] for i in range(4)])
     target = batch[1][2]
@@ -237,7 +237,7 @@ def test_closed_ring_is_a_clear_error_for_a_worker_and_falls_back_in_main():
     worker_view = SharedRing._attach(ring.name, ring.slots, ring.timeout, -1)  # as a spawned worker
     with pytest.raises(RuntimeError, match="was closed"):
         worker_view.acquire(64, wait=False)
-    ds = SyntheticDetection(4)
+    ds = RaggedSamples(4)
     assert_batches_equal(collate([ds[i] for i in range(4)]), expected(ds, 4, 0))
 
 
@@ -246,7 +246,7 @@ def test_closed_ring_is_a_clear_error_for_a_worker_and_falls_back_in_main():
 def test_cpu_path_never_touches_cuda():
     if torch.cuda.is_available():
         pytest.skip("checks the CPU-only path")
-    ds = SyntheticDetection(8)
+    ds = RaggedSamples(8)
     collate = DetectionCollate(shared_ring=True)
     for batch in DataLoader(ds, batch_size=4, collate_fn=collate, pin_memory=True):
         assert batch._lease is not None and not batch.is_pinned()
@@ -257,7 +257,7 @@ def test_cpu_path_never_touches_cuda():
 @pytest.mark.multiprocess
 @pytest.mark.parametrize("persistent", [False, True])
 def test_abandoned_epoch_slots_come_back(persistent):
-    ds = SyntheticDetection(40)
+    ds = RaggedSamples(40)
     collate = DetectionCollate(shared_ring=True, ring_slots=8)
     loader = DataLoader(
         ds, batch_size=2, num_workers=2, collate_fn=collate, persistent_workers=persistent
@@ -285,7 +285,7 @@ def test_abandoned_epoch_slots_come_back(persistent):
 def test_files_removed_when_the_collate_is_freed():
     before = ring_files()
     collate = DetectionCollate(shared_ring=True)
-    for _ in DataLoader(SyntheticDetection(8), batch_size=4, num_workers=1, collate_fn=collate):
+    for _ in DataLoader(RaggedSamples(8), batch_size=4, num_workers=1, collate_fn=collate):
         pass
     assert ring_files() - before  # header and slots exist while the ring lives
     del collate, _
@@ -327,7 +327,7 @@ def test_no_files_left_after_the_process_ends(case, context):
 @needs_dev_shm
 def test_sigkilled_worker_raises_and_its_slot_and_files_are_reclaimed():
     before = ring_files()
-    ds = SyntheticDetection(40)
+    ds = RaggedSamples(40)
     collate = DetectionCollate(shared_ring=True, ring_slots=4)
     loader = DataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate, timeout=0)
     iterator = iter(loader)
@@ -401,7 +401,7 @@ def test_pinned_bookkeeping_without_a_gpu(monkeypatch):
 @pytest.mark.multiprocess
 @needs_cuda
 def test_batches_arrive_pinned_and_copy_correctly():
-    ds = SyntheticDetection(12)
+    ds = RaggedSamples(12)
     collate = DetectionCollate(shared_ring=True, ring_slots=4)
     loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate, pin_memory=True)
     for _ in range(2):
@@ -422,7 +422,7 @@ def test_batches_arrive_pinned_and_copy_correctly():
 @pytest.mark.parametrize("workers", [0, 1])
 def test_batch_size_one_with_an_image_without_boxes(workers):
     """A batch whose per-object fields are empty in total (batch_size=1, zero boxes)."""
-    ds = SyntheticDetection(6)  # images 0 and 4 have no boxes
+    ds = RaggedSamples(6)  # images 0 and 4 have no boxes
     collate = DetectionCollate(shared_ring=True)
     loader = DataLoader(ds, batch_size=1, num_workers=workers, collate_fn=collate)
     for k, batch in enumerate(loader):
@@ -471,7 +471,7 @@ def test_torch_save_of_a_ring_batch():
     import io
 
     collate = DetectionCollate(shared_ring=True, channels_last=True)
-    ds = SyntheticDetection(4)
+    ds = RaggedSamples(4)
     batch = collate([ds[i] for i in range(4)])
     assert batch._lease is not None
     buffer = io.BytesIO()

@@ -10,7 +10,7 @@ import torch
 from fastloader import DetectionBatch, fast_detection_collate
 
 
-class SyntheticDetection(torch.utils.data.Dataset):
+class RaggedSamples(torch.utils.data.Dataset):
     """Deterministic (image, target) samples: sizes vary, some images have zero boxes."""
 
     def __init__(self, length: int = 12, dtype: torch.dtype = torch.uint8, as_dict: bool = False):

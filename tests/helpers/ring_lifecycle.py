@@ -11,14 +11,14 @@ import time
 from torch.utils.data import DataLoader
 
 from fastloader import DetectionCollate
-from tests.helpers.collate import SyntheticDetection
+from tests.helpers.collate import RaggedSamples
 
 
 def main(case: str, context: str) -> None:
     collate = DetectionCollate(shared_ring=True)
     print(collate.ring.name, flush=True)
     loader = DataLoader(
-        SyntheticDetection(24),
+        RaggedSamples(24),
         batch_size=2,
         num_workers=2,
         collate_fn=collate,
