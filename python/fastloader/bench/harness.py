@@ -20,6 +20,8 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .._util.tables import markdown_table, text_table
+
 __all__ = [
     "DEFAULT_OUT",
     "Section",
@@ -163,26 +165,6 @@ def duration(values: Sequence[float], unit: str | None = None) -> str:
         return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.3g}"
 
     return spread(values, f" {unit}", fmt)
-
-
-def text_table(header: Sequence[object], rows: Sequence[Sequence[object]]) -> str:
-    """Right-aligned columns under a dashed rule."""
-    lines = [[str(cell) for cell in line] for line in [header, *rows]]
-    widths = [max(len(line[i]) for line in lines if i < len(line)) for i in range(len(header))]
-    out = ["  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=False))
-           for line in lines]  # fmt: skip
-    out.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(out)
-
-
-def markdown_table(
-    header: Sequence[object], rows: Sequence[Sequence[object]], left: int = 0
-) -> str:
-    """A GitHub table; the first ``left`` columns left-aligned (names), the rest right (figures)."""
-    align = ["---" if i < left else "---:" for i in range(len(header))]
-    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 class Section:

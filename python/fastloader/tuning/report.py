@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .._util.tables import markdown_table, text_table
+
 __all__ = ["TuneReport", "WorkerMeasurement"]
 
 
@@ -113,13 +115,7 @@ class TuneReport:
 
     def table(self) -> str:
         """The report as aligned text; ``*`` marks the best setting."""
-        header, body = self._grid()
-        widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-        lines = [
-            "  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True))
-            for line in [header, *body]
-        ]
-        lines.insert(1, "  ".join("-" * width for width in widths))
+        lines = [text_table(*self._grid())]
         lines.append(
             f"best: num_workers={self.best} ({self.best_row.batches_per_s:.1f} batches/s; "
             f"batch_size={self.batch_size}, pin_memory={self.pin_memory}, "
@@ -128,10 +124,7 @@ class TuneReport:
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
-        header, body = self._grid()
-        lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
-        lines += ["| " + " | ".join(cells) + " |" for cells in body]
-        lines.append("")
+        lines = [markdown_table(*self._grid()), ""]
         lines.append(
             f"Best: `num_workers={self.best}` (batch_size={self.batch_size}, "
             f"pin_memory={self.pin_memory}, {self.seconds:g} s per setting, "
