@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from tests.helpers.collate import RaggedSamples, collate_reporting_shared
-from fastloader.bench.main_job import detection_collate as stock_detection_collate
+from fastloader.bench.stock import detection_collate as stock_detection_collate
 from fastloader import DetectionBatch, DetectionCollate, fast_detection_collate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
