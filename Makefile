@@ -144,14 +144,15 @@ typecheck: $(LINT_TOOLS)
 # Every CUDA test (marker gpu) and the benchmarks' GPU rows in one table, then the stress check
 # (three loaders at 2-16 workers, 40 and 160 MB batches, each batch compared on the GPU, a worker
 # killed, pinning refused); says "not measured" and exits 0 where torch sees no CUDA device.
-# `make gpu-train-step`: the GPU-step table with a real torchvision detector (needs torchvision).
+# `make gpu-train-step`: the GPU-step table with a real torchvision detector (needs torchvision;
+# `python -m fastloader.bench --gpu-model retinanet` adds it to the main job).
 GPU_STRESS_ARGS ?=
 gpu-check: $(INSTALLED)
 	$(PY) tools/gpu_check.py
 	$(PY) tools/gpu_stress.py $(GPU_STRESS_ARGS)
 
 gpu-train-step: $(INSTALLED)
-	$(PY) tools/gpu_train_step.py
+	$(PY) -m fastloader.bench.gpu_step
 
 # The same on a GPU host that has its own CUDA build of torch and no network (a lent machine):
 # this package is built with the build tools already there, into .gpu-site, nothing downloaded.

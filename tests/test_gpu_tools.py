@@ -47,7 +47,8 @@ def test_train_step_dry_run_prints_the_table(tmp_path):
     done = subprocess.run(
         [
             sys.executable,
-            str(TOOLS / "gpu_train_step.py"),
+            "-m",
+            "fastloader.bench.gpu_step",
             "--cpu-dry-run",
             "--workers",
             "0",
@@ -61,3 +62,14 @@ def test_train_step_dry_run_prints_the_table(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]
     assert [r.split("|")[1].strip() for r in rows[1:]] == ["stock", "fastloader"]
+
+
+def test_main_job_gpu_model_section_says_not_measured_without_cuda(monkeypatch, tmp_path):
+    from fastloader.bench import main_job
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    section = main_job._gpu_model_section("retinanet", tmp_path)
+    assert "not measured: no CUDA device" in section.markdown()
+    assert main_job._parse(["--gpu-model", "fasterrcnn"]).gpu_model == "fasterrcnn"
+    with pytest.raises(SystemExit):
+        main_job._parse(["--gpu-model", "yolo"])

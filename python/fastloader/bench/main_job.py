@@ -26,6 +26,7 @@ from ..datasets.synthetic import SyntheticDetection
 from ..io.decode import default_jpeg_decoder
 from ..tuning.tuner import default_candidates
 from .end_to_end import end_to_end_section, ring_section, summary_section
+from .gpu_step import MODELS, StepSettings, gpu_step_section
 from .harness import DEFAULT_OUT, Section, load_average, machine_line, write_report
 from .loaders import CONFIGS, LoaderResults
 from .progress import Progress
@@ -163,6 +164,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="only compare fastloader's set-up with and without the shared ring; writes "
         "<out>/ring.md",
     )
+    parser.add_argument(
+        "--gpu-model",
+        choices=MODELS,
+        default=None,
+        help="also train this torchvision detector a few dozen steps on stock vs fastloader "
+        "input and report steps/s and the time waiting for data (CUDA and torchvision needed; "
+        "`python -m fastloader.bench.gpu_step --cpu-dry-run` checks it on a CPU)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -222,6 +231,14 @@ def _ring_only(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def _gpu_model_section(model: str, root: Path) -> Section:
+    if not torch.cuda.is_available():
+        section = Section(f"GPU step with a real model ({model})")
+        section.note("not measured: no CUDA device.")
+        return section
+    return gpu_step_section(StepSettings(model), str(root))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     started = time.perf_counter()
@@ -271,6 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = summary_section(results, pick, candidates, sampler_rows, collate_rows)
         progress.write(summary.text())
         sections = [summary, sampler, collate, padding, end_to_end]
+        if args.gpu_model:
+            sections.append(_gpu_model_section(args.gpu_model, jpeg.root.parent))
+            progress.write(sections[-1].text())
         if args.annotations:
             folder = jpeg.root.parent / f"fastloader-annotations-{args.annotations}"
             sections.append(annotation_section(args.annotations, folder))
