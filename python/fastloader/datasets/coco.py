@@ -23,22 +23,17 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from .. import _C
 from .._util.checks import boolean
-from ..io.decode import check_decoder, locate_npy, read_image
-from ..io.deferred import DeferredSamples, ImageFile
-from .annotations import NUM_LANDMARKS, class_histogram, image_class_weights
+from ._base import DetectionDataset, Objects, PathLike
+from .annotations import NUM_LANDMARKS
 
 __all__ = ["COCODetection", "index_reads", "to_coco_json"]
 
-PathLike = Union[str, "os.PathLike[str]"]
-_SAMPLE_FORMATS = ("tuple", "dict")
 
 # Native reads of annotation files in this process (see index_reads).
 _index_loads = 0
@@ -202,7 +197,7 @@ def _choose_categories(
     return np.array(chosen, dtype=np.int64)
 
 
-class COCODetection(Dataset):
+class COCODetection(DetectionDataset):
     """Detection samples from a COCO-format JSON file (COCO, LVIS, Objects365, most labelling
     tools' exports), with the same sample formats and target layout as
     :class:`~fastloader.VOCDetection`.
@@ -285,22 +280,15 @@ class COCODetection(Dataset):
         self.annotation_file = Path(annotation_file)
         if not self.annotation_file.is_file():
             raise ValueError(f"annotation_file {str(self.annotation_file)!r} is not a file")
-        if sample_format not in _SAMPLE_FORMATS:
-            raise ValueError(
-                f"sample_format should be one of {_SAMPLE_FORMATS}, "
-                f"but got sample_format={sample_format!r}"
-            )
-        if transform is not None and not callable(transform):
-            raise TypeError(
-                f"transform should be callable or None, but got {type(transform).__name__}"
-            )
+        super().__init__(
+            sample_format=sample_format,
+            transform=transform,
+            decoder=decoder,
+            read_into_batch=read_into_batch,
+        )
         if image_suffix is not None and not isinstance(image_suffix, str):
             raise TypeError(f"image_suffix should be a str or None, but got {image_suffix!r}")
-        self.sample_format = sample_format
-        self.transform = transform
         self.keep_crowd = boolean(keep_crowd, "keep_crowd")
-        self.read_into_batch = boolean(read_into_batch, "read_into_batch")
-        self.decoder = check_decoder(decoder)
         self.image_suffix = image_suffix
         if categories is not None and (
             isinstance(categories, (str, bytes)) or not isinstance(categories, Sequence)
@@ -348,18 +336,9 @@ class COCODetection(Dataset):
 
     # ---- metadata -----------------------------------------------------------------------------
     @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
     def num_landmarks(self) -> int:
         """K: the file's keypoints per object, or 5 (all absent) when it has none."""
         return self.index.num_landmarks
-
-    @property
-    def target_columns(self) -> dict[str, int | slice]:
-        """Column layout of the float32 ``[N, 5 + 2K]`` target of tuple samples."""
-        return {"boxes": slice(0, 4), "label": 4, "landmarks": slice(5, 5 + 2 * self.num_landmarks)}
 
     @property
     def category_ids(self) -> np.ndarray:
@@ -379,44 +358,12 @@ class COCODetection(Dataset):
     def __len__(self) -> int:
         return self._length
 
-    def _position(self, index: Any) -> int:
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            if (
-                isinstance(index, torch.Tensor)
-                and index.numel() == 1
-                and not index.is_floating_point()
-            ):
-                index = int(index.item())
-            else:
-                raise TypeError(f"index should be an int, but got {type(index).__name__}")
-        size = self._length
-        if not -size <= index < size:
-            raise IndexError(f"index {index} is out of range for a dataset of {size} images")
-        return int(index) % size
+    def _label_lists(self) -> list[np.ndarray]:
+        return self.index.label_lists()
 
-    def labels(self) -> list[np.ndarray]:
-        """The class indices of every image (int64 arrays, one per image, possibly empty)."""
-        return [labels.copy() for labels in self.index.label_lists()]
-
-    def image_sizes(self) -> np.ndarray:
-        """int64 ``[N, 2]``: each image's ``(height, width)`` from the JSON."""
-        return self.index.sizes.copy()
-
-    def aspect_ratios(self) -> np.ndarray:
-        """float64 ``[N]``: each image's width / height from the JSON."""
-        sizes = self.index.sizes
-        return sizes[:, 1].astype(np.float64) / np.maximum(sizes[:, 0], 1)
-
-    def class_histogram(
-        self, indices: Sequence[int] | np.ndarray | torch.Tensor | None = None
-    ) -> np.ndarray:
-        """Images containing each class among ``indices`` (all images when None)."""
-        return class_histogram(self.index.label_lists(), self.num_classes, indices)
-
-    def image_class_weights(self) -> np.ndarray:
-        """Per-image weights for :class:`fastloader.FastWeightedSampler` that rebalance classes;
-        see :func:`fastloader.datasets.image_class_weights`."""
-        return image_class_weights(self.index.label_lists(), self.num_classes)
+    def _size_array(self) -> np.ndarray:
+        """From the JSON."""
+        return self.index.sizes
 
     def not_exhaustive_classes(self) -> list[np.ndarray]:
         """LVIS: per image, the classes whose unlabelled instances may be present
@@ -448,93 +395,37 @@ class COCODetection(Dataset):
             "annotation_ids": packed.annotation_ids[objects].copy(),
         }
 
-    def image_path(self, index: int) -> Path:
-        """Where image ``index`` is read from."""
-        return Path(self._image_file(self._position(index)))
-
     def _image_file(self, position: int) -> str:
         filename = self.index.file_name(position)
         if self.image_suffix is not None:
             filename = os.path.splitext(filename)[0] + self.image_suffix
         return os.path.join(self._image_folder, filename)
 
-    def _read(self, position: int, image_path: str) -> torch.Tensor:
-        try:
-            return read_image(image_path, self.decoder)
-        except ValueError as exc:
-            raise ValueError(
-                f"{self.annotation_file}: image id {int(self.index.image_ids[position])}: {exc}"
-            ) from None
+    def _image_error(self, position: int, message: str) -> str:
+        return f"{self.annotation_file}: image id {int(self.index.image_ids[position])}: {message}"
 
-    def _target(self, objects: slice) -> torch.Tensor:
+    def _objects(
+        self, position: int, record: Any, image_path: str, shape: tuple[int, ...]
+    ) -> Objects:
         packed = self.index
-        labels = packed.labels[objects]
-        k2 = 2 * packed.num_landmarks
-        target = np.empty((len(labels), 5 + k2), dtype=np.float32)
-        target[:, 0:4] = packed.boxes[objects]
-        target[:, 4] = labels
-        target[:, 5:] = packed.landmarks(objects).reshape(len(labels), k2)
-        return torch.from_numpy(target)
-
-    def __getitem__(self, index: int) -> Any:
-        position = self._position(index)
-        image_path = self._image_file(position)
-        image = self._read(position, image_path)
-        self._check_size(position, image_path, tuple(image.shape))
-        packed = self.index
-        objects = packed.objects(position)
-        if self.sample_format == "dict":
-            sample: Any = {
-                "image": image,
-                "boxes": torch.from_numpy(packed.boxes[objects].copy()),
-                "labels": torch.from_numpy(packed.labels[objects].copy()),
-                "landmarks": torch.from_numpy(packed.landmarks(objects)),
-            }
-            if self.keep_crowd:
-                sample["iscrowd"] = torch.from_numpy(packed.crowd[objects].copy())
-        else:
-            sample = (image, self._target(objects))
-        return self.transform(sample) if self.transform is not None else sample
-
-    def __getitems__(self, indices: Sequence[int]) -> Any:
-        """The samples at indices, as the DataLoader fetches a batch: a list, or with
-        ``read_into_batch`` (tuple samples, no transform) a DeferredSamples whose ``.npy``
-        images are not read yet."""
-        if not self.read_into_batch or self.transform is not None or self.sample_format != "tuple":
-            return [self[index] for index in indices]
-        return DeferredSamples([self._deferred_pair(index) for index in indices])
-
-    def _deferred_pair(self, index: int) -> tuple[ImageFile | torch.Tensor, torch.Tensor]:
-        position = self._position(index)
-        image_path = self._image_file(position)
-        image: ImageFile | torch.Tensor
-        if image_path.lower().endswith(".npy"):  # as read_image tells formats apart
-            try:
-                offset, shape = locate_npy(image_path)
-            except ValueError as exc:
-                raise ValueError(
-                    f"{self.annotation_file}: image id {int(self.index.image_ids[position])}: {exc}"
-                ) from None
-            image = ImageFile(image_path, offset, shape)
-        else:
-            image = self._read(position, image_path)
-        self._check_size(position, image_path, tuple(image.shape))
-        return image, self._target(self.index.objects(position))
-
-    def _check_size(self, position: int, image_path: str, shape: tuple[int, ...]) -> None:
-        size = tuple(int(x) for x in self.index.sizes[position])
+        size = tuple(int(x) for x in packed.sizes[position])
         if shape[1:] != size:
             raise ValueError(
-                f"{self.annotation_file}: image id {int(self.index.image_ids[position])} is "
+                f"{self.annotation_file}: image id {int(packed.image_ids[position])} is "
                 f"{size[0]}x{size[1]} (HxW) in the JSON but {image_path} is {shape[1]}x{shape[2]}"
             )
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(annotation_file={str(self.annotation_file)!r}, "
-            f"images={len(self)}, classes={self.num_classes}, "
-            f"sample_format={self.sample_format!r})"
+        objects = packed.objects(position)
+        crowd = {"iscrowd": packed.crowd[objects]} if self.keep_crowd else None
+        return Objects(
+            packed.boxes[objects], packed.labels[objects], packed.landmarks(objects), crowd
         )
+
+    def _repr_fields(self) -> list[str]:
+        return [
+            f"annotation_file={str(self.annotation_file)!r}",
+            f"images={len(self)}",
+            f"classes={self.num_classes}",
+        ]
 
 
 def to_coco_json(dataset: Any, path: PathLike) -> None:

@@ -21,8 +21,9 @@ import numpy as np
 
 from .._util.checks import non_negative_int, positive_int, seed_or_none
 from ..io.decode import DEFAULT_MAX_IMAGE_PIXELS
+from ._base import PathLike
 from .annotations import NUM_LANDMARKS
-from .voc import PathLike, VOCDetection
+from .voc import VOCDetection
 
 __all__ = [
     "SyntheticDetection",

@@ -6,38 +6,25 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from .._util.checks import boolean
-from ..io.decode import check_decoder, check_max_image_pixels, locate_npy, read_image
-from ..io.deferred import DeferredSamples, ImageFile
+from ._base import DetectionDataset, Objects, PathLike, target_columns
 from .annotations import (
     NUM_LANDMARKS,
     AnnotationIndex,
     check_relative_path,
-    class_histogram,
     class_indices,
-    image_class_weights,
     object_names,
     parse_annotation,
 )
 
 __all__ = ["VOCDetection", "TARGET_COLUMNS", "VOC_CLASSES"]
 
-PathLike = Union[str, "os.PathLike[str]"]
-
 #: Column layout of the ``[N, 15]`` float32 target of tuple samples.
-TARGET_COLUMNS: dict[str, int | slice] = {
-    "boxes": slice(0, 4),
-    "label": 4,
-    "landmarks": slice(5, 5 + 2 * NUM_LANDMARKS),
-}
-_TARGET_WIDTH = 5 + 2 * NUM_LANDMARKS
-_SAMPLE_FORMATS = ("tuple", "dict")
+TARGET_COLUMNS: dict[str, int | slice] = target_columns(NUM_LANDMARKS)
 
 #: The 20 Pascal VOC classes, in the usual index order.
 VOC_CLASSES = (
@@ -61,7 +48,7 @@ def _split_ids(path: Path) -> list[str]:
     ]
 
 
-class VOCDetection(Dataset):
+class VOCDetection(DetectionDataset):
     """Detection samples from a Pascal VOC folder, as ``VOCdevkit/VOC2007`` ships it.
 
     Layout: ``root/Annotations/<id>.xml`` and ``root/JPEGImages/<filename>`` (the XML's
@@ -153,21 +140,14 @@ class VOCDetection(Dataset):
         max_image_pixels: int | None = None,
     ) -> None:
         self.root = Path(root)
-        self.max_image_pixels = check_max_image_pixels(max_image_pixels)
-        self.read_into_batch = boolean(read_into_batch, "read_into_batch")
-        if sample_format not in _SAMPLE_FORMATS:
-            raise ValueError(
-                f"sample_format should be one of {_SAMPLE_FORMATS}, "
-                f"but got sample_format={sample_format!r}"
-            )
-        if transform is not None and not callable(transform):
-            raise TypeError(
-                f"transform should be callable or None, but got {type(transform).__name__}"
-            )
-        self.sample_format = sample_format
-        self.transform = transform
+        super().__init__(
+            sample_format=sample_format,
+            transform=transform,
+            decoder=decoder,
+            read_into_batch=read_into_batch,
+            max_image_pixels=max_image_pixels,
+        )
         self.keep_difficult = boolean(keep_difficult, "keep_difficult")
-        self.decoder = check_decoder(decoder)
         self.split = split
         self.image_suffix = image_suffix
         self.image_root = self.root / image_dir
@@ -238,27 +218,8 @@ class VOCDetection(Dataset):
         )
         return found
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
     def __len__(self) -> int:
         return len(self.annotation_files)
-
-    def _position(self, index: Any) -> int:
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            if (
-                isinstance(index, torch.Tensor)
-                and index.numel() == 1
-                and not index.is_floating_point()
-            ):
-                index = int(index.item())
-            else:
-                raise TypeError(f"index should be an int, but got {type(index).__name__}")
-        size = len(self.annotation_files)
-        if not -size <= index < size:
-            raise IndexError(f"index {index} is out of range for a dataset of {size} images")
-        return int(index) % size
 
     def _parse(self, path: Path) -> Any:
         return parse_annotation(path, self.keep_difficult)
@@ -272,29 +233,12 @@ class VOCDetection(Dataset):
             )
         return self._index
 
-    def labels(self) -> list[np.ndarray]:
-        """The class indices of every image (int64 arrays, one per image, possibly empty)."""
-        return [labels.copy() for labels in self.annotation_index().label_lists()]
+    def _label_lists(self) -> list[np.ndarray]:
+        return self.annotation_index().label_lists()
 
-    def image_sizes(self) -> np.ndarray:
-        """int64 ``[N, 2]``: each image's ``(height, width)`` from the XML's ``<size>``."""
-        return self.annotation_index().sizes.copy()
-
-    def aspect_ratios(self) -> np.ndarray:
-        """float64 ``[N]``: each image's width / height from the XML's ``<size>``."""
-        sizes = self.annotation_index().sizes
-        return sizes[:, 1].astype(np.float64) / np.maximum(sizes[:, 0], 1)
-
-    def class_histogram(
-        self, indices: Sequence[int] | np.ndarray | torch.Tensor | None = None
-    ) -> np.ndarray:
-        """Images containing each class among ``indices`` (all images when None)."""
-        return class_histogram(self.annotation_index().label_lists(), self.num_classes, indices)
-
-    def image_class_weights(self) -> np.ndarray:
-        """Per-image weights for :class:`fastloader.FastWeightedSampler` that rebalance classes;
-        see :func:`fastloader.datasets.image_class_weights`. Reads the XML only."""
-        return image_class_weights(self.annotation_index().label_lists(), self.num_classes)
+    def _size_array(self) -> np.ndarray:
+        """From the XML's ``<size>``."""
+        return self.annotation_index().sizes
 
     # ---- samples ------------------------------------------------------------------------------
     def annotation(self, index: int) -> dict[str, Any]:
@@ -311,7 +255,7 @@ class VOCDetection(Dataset):
             "landmarks": parsed.landmarks,
         }
 
-    def _objects(self, position: int) -> tuple[Any, ...]:
+    def _objects_of(self, position: int) -> tuple[Any, ...]:
         """filename, (height, width), boxes, labels, landmarks: packed if read, else parsed."""
         if self._index is not None:
             index, objects = self._index, self._index.objects(position)
@@ -334,13 +278,14 @@ class VOCDetection(Dataset):
             parsed.landmarks,
         )
 
-    def image_path(self, index: int) -> Path:
-        """Where image ``index`` is read from."""
-        position = self._position(index)
-        filename = self._objects(position)[0]
-        return Path(self._image_file(position, filename))
+    def _image_file(self, position: int) -> str:
+        return self._source(position)[0]
 
-    def _image_file(self, position: int, filename: str | None) -> str:
+    def _source(self, position: int) -> tuple[str, Any]:
+        objects = self._objects_of(position)
+        return self._image_name(position, objects[0]), objects
+
+    def _image_name(self, position: int, filename: str | None) -> str:
         # String operations: pathlib costs more than the .npy header parse per sample.
         if filename is None:
             filename = self.annotation_files[position].stem + ".jpg"
@@ -348,65 +293,13 @@ class VOCDetection(Dataset):
             filename = os.path.splitext(os.path.basename(filename))[0] + self.image_suffix
         return os.path.join(self._image_folder, filename)
 
-    def __getitem__(self, index: int) -> Any:
-        position = self._position(index)
-        filename, size, boxes, labels, landmarks = self._objects(position)
-        image_path = self._image_file(position, filename)
-        image = read_image(image_path, self.decoder, max_image_pixels=self.max_image_pixels)
-        self._check_size(position, size, image_path, tuple(image.shape))
-        if self.sample_format == "dict":
-            sample: Any = {
-                "image": image,
-                "boxes": torch.from_numpy(boxes.copy()),
-                "labels": torch.from_numpy(labels.copy()),
-                "landmarks": torch.from_numpy(landmarks.copy()),
-            }
-        else:
-            sample = (image, _target(boxes, labels, landmarks))
-        return self.transform(sample) if self.transform is not None else sample
-
-    def __getitems__(self, indices: Sequence[int]) -> Any:
-        """The samples at indices, as the DataLoader fetches a batch (torch >= 2.0 calls this
-        instead of ``__getitem__`` per index): a list, or with ``read_into_batch`` (tuple
-        samples, no transform) a DeferredSamples whose ``.npy`` images are not read yet."""
-        if not self.read_into_batch or self.transform is not None or self.sample_format != "tuple":
-            return [self[index] for index in indices]
-        return DeferredSamples([self._deferred_pair(index) for index in indices])
-
-    def _deferred_pair(self, index: int) -> tuple[ImageFile | torch.Tensor, torch.Tensor]:
-        """(where the .npy image lies in its file, or the decoded image otherwise, target)."""
-        position = self._position(index)
-        filename, size, boxes, labels, landmarks = self._objects(position)
-        image_path = self._image_file(position, filename)
-        image: ImageFile | torch.Tensor
-        if image_path.lower().endswith(".npy"):  # as read_image tells formats apart
-            offset, shape = locate_npy(image_path, self.max_image_pixels)
-            image = ImageFile(image_path, offset, shape)
-        else:
-            image = read_image(image_path, self.decoder, max_image_pixels=self.max_image_pixels)
-        self._check_size(position, size, image_path, tuple(image.shape))
-        return image, _target(boxes, labels, landmarks)
-
-    def _check_size(
-        self, position: int, size: tuple[int, int], image_path: str, shape: tuple[int, ...]
-    ) -> None:
+    def _objects(
+        self, position: int, record: Any, image_path: str, shape: tuple[int, ...]
+    ) -> Objects:
+        _, size, boxes, labels, landmarks = record
         if shape[1:] != size:
             raise ValueError(
                 f"{self.annotation_files[position]}: <size> says {size[0]}x{size[1]} (HxW) but "
                 f"{image_path} is {shape[1]}x{shape[2]}"
             )
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
-            f"images={len(self)}, classes={self.num_classes}, sample_format={self.sample_format!r})"
-        )
-
-
-def _target(boxes: np.ndarray, labels: np.ndarray, landmarks: np.ndarray) -> torch.Tensor:
-    """The float32 [N, 15] target row of each object (see TARGET_COLUMNS)."""
-    target = np.empty((len(labels), _TARGET_WIDTH), dtype=np.float32)
-    target[:, TARGET_COLUMNS["boxes"]] = boxes
-    target[:, TARGET_COLUMNS["label"]] = labels
-    target[:, TARGET_COLUMNS["landmarks"]] = landmarks.reshape(len(labels), 2 * NUM_LANDMARKS)
-    return torch.from_numpy(target)
+        return Objects(boxes, labels, landmarks)

@@ -4,31 +4,20 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from .._util.checks import boolean
-from ..io.decode import check_decoder, check_max_image_pixels, image_size, locate_npy, read_image
-from ..io.deferred import DeferredSamples, ImageFile
-from .annotations import NUM_LANDMARKS, check_relative_path, class_histogram, image_class_weights
-from .voc import PathLike
+from ._base import DetectionDataset, Objects, PathLike, target_columns
+from .annotations import NUM_LANDMARKS, check_relative_path
 
 __all__ = ["WIDERFace", "WIDERFACE_TARGET_COLUMNS"]
 
 #: Column layout of WIDERFace's ``[N, 15]`` float32 tuple target: Pytorch_Retinaface's
 #: (box, the five landmarks' x and y, then the label: 1 with landmarks, -1 without).
-WIDERFACE_TARGET_COLUMNS: dict[str, int | slice] = {
-    "boxes": slice(0, 4),
-    "landmarks": slice(4, 4 + 2 * NUM_LANDMARKS),
-    "label": 4 + 2 * NUM_LANDMARKS,
-}
-_TARGET_WIDTH = 5 + 2 * NUM_LANDMARKS
-_SAMPLE_FORMATS = ("tuple", "dict")
+WIDERFACE_TARGET_COLUMNS: dict[str, int | slice] = target_columns(NUM_LANDMARKS, label_last=True)
 # A face line: x y w h, then per landmark x y and a flag, then a confidence (20 numbers); or the
 # box alone (4 numbers), as Retinaface's val/label.txt has it.
 _FACE_FIELDS = (4 + 3 * NUM_LANDMARKS + 1, 4)
@@ -152,7 +141,7 @@ def _first_bad_line(text: str, label_file: Path) -> None:
             _face(fields, f"{label_file} line {number}")
 
 
-class WIDERFace(Dataset):
+class WIDERFace(DetectionDataset):
     """Faces with five landmarks from a WIDER FACE folder as Pytorch_Retinaface lays it out.
 
     Layout: ``root/<split>/label.txt`` and the images under ``root/<split>/images/``. label.txt
@@ -214,6 +203,7 @@ class WIDERFace(Dataset):
     """
 
     classes = ("face",)
+    _label_last = True
 
     def __init__(
         self,
@@ -232,52 +222,26 @@ class WIDERFace(Dataset):
             raise ValueError(f"split should be a split folder name, but got split={split!r}")
         if split in (os.curdir, os.pardir):
             raise ValueError(f"split should be a split folder name, but got split={split!r}")
-        if sample_format not in _SAMPLE_FORMATS:
-            raise ValueError(
-                f"sample_format should be one of {_SAMPLE_FORMATS}, "
-                f"but got sample_format={sample_format!r}"
-            )
-        if transform is not None and not callable(transform):
-            raise TypeError(
-                f"transform should be callable or None, but got {type(transform).__name__}"
-            )
+        super().__init__(
+            sample_format=sample_format,
+            transform=transform,
+            decoder=decoder,
+            read_into_batch=read_into_batch,
+            max_image_pixels=max_image_pixels,
+        )
         if image_suffix is not None and (not isinstance(image_suffix, str) or "/" in image_suffix):
             raise ValueError(f"image_suffix should be like '.npy', but got {image_suffix!r}")
         self.root = Path(root)
         self.split = split
-        self.transform = transform
-        self.sample_format = sample_format
-        self.decoder = check_decoder(decoder)
-        self.read_into_batch = boolean(read_into_batch, "read_into_batch")
-        self.max_image_pixels = check_max_image_pixels(max_image_pixels)
         self.image_suffix = image_suffix
         self.label_file = self.root / split / "label.txt"
         self.image_root = self.root / split / image_dir
         self._image_folder = str(self.image_root)
         self._faces = _parse_labels(self.label_file)
-        self._sizes: np.ndarray | None = None
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
+        self._sizes = None  # read from the image headers on first use
 
     def __len__(self) -> int:
         return len(self._faces.paths)
-
-    def _position(self, index: Any) -> int:
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            if (
-                isinstance(index, torch.Tensor)
-                and index.numel() == 1
-                and not index.is_floating_point()
-            ):
-                index = int(index.item())
-            else:
-                raise TypeError(f"index should be an int, but got {type(index).__name__}")
-        size = len(self)
-        if not -size <= index < size:
-            raise IndexError(f"index {index} is out of range for a dataset of {size} images")
-        return int(index) % size
 
     def _image_file(self, position: int) -> str:
         name = self._faces.paths[position]
@@ -285,57 +249,36 @@ class WIDERFace(Dataset):
             name = os.path.splitext(name)[0] + self.image_suffix
         return os.path.join(self._image_folder, name)
 
-    def image_path(self, index: int) -> Path:
-        """Where image ``index`` is read from."""
-        return Path(self._image_file(self._position(index)))
-
     def _listed(self, position: int) -> str:
         return f"listed at {self.label_file} line {self._faces.lines[position]}"
 
-    def _objects(self, position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _image_error(self, position: int, message: str) -> str:
+        return f"{message} ({self._listed(position)})"
+
+    def _objects(
+        self, position: int, record: Any = None, image_path: str = "", shape: tuple[int, ...] = ()
+    ) -> Objects:
+        """The faces; ``labels`` are the flags (1 with landmarks, -1 without)."""
         faces = slice(int(self._faces.offsets[position]), int(self._faces.offsets[position + 1]))
-        return self._faces.boxes[faces], self._faces.flags[faces], self._faces.landmarks[faces]
+        return Objects(
+            self._faces.boxes[faces], self._faces.flags[faces], self._faces.landmarks[faces]
+        )
 
     # ---- label statistics and sizes, from label.txt and the image headers -----------------
-    def labels(self) -> list[np.ndarray]:
-        """Each image's class indices (int64, one 0 per face: the one class is ``"face"``)."""
+    def _label_lists(self) -> list[np.ndarray]:
+        """One 0 per face: the one class is ``"face"``."""
         counts = np.diff(self._faces.offsets)
         return [np.zeros(int(count), dtype=np.int64) for count in counts]
 
-    def class_histogram(
-        self, indices: Sequence[int] | np.ndarray | torch.Tensor | None = None
-    ) -> np.ndarray:
-        """Images with at least one face among ``indices`` (all images when None): ``[1]``."""
-        return class_histogram(self.labels(), self.num_classes, indices)
-
-    def image_class_weights(self) -> np.ndarray:
-        """Per-image sampler weights balancing images with faces against images without; see
-        :func:`fastloader.datasets.image_class_weights`."""
-        return image_class_weights(self.labels(), self.num_classes)
-
-    def image_sizes(self) -> np.ndarray:
-        """int64 ``[N, 2]``: each image's ``(height, width)`` from its file's header (no pixel
-        decoded); read on the first call and kept (also when pickled)."""
-        if self._sizes is None:
-            sizes = np.empty((len(self), 2), dtype=np.int64)
-            for position in range(len(self)):
-                try:
-                    sizes[position] = image_size(self._image_file(position))
-                except ValueError as exc:
-                    raise ValueError(f"{exc} ({self._listed(position)})") from None
-            self._sizes = sizes
-        return self._sizes.copy()
-
-    def aspect_ratios(self) -> np.ndarray:
-        """float64 ``[N]``: each image's width / height, from the headers."""
-        sizes = self.image_sizes()
-        return sizes[:, 1].astype(np.float64) / np.maximum(sizes[:, 0], 1)
+    def _size_array(self) -> np.ndarray:
+        """From each image file's header (no pixel decoded), on the first call."""
+        return self._header_sizes()
 
     def annotation(self, index: int) -> dict[str, Any]:
         """One image's faces without loading it: ``path``, ``boxes``, ``labels`` (1 or -1),
         ``landmarks``."""
         position = self._position(index)
-        boxes, flags, landmarks = self._objects(position)
+        boxes, flags, landmarks, _ = self._objects(position)
         return {
             "path": self._faces.paths[position],
             "boxes": boxes.copy(),
@@ -344,67 +287,21 @@ class WIDERFace(Dataset):
         }
 
     # ---- samples ------------------------------------------------------------------------------
-    def _read(self, position: int) -> torch.Tensor:
-        try:
-            return read_image(
-                self._image_file(position), self.decoder, max_image_pixels=self.max_image_pixels
-            )
-        except ValueError as exc:
-            raise ValueError(f"{exc} ({self._listed(position)})") from None
-
-    def __getitem__(self, index: int) -> Any:
-        position = self._position(index)
-        image = self._read(position)
-        boxes, flags, landmarks = self._objects(position)
-        target: Any
+    def _apply_transform(self, sample: Any) -> Any:
+        """``transform(image, target) -> (image, target)``, target being the tensor or the dict
+        without ``"image"``."""
+        assert self.transform is not None
         if self.sample_format == "dict":
-            target = {
-                "boxes": torch.from_numpy(boxes.copy()),
-                "labels": torch.from_numpy(flags.copy()),
-                "landmarks": torch.from_numpy(landmarks.copy()),
-            }
-        else:
-            target = _target(boxes, flags, landmarks)
-        if self.transform is not None:
-            image, target = self.transform(image, target)
-        return {"image": image, **target} if self.sample_format == "dict" else (image, target)
+            target = {name: value for name, value in sample.items() if name != "image"}
+            image, target = self.transform(sample["image"], target)
+            return {"image": image, **target}
+        image, target = self.transform(*sample)
+        return image, target
 
-    def __getitems__(self, indices: Sequence[int]) -> Any:
-        """The samples at indices, as the DataLoader fetches a batch: a list, or with
-        ``read_into_batch`` (tuple samples, no transform) a DeferredSamples whose ``.npy``
-        images are not read yet."""
-        if not self.read_into_batch or self.transform is not None or self.sample_format != "tuple":
-            return [self[index] for index in indices]
-        return DeferredSamples([self._deferred_pair(index) for index in indices])
-
-    def _deferred_pair(self, index: int) -> tuple[ImageFile | torch.Tensor, torch.Tensor]:
-        position = self._position(index)
-        image_path = self._image_file(position)
-        image: ImageFile | torch.Tensor
-        if image_path.lower().endswith(".npy"):
-            try:
-                offset, shape = locate_npy(image_path, self.max_image_pixels)
-            except ValueError as exc:
-                raise ValueError(f"{exc} ({self._listed(position)})") from None
-            image = ImageFile(image_path, offset, shape)
-        else:
-            image = self._read(position)
-        return image, _target(*self._objects(position))
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
-            f"images={len(self)}, faces={len(self._faces.flags)}, "
-            f"sample_format={self.sample_format!r})"
-        )
-
-
-def _target(boxes: np.ndarray, flags: np.ndarray, landmarks: np.ndarray) -> torch.Tensor:
-    """The float32 [N, 15] Retinaface target row of each face (see WIDERFACE_TARGET_COLUMNS)."""
-    target = np.empty((len(flags), _TARGET_WIDTH), dtype=np.float32)
-    target[:, WIDERFACE_TARGET_COLUMNS["boxes"]] = boxes
-    target[:, WIDERFACE_TARGET_COLUMNS["landmarks"]] = landmarks.reshape(
-        len(flags), 2 * NUM_LANDMARKS
-    )
-    target[:, WIDERFACE_TARGET_COLUMNS["label"]] = flags
-    return torch.from_numpy(target)
+    def _repr_fields(self) -> list[str]:
+        return [
+            f"root={str(self.root)!r}",
+            f"split={self.split!r}",
+            f"images={len(self)}",
+            f"faces={len(self._faces.flags)}",
+        ]

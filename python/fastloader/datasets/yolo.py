@@ -4,26 +4,20 @@ detection Dataset, with VOCDetection's samples and statistics."""
 from __future__ import annotations
 
 import math
-import os
 import re
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from .._util.checks import boolean
-from ..io.decode import check_decoder, image_size, locate_npy, read_image
-from ..io.deferred import DeferredSamples, ImageFile
-from .annotations import NUM_LANDMARKS, class_histogram, image_class_weights
+from ..io.decode import image_size
+from ._base import DetectionDataset, Objects, PathLike
+from .annotations import NUM_LANDMARKS
 
 __all__ = ["YOLODetection", "read_data_yaml"]
 
-PathLike = Union[str, "os.PathLike[str]"]
-_SAMPLE_FORMATS = ("tuple", "dict")
 #: Image files YOLODetection lists (ultralytics' common formats, plus pre-decoded .npy).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".npy")
 
@@ -281,7 +275,7 @@ def _folders(root: Path, split: str) -> tuple[Path, Path]:
     return images, labels
 
 
-class YOLODetection(Dataset):
+class YOLODetection(DetectionDataset):
     """Detection samples from an ultralytics-layout YOLO folder, with the same sample formats,
     target layout and statistics as :class:`~fastloader.VOCDetection`.
 
@@ -343,19 +337,12 @@ class YOLODetection(Dataset):
         if not isinstance(split, str) or not split:
             raise ValueError(f"split should be a split name such as 'train', but got {split!r}")
         self.split = split
-        if sample_format not in _SAMPLE_FORMATS:
-            raise ValueError(
-                f"sample_format should be one of {_SAMPLE_FORMATS}, "
-                f"but got sample_format={sample_format!r}"
-            )
-        if transform is not None and not callable(transform):
-            raise TypeError(
-                f"transform should be callable or None, but got {type(transform).__name__}"
-            )
-        self.sample_format = sample_format
-        self.transform = transform
-        self.decoder = check_decoder(decoder)
-        self.read_into_batch = boolean(read_into_batch, "read_into_batch")
+        super().__init__(
+            sample_format=sample_format,
+            transform=transform,
+            decoder=decoder,
+            read_into_batch=read_into_batch,
+        )
         self.image_root, self.label_root = _folders(self.root, split)
         yaml_path = Path(data_yaml) if data_yaml is not None else self.root / "data.yaml"
         if data_yaml is not None and not yaml_path.is_file():
@@ -379,7 +366,7 @@ class YOLODetection(Dataset):
             names = [str(k) for k in range(int(self._labels.max()) + 1 if len(self._labels) else 0)]
         self.classes = names
         self.class_to_index = {name: k for k, name in enumerate(self.classes)}
-        self._sizes: np.ndarray | None = None
+        self._sizes = None  # read from the image headers on first use
 
     def _image_files(self) -> list[Path]:
         found = sorted(p for p in self.image_root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -424,71 +411,23 @@ class YOLODetection(Dataset):
         else:
             self._points = np.full((len(labels), NUM_LANDMARKS, 2), -1.0)
 
-    # ---- metadata -----------------------------------------------------------------------------
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def target_columns(self) -> dict[str, int | slice]:
-        """Column layout of the float32 ``[N, 5 + 2K]`` target of tuple samples."""
-        return {"boxes": slice(0, 4), "label": 4, "landmarks": slice(5, 5 + 2 * self.num_landmarks)}
-
     def __len__(self) -> int:
         return len(self.image_files)
 
-    def _position(self, index: Any) -> int:
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            if (
-                isinstance(index, torch.Tensor)
-                and index.numel() == 1
-                and not index.is_floating_point()
-            ):
-                index = int(index.item())
-            else:
-                raise TypeError(f"index should be an int, but got {type(index).__name__}")
-        size = len(self.image_files)
-        if not -size <= index < size:
-            raise IndexError(f"index {index} is out of range for a dataset of {size} images")
-        return int(index) % size
+    def _image_file(self, position: int) -> str:
+        return str(self.image_files[position])
 
     def _label_lists(self) -> list[np.ndarray]:
         return np.split(self._labels, self._offsets[1:-1]) if len(self) else []
 
-    def labels(self) -> list[np.ndarray]:
-        """The class indices of every image (int64 arrays, one per image, possibly empty)."""
-        return [labels.copy() for labels in self._label_lists()]
-
-    def image_sizes(self) -> np.ndarray:
-        """int64 ``[N, 2]``: each image's ``(height, width)`` from its file header (read once)."""
-        if self._sizes is None:
-            self._sizes = np.array(
-                [image_size(path) for path in self.image_files], dtype=np.int64
-            ).reshape(-1, 2)
-        return self._sizes.copy()
-
-    def aspect_ratios(self) -> np.ndarray:
-        """float64 ``[N]``: each image's width / height from its file header."""
-        sizes = self.image_sizes()
-        return sizes[:, 1].astype(np.float64) / np.maximum(sizes[:, 0], 1)
-
-    def class_histogram(
-        self, indices: Sequence[int] | np.ndarray | torch.Tensor | None = None
-    ) -> np.ndarray:
-        """Images containing each class among ``indices`` (all images when None)."""
-        return class_histogram(self._label_lists(), self.num_classes, indices)
-
-    def image_class_weights(self) -> np.ndarray:
-        """Per-image weights for :class:`fastloader.FastWeightedSampler` that rebalance classes;
-        see :func:`fastloader.datasets.image_class_weights`."""
-        return image_class_weights(self._label_lists(), self.num_classes)
-
-    def image_path(self, index: int) -> Path:
-        """Where image ``index`` is read from."""
-        return self.image_files[self._position(index)]
+    def _size_array(self) -> np.ndarray:
+        """From each image file's header."""
+        return self._header_sizes()
 
     # ---- samples ------------------------------------------------------------------------------
-    def _pixels(self, position: int, height: int, width: int) -> tuple[np.ndarray, ...]:
+    def _pixels(
+        self, position: int, height: int, width: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """boxes float32 [N, 4] x1, y1, x2, y2 and landmarks float32 [N, K, 2] in pixels."""
         objects = slice(int(self._offsets[position]), int(self._offsets[position + 1]))
         cx, cy, w, h = self._boxes[objects].T
@@ -518,52 +457,7 @@ class YOLODetection(Dataset):
             "landmarks": landmarks,
         }
 
-    def _target(self, position: int, height: int, width: int) -> torch.Tensor:
-        boxes, labels, landmarks = self._pixels(position, height, width)
-        k2 = 2 * self.num_landmarks
-        target = np.empty((len(labels), 5 + k2), dtype=np.float32)
-        target[:, 0:4] = boxes
-        target[:, 4] = labels
-        target[:, 5:] = landmarks.reshape(len(labels), k2)
-        return torch.from_numpy(target)
-
-    def __getitem__(self, index: int) -> Any:
-        position = self._position(index)
-        image = read_image(self.image_files[position], self.decoder)
-        height, width = int(image.shape[1]), int(image.shape[2])
-        if self.sample_format == "dict":
-            boxes, labels, landmarks = self._pixels(position, height, width)
-            sample: Any = {
-                "image": image,
-                "boxes": torch.from_numpy(boxes),
-                "labels": torch.from_numpy(labels),
-                "landmarks": torch.from_numpy(landmarks),
-            }
-        else:
-            sample = (image, self._target(position, height, width))
-        return self.transform(sample) if self.transform is not None else sample
-
-    def __getitems__(self, indices: Sequence[int]) -> Any:
-        """The samples at indices, as the DataLoader fetches a batch: a list, or with
-        ``read_into_batch`` (tuple samples, no transform) a DeferredSamples whose ``.npy``
-        images are not read yet."""
-        if not self.read_into_batch or self.transform is not None or self.sample_format != "tuple":
-            return [self[index] for index in indices]
-        pairs: list[tuple[ImageFile | torch.Tensor, torch.Tensor]] = []
-        for index in indices:
-            position = self._position(index)
-            path = str(self.image_files[position])
-            image: ImageFile | torch.Tensor
-            if path.lower().endswith(".npy"):
-                offset, shape = locate_npy(path)
-                image = ImageFile(path, offset, shape)
-            else:
-                image = read_image(path, self.decoder)
-            pairs.append((image, self._target(position, int(image.shape[1]), int(image.shape[2]))))
-        return DeferredSamples(pairs)
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
-            f"images={len(self)}, classes={self.num_classes}, sample_format={self.sample_format!r})"
-        )
+    def _objects(
+        self, position: int, record: Any, image_path: str, shape: tuple[int, ...]
+    ) -> Objects:
+        return Objects(*self._pixels(position, int(shape[1]), int(shape[2])))
