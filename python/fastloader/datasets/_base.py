@@ -4,21 +4,26 @@ adds only its format's parsing, paths and targets."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn, Union
+from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from .._util.checks import boolean
-from ..io.decode import check_decoder, check_max_image_pixels, image_size, locate_npy, read_image
+from ..io.decode import (
+    PathLike,
+    check_decoder,
+    check_max_image_pixels,
+    image_size,
+    locate_npy,
+    read_image,
+)
 from ..io.deferred import DeferredSamples, ImageFile
 from .annotations import NUM_LANDMARKS, class_histogram, image_class_weights
 
-PathLike = Union[str, "os.PathLike[str]"]
 SAMPLE_FORMATS = ("tuple", "dict")
 
 
