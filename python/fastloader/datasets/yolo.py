@@ -4,7 +4,6 @@ detection Dataset, with VOCDetection's samples and statistics."""
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,6 +13,14 @@ import numpy as np
 
 from ..io.decode import image_size
 from ._base import DetectionDataset, Objects, PathLike
+from ._yaml_subset import (
+    INTEGER,
+    flow_items,
+    names_from_mapping,
+    scalar,
+    split_pair,
+    strip_comment,
+)
 from .annotations import NUM_LANDMARKS
 
 __all__ = ["YOLODetection", "read_data_yaml"]
@@ -22,89 +29,7 @@ __all__ = ["YOLODetection", "read_data_yaml"]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".npy")
 
 # --------------------------------------------------------------------------------------------
-# data.yaml: the small YAML subset ultralytics files use for what we read
-
-
-_PLAIN = re.compile(r"^[^\s\[\]{}&*!|>%@`'\",#][^#]*$")
-_INTEGER = re.compile(r"^-?[0-9]+$")
-
-
-def _strip_comment(line: str) -> str:
-    """The line without a trailing ``# comment`` (a ``#`` outside quotes, after a space)."""
-    quote = None
-    for i, char in enumerate(line):
-        if quote:
-            if char == quote:
-                quote = None
-        elif char in "'\"":
-            quote = char
-        elif char == "#" and (i == 0 or line[i - 1] in " \t"):
-            return line[:i].rstrip()
-    return line.rstrip()
-
-
-def _scalar(text: str, where: str) -> str:
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] == "'":
-        inner = text[1:-1]
-        if re.search(r"(?<!')'(?!')", inner.replace("''", "")):
-            raise ValueError(f"{where}: cannot parse the quoted string {text}")
-        return inner.replace("''", "'")
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        inner = text[1:-1]
-        if "\\" in inner.replace('\\"', "").replace("\\\\", ""):
-            raise ValueError(f'{where}: escapes other than \\" and \\\\ are not read: {text}')
-        return inner.replace('\\"', '"').replace("\\\\", "\\")
-    if not text or not _PLAIN.match(text) or ": " in text:
-        raise ValueError(f"{where}: cannot parse {text!r} as a plain string (quote it)")
-    return text
-
-
-def _flow_items(text: str, where: str) -> list[str]:
-    """The comma-separated items of a one-line ``[...]`` or ``{...}`` body, quotes respected."""
-    items, current, quote = [], "", None
-    for char in text:
-        if quote:
-            current += char
-            if char == quote:
-                quote = None
-        elif char in "'\"":
-            quote = char
-            current += char
-        elif char == ",":
-            items.append(current)
-            current = ""
-        elif char in "[]{}":
-            raise ValueError(f"{where}: nested lists or mappings are not read")
-        else:
-            current += char
-    if quote:
-        raise ValueError(f"{where}: unterminated quote")
-    items.append(current)
-    if items[-1].strip() == "":  # a trailing comma
-        items.pop()
-    return items
-
-
-def _names_from_mapping(pairs: list[tuple[str, str]], where: str) -> list[str]:
-    mapping: dict[int, str] = {}
-    for key, value in pairs:
-        key = key.strip()
-        if not _INTEGER.match(key):
-            raise ValueError(f"{where}: names keys should be class indices 0, 1, ...: got {key!r}")
-        if int(key) in mapping:
-            raise ValueError(f"{where}: class index {key} is named twice")
-        mapping[int(key)] = _scalar(value, where)
-    if sorted(mapping) != list(range(len(mapping))):
-        raise ValueError(f"{where}: names should number the classes 0 .. {len(mapping) - 1}")
-    return [mapping[k] for k in range(len(mapping))]
-
-
-def _split_pair(text: str, where: str) -> tuple[str, str]:
-    key, colon, value = text.partition(":")
-    if not colon:
-        raise ValueError(f"{where}: expected 'key: value', got {text.strip()!r}")
-    return key, value
+# data.yaml: the small YAML subset ultralytics files use for what we read (see _yaml_subset)
 
 
 def read_data_yaml(path: PathLike) -> dict[str, Any]:
@@ -137,17 +62,17 @@ def read_data_yaml(path: PathLike) -> dict[str, Any]:
     i = 0
     while i < len(lines):
         where = f"{source}:{i + 1}"
-        line = _strip_comment(lines[i])
+        line = strip_comment(lines[i])
         i += 1
         if not line.strip() or line.strip() in ("---", "..."):
             continue
         if line[0] in " \t":
             raise ValueError(f"{where}: unexpected indentation")
-        key, value = _split_pair(line, where)
+        key, value = split_pair(line, where)
         key, value = key.strip(), value.strip()
         block: list[tuple[int, str]] = []  # the indented lines that follow
         while i < len(lines):
-            following = _strip_comment(lines[i])
+            following = strip_comment(lines[i])
             if following.strip() and following[0] not in " \t":
                 break
             if following.strip():
@@ -156,14 +81,14 @@ def read_data_yaml(path: PathLike) -> dict[str, Any]:
         if key not in ("names", "nc", "kpt_shape"):
             continue  # path, train, val, download scripts, ...: not ours to read
         if key == "nc":
-            if block or not _INTEGER.match(value) or int(value) < 0:
+            if block or not INTEGER.match(value) or int(value) < 0:
                 raise ValueError(f"{where}: nc should be a non-negative integer, got {value!r}")
             out["nc"] = int(value)
         elif key == "kpt_shape":
             if block or not (value.startswith("[") and value.endswith("]")):
                 raise ValueError(f"{where}: kpt_shape should be a one-line list like [17, 3]")
-            items = [x.strip() for x in _flow_items(value[1:-1], where)]
-            if len(items) != 2 or not all(_INTEGER.match(x) for x in items):
+            items = [x.strip() for x in flow_items(value[1:-1], where)]
+            if len(items) != 2 or not all(INTEGER.match(x) for x in items):
                 raise ValueError(f"{where}: kpt_shape should be [K, 2] or [K, 3], got {value}")
             count, dims = (int(x) for x in items)
             if count < 1 or dims not in (2, 3):
@@ -173,10 +98,10 @@ def read_data_yaml(path: PathLike) -> dict[str, Any]:
             if block:
                 raise ValueError(f"{where}: names spans several lines in a form not read here")
             if value.startswith("[") and value.endswith("]"):
-                out["names"] = [_scalar(x, where) for x in _flow_items(value[1:-1], where)]
+                out["names"] = [scalar(x, where) for x in flow_items(value[1:-1], where)]
             elif value.startswith("{") and value.endswith("}"):
-                pairs = [_split_pair(x, where) for x in _flow_items(value[1:-1], where)]
-                out["names"] = _names_from_mapping(pairs, where)
+                pairs = [split_pair(x, where) for x in flow_items(value[1:-1], where)]
+                out["names"] = names_from_mapping(pairs, where)
             else:
                 raise ValueError(
                     f"{where}: names should be a list or a mapping of class index to name"
@@ -185,10 +110,10 @@ def read_data_yaml(path: PathLike) -> dict[str, Any]:
             if not block:
                 raise ValueError(f"{where}: names is empty")
             if all(text.startswith("- ") or text == "-" for _, text in block):
-                out["names"] = [_scalar(text[1:], f"{source}:{n}") for n, text in block]
+                out["names"] = [scalar(text[1:], f"{source}:{n}") for n, text in block]
             elif not any(text.startswith("-") for _, text in block):
-                pairs = [_split_pair(text, f"{source}:{n}") for n, text in block]
-                out["names"] = _names_from_mapping(pairs, f"{source}:{block[0][0]}")
+                pairs = [split_pair(text, f"{source}:{n}") for n, text in block]
+                out["names"] = names_from_mapping(pairs, f"{source}:{block[0][0]}")
             else:
                 raise ValueError(f"{where}: names mixes list items and mapping entries")
     names, nc = out["names"], out["nc"]
@@ -229,7 +154,7 @@ def _parse_labels(
                 f"{where}: expected {num_fields} fields ({layout}), got {len(fields)}"
                 + (" (segmentation polygons are not read)" if len(fields) > 5 else "")
             )
-        if not _INTEGER.match(fields[0]) or int(fields[0]) < 0:
+        if not INTEGER.match(fields[0]) or int(fields[0]) < 0:
             raise ValueError(f"{where}: the class should be an integer >= 0, got {fields[0]!r}")
         label = int(fields[0])
         if num_classes is not None and label >= num_classes:
