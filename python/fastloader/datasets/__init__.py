@@ -1,8 +1,9 @@
 """Detection datasets: Pascal VOC folders (`voc`), COCO / LVIS JSON (`coco`), YOLO folders
 (`yolo`), WIDER FACE in Pytorch_Retinaface's layout (`widerface`), the synthetic VOC- and
 WIDER-layout sets (`synthetic`) and the annotation parsing and label statistics they share
-(`annotations`). Imports `_util` and `io` (decoding, images left in their files); never
-`sampling`, `collate` or `bench`."""
+(`annotations`). The readers are one base class (`_base.DetectionDataset`: index checks, sample
+formats, transforms, the batch fetch, statistics) plus their format's parsing. Imports `_util`
+and `io` (decoding, images left in their files); never `sampling`, `collate` or `bench`."""
 
 from ..io.decode import available_decoders, default_jpeg_decoder, read_image
 from .annotations import NUM_LANDMARKS, class_histogram, image_class_weights

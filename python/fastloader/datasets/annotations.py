@@ -63,6 +63,19 @@ def check_relative_path(name: str, source: str, what: str) -> str:
     return normalized
 
 
+def check_split_folder(split: Any) -> str:
+    """``split`` when it names one folder (no separator, not ``.`` or ``..``), else the
+    ValueError naming the argument."""
+    if (
+        not isinstance(split, str)
+        or not split
+        or os.path.basename(split) != split
+        or split in (os.curdir, os.pardir)
+    ):
+        raise ValueError(f"split should be a split folder name, but got split={split!r}")
+    return split
+
+
 def _number(text: str | None, tag: str, source: Path) -> float:
     try:
         return float(text)  # type: ignore[arg-type]

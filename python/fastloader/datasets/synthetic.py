@@ -8,7 +8,6 @@ manifest, never deleting what it did not write) in _synthetic_cache.py."""
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from ._synthetic_draw import (
     _voc_sides,
     _widerface_image_params,
 )
+from .annotations import check_split_folder
 from .voc import VOCDetection
 
 __all__ = [
@@ -330,10 +330,7 @@ def synthetic_widerface(
         >>> first
         '# 0--Synthetic/000000.jpg'
     """
-    if not isinstance(split, str) or not split or os.path.basename(split) != split:
-        raise ValueError(f"split should be a split folder name, but got split={split!r}")
-    if split in (os.curdir, os.pardir):
-        raise ValueError(f"split should be a split folder name, but got split={split!r}")
+    split = check_split_folder(split)
     num_images = _bounded(num_images, "num_images", MAX_IMAGES)
     width = _bounded(width, "width", MAX_SIDE)
     if width < 16:

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ._base import DetectionDataset, Objects, PathLike, target_columns
-from .annotations import NUM_LANDMARKS, check_relative_path
+from .annotations import NUM_LANDMARKS, check_relative_path, check_split_folder
 
 __all__ = ["WIDERFace", "WIDERFACE_TARGET_COLUMNS"]
 
@@ -218,10 +218,7 @@ class WIDERFace(DetectionDataset):
         read_into_batch: bool = False,
         max_image_pixels: int | None = None,
     ) -> None:
-        if not isinstance(split, str) or not split or os.path.basename(split) != split:
-            raise ValueError(f"split should be a split folder name, but got split={split!r}")
-        if split in (os.curdir, os.pardir):
-            raise ValueError(f"split should be a split folder name, but got split={split!r}")
+        split = check_split_folder(split)
         super().__init__(
             sample_format=sample_format,
             transform=transform,
