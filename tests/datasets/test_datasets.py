@@ -17,19 +17,9 @@ from fastloader import FastWeightedSampler, SyntheticDetection, VOCDetection
 from fastloader import datasets as fd
 from fastloader.datasets import _base, synthetic, voc
 from fastloader.io import decode
+from tests.helpers.files import pillow_pixels, tree_bytes
 
 SMALL = dict(min_size=12, max_size=24)
-
-
-def _tree_bytes(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
-
-
-def _pillow_pixels(path: Path) -> torch.Tensor:
-    with Image.open(path) as image:
-        return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,7 +90,7 @@ def test_voc2007_folder_reads_image_exact_against_pillow(tmp_path):
     for index in range(4):
         image, target = ds[index]
         assert image.dtype == torch.uint8 and image.shape[0] == 3
-        assert torch.equal(image, _pillow_pixels(ds.image_path(index)))
+        assert torch.equal(image, pillow_pixels(ds.image_path(index)))
         assert target.dtype == torch.float32 and target.shape[1] == 15
     chair, person, car = (voc.VOC_CLASSES.index(n) for n in ("chair", "person", "car"))
     _, target = ds[1]  # 000005: the difficult chair is dropped
@@ -161,10 +151,10 @@ def test_each_decoder_gives_pillows_pixels(tmp_path, decoder):
         got = decode.read_image(path, decoder)
         assert got.dtype == torch.uint8 and got.shape == (3, height, width)
         assert got.stride() == (1, 3 * width, 3)  # the decoder's own [H, W, 3] buffer
-        assert torch.equal(got, _pillow_pixels(path)), f"{decoder} differs on {mode} q{quality}"
+        assert torch.equal(got, pillow_pixels(path)), f"{decoder} differs on {mode} q{quality}"
     cmyk = tmp_path / "cmyk.jpg"  # simplejpeg declines CMYK: Pillow takes over
     Image.fromarray(rng.integers(0, 256, (8, 8, 4), dtype=np.uint8), "CMYK").save(cmyk)
-    assert torch.equal(decode.read_image(cmyk, decoder), _pillow_pixels(cmyk))
+    assert torch.equal(decode.read_image(cmyk, decoder), pillow_pixels(cmyk))
 
 
 def test_auto_decoder_is_the_fastest_installed():
@@ -266,7 +256,7 @@ def test_same_seed_writes_identical_files_and_other_seed_differs(tmp_path):
     a = SyntheticDetection(tmp_path / "a", 12, seed=7, **SMALL)
     b = SyntheticDetection(tmp_path / "b", 12, seed=7, **SMALL)
     c = SyntheticDetection(tmp_path / "c", 12, seed=8, **SMALL)
-    files_a, files_b, files_c = (_tree_bytes(d.root) for d in (a, b, c))
+    files_a, files_b, files_c = (tree_bytes(d.root) for d in (a, b, c))
     assert len(files_a) == 12 * 3 + 4  # jpg, npy, xml each; classes.txt, split file, marker, list
     assert files_a == files_b
     differing = [
@@ -282,7 +272,7 @@ def test_jpeg_and_predecoded_npy_hold_the_same_samples(tmp_path):
     for index in range(6):
         assert jpeg.image_path(index).suffix == ".jpg" and npy.image_path(index).suffix == ".npy"
         (image_j, target_j), (image_n, target_n) = jpeg[index], npy[index]
-        assert torch.equal(image_j, _pillow_pixels(jpeg.image_path(index)))
+        assert torch.equal(image_j, pillow_pixels(jpeg.image_path(index)))
         assert torch.equal(image_j, image_n) and image_n.is_contiguous()
         assert torch.equal(target_j, target_n)
         # JPEG is lossy, but mildly: the decoded pixels stay near the generated ones

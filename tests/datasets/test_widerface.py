@@ -17,17 +17,7 @@ from torch.utils.data import DataLoader
 from fastloader import DetectionCollate, WIDERFace
 from fastloader.datasets import _base, synthetic, synthetic_widerface
 from fastloader.io.deferred import DeferredSamples, ImageFile
-
-
-def _tree_bytes(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
-
-
-def _pillow_pixels(path: Path) -> torch.Tensor:
-    with Image.open(path) as image:
-        return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
+from tests.helpers.files import pillow_pixels, tree_bytes
 
 
 def _retinaface_targets(label_file: Path) -> tuple[list[str], list[np.ndarray]]:
@@ -62,7 +52,7 @@ def test_synthetic_folder_reads_as_retinaface_reads_it(tmp_path):
         image, target = ds[index]
         assert ds.image_path(index) == root / "train" / "images" / paths[index]
         assert image.dtype == torch.uint8 and image.shape[0] == 3 and image.shape[2] == 96
-        assert torch.equal(image, _pillow_pixels(ds.image_path(index)))
+        assert torch.equal(image, pillow_pixels(ds.image_path(index)))
         assert target.dtype == torch.float32 and target.shape == (len(targets[index]), 15)
         assert np.array_equal(target.numpy(), targets[index].astype(np.float32))
         flags += target[:, 14].tolist()
@@ -279,8 +269,8 @@ def test_generator_is_a_pure_function_of_seed_and_parameters(tmp_path):
     a = synthetic_widerface(tmp_path / "a", 5, seed=7, width=64)
     b = synthetic_widerface(tmp_path / "b", 5, seed=7, width=64)
     c = synthetic_widerface(tmp_path / "c", 5, seed=8, width=64)
-    files_a = _tree_bytes(a)
-    assert files_a == _tree_bytes(b) and files_a != _tree_bytes(c)
+    files_a = tree_bytes(a)
+    assert files_a == tree_bytes(b) and files_a != tree_bytes(c)
     assert "train/images/3--Synthetic/000003.jpg" in files_a
     marker = json.loads(files_a["synthetic.json"])
     assert marker["generator"] == "synthetic_widerface" and marker["params"]["width"] == 64
@@ -300,7 +290,7 @@ def test_generator_never_deletes_what_it_did_not_write(tmp_path):
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="not written by synthetic_widerface"):
         synthetic_widerface(foreign, 2, width=32)
-    assert _tree_bytes(foreign) == {"notes.txt": b"mine"}
+    assert tree_bytes(foreign) == {"notes.txt": b"mine"}
     # SyntheticDetection's folder is not this generator's, and the other way round
     from fastloader import SyntheticDetection
 
@@ -316,7 +306,7 @@ def test_generator_never_deletes_what_it_did_not_write(tmp_path):
         synthetic_widerface(wider, 3, width=32)
     (wider / "train" / "extra.txt").unlink()
     assert synthetic_widerface(wider, 3, width=32) == wider and len(WIDERFace(wider)) == 3
-    assert _tree_bytes(wider) == _tree_bytes(synthetic_widerface(tmp_path / "w3", 3, width=32))
+    assert tree_bytes(wider) == tree_bytes(synthetic_widerface(tmp_path / "w3", 3, width=32))
 
 
 def test_generator_checks_its_arguments_before_writing(tmp_path, monkeypatch):
