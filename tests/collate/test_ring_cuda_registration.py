@@ -55,7 +55,7 @@ def test_registration_ends_with_the_last_view_and_before_the_unmap(monkeypatch):
     monkeypatch.setattr(torch.cuda, "cudart", lambda: cudart)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: None)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    ring._pid = None  # open the ring again in this process so that it pins (CUDA "present")
+    ring._state = None  # open the ring again in this process so that it pins (CUDA "present")
     batch = collate(samples(4))
     assert len(ring._maps) == 1
     mapping = next(iter(ring._maps.values()))[2]

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 from .. import _C
-from .._util.checks import boolean, non_negative_int, positive_int
+from .._util.checks import boolean, non_negative_int
 from ..io.deferred import DeferredSamples
 from ._pairs import collate_same_size_pairs, plan_deferred, plan_pairs
 from ._plan import CollateOptions, plan_batch
@@ -20,7 +20,7 @@ from ._ring_batch import write_into_ring
 from ._samples import INDEX_KEY, REAL_DTYPES, as_dicts
 from ._write import MEMORY_KINDS, resolve_memory, write_batch
 from .batch import DetectionBatch
-from .ring import SharedRing
+from .ring import SharedRing, check_slots, check_timeout
 
 __all__ = [
     "DetectionBatch",
@@ -57,11 +57,12 @@ class DetectionCollate:
             send only a small handle; the main process views the slot zero-copy (page-locked
             where CUDA is available, so ``pin_memory()`` is a no-op) and the slot is reused once
             the last tensor viewing it is freed. See :attr:`ring` for its statistics.
-        ring_slots: most slots in the ring. Each is created on first use, sized from the batch
-            and grown for a bigger one, so only the slots in use cost memory: the default 64
-            covers ``num_workers * prefetch_factor`` plus the held batches of most set-ups.
-        ring_timeout: seconds a worker waits for a free slot before it falls back to fresh shared
-            memory (counted in ``ring.stats()["fallbacks"]``).
+        ring_slots: most slots in the ring (1 to 1024, ``fastloader.ring.MAX_RING_SLOTS``).
+            Each is created on first use, sized from the batch and grown for a bigger one, so
+            only the slots in use cost memory: the default 64 covers ``num_workers *
+            prefetch_factor`` plus the held batches of most set-ups.
+        ring_timeout: seconds (finite, >= 0) a worker waits for a free slot before it falls back
+            to fresh shared memory (counted in ``ring.stats()["fallbacks"]``).
 
     Pickling keeps the ring (that is how DataLoader workers reach it); ``copy.deepcopy`` gives
     the copy a ring of its own, so closing one never breaks the other.
@@ -192,16 +193,7 @@ def _image_fields(value: Iterable[str], image_key: str) -> tuple[str, ...]:
 
 def _new_ring(shared_ring: bool, memory: str, slots: Any, timeout: Any) -> SharedRing | None:
     """The shared ring DetectionCollate(shared_ring=True) writes into (None without one)."""
-    slots = positive_int(slots, "ring_slots")
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, numbers.Real)
-        or not float(timeout) >= 0
-    ):
-        raise ValueError(
-            f"ring_timeout should be a non-negative number of seconds, but got "
-            f"ring_timeout={timeout!r}"
-        )
+    slots, timeout = check_slots(slots, "ring_slots"), check_timeout(timeout, "ring_timeout")
     if not shared_ring:
         return None
     if memory not in ("auto", "shared", "pinned"):
@@ -214,7 +206,7 @@ def _new_ring(shared_ring: bool, memory: str, slots: Any, timeout: Any) -> Share
             "DetectionCollate(shared_ring=True) must be created in the main process, before "
             "the DataLoader starts its workers, not inside a worker"
         )
-    return SharedRing(slots, float(timeout))
+    return SharedRing(slots, timeout)
 
 
 fast_detection_collate = DetectionCollate()

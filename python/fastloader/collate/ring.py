@@ -7,10 +7,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
-import glob
+import errno
+import math
 import mmap
+import numbers
 import os
+import re
 import secrets
+import signal
 import sys
 import tempfile
 import threading
@@ -30,11 +34,28 @@ from torch.utils.data import get_worker_info
 
 from .._util.processes import pid_alive as _pid_alive
 
-__all__ = ["RING_FILE_PREFIX", "SharedRing", "SlotGrant", "SlotLease", "SlotRef"]
+__all__ = [
+    "MAX_RING_SLOTS",
+    "RING_FILE_PREFIX",
+    "SharedRing",
+    "SlotGrant",
+    "SlotLease",
+    "SlotRef",
+    "check_slots",
+    "check_timeout",
+]
 
 RING_FILE_PREFIX = "fastloader-ring-"
+# Every file a ring makes: <prefix><owner pid>-<12 hex>-<part>. Only names matching this are
+# ever removed, whether by their owner or by the sweep of rings whose owner died.
+_FILE_NAME = re.compile(
+    re.escape(RING_FILE_PREFIX) + r"(?P<pid>[0-9]+)-[0-9a-f]{12}-(?:owner|header|s[0-9]+-g[0-9]+)"
+)
 _SHM_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
 _GRANULE = 2 << 20  # slot sizes are multiples of a huge page, with 1/8 headroom to grow rarely
+# A DataLoader has about num_workers * prefetch_factor batches in flight plus the ones a loop
+# holds; far more slots than that only make the header (64 bytes a slot) and each scan bigger.
+MAX_RING_SLOTS = 1024
 
 # Header: int64 [slots + 1, 8] in its own file. One row per slot, then one row of counters.
 _STATE, _PID, _GEN, _CAPACITY, _TICKET = range(5)
@@ -42,28 +63,231 @@ _STATE, _PID, _GEN, _CAPACITY, _TICKET = range(5)
 _FREE, _WORKER, _MAIN = 0, 1, 2
 _WAITS, _FALLBACKS, _GROWS, _BATCHES, _NEXT_TICKET, _CLOSED = range(6)
 _COLUMNS = 8
+_ROW_BYTES = _COLUMNS * 8
 
 
-def _remove_files(name: str, owner_pid: int, slots: int) -> None:
+def check_slots(value: Any, name: str = "slots") -> int:
+    """A slot count in [1, MAX_RING_SLOTS], else ValueError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) <= 0:
+        raise ValueError(f"{name} should be a positive integer value, but got {name}={value!r}")
+    if int(value) > MAX_RING_SLOTS:
+        raise ValueError(
+            f"{name} should be at most {MAX_RING_SLOTS} (slots are reused; a DataLoader needs "
+            f"about num_workers * prefetch_factor plus the batches it holds), but got "
+            f"{name}={value}"
+        )
+    return int(value)
+
+
+def check_timeout(value: Any, name: str = "timeout") -> float:
+    """A finite number of seconds >= 0, else ValueError naming the argument."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(float(value))
+        or float(value) < 0
+    ):
+        raise ValueError(
+            f"{name} should be a finite non-negative number of seconds, but got {name}={value!r}"
+        )
+    return float(value)
+
+
+def _lock(fd: int, wait: bool) -> bool:
+    """flock(LOCK_EX) on fd; without wait, tries for a moment and gives up (False)."""
+    if wait:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return True
+    for _ in range(200):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            time.sleep(0.005)
+    return False
+
+
+def _remove_ring_files(name: str, wait_for_lock: bool = True) -> None:
     """Marks the ring closed and unlinks every file of it (header, slots of every generation,
-    half-made ones), under the header lock so that no worker creates a slot file afterwards."""
-    if os.getpid() != owner_pid:  # a forked child inherits the finaliser: only the owner cleans
-        return
+    half-made ones, the owner lock), under the header lock so that no process creates a slot file
+    afterwards. Only files named as a ring's files are touched.
+
+    wait_for_lock=False is for a signal handler, which may have interrupted this very thread
+    while it held the lock through another open file (waiting would never end).
+    """
+    header_path = os.path.join(_SHM_DIR, f"{name}-header")
     try:
-        fd = os.open(os.path.join(_SHM_DIR, f"{name}-header"), os.O_RDWR)
+        fd = os.open(header_path, os.O_RDWR)
     except FileNotFoundError:
         fd = -1
     try:
-        if fd >= 0:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            closed = (1).to_bytes(8, sys.byteorder, signed=True)
-            os.pwrite(fd, closed, (slots * _COLUMNS + _CLOSED) * 8)
-        for path in glob.glob(os.path.join(_SHM_DIR, glob.escape(name) + "*")):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        if fd >= 0 and _lock(fd, wait_for_lock):
+            rows = os.fstat(fd).st_size // _ROW_BYTES
+            if rows >= 1:  # the last row holds the counters, the closed mark among them
+                closed = (1).to_bytes(8, sys.byteorder, signed=True)
+                os.pwrite(fd, closed, ((rows - 1) * _COLUMNS + _CLOSED) * 8)
+        prefix = name + "-"
+        for entry in _ring_entries():
+            if entry.startswith(prefix):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(_SHM_DIR, entry))
     finally:
         if fd >= 0:
             os.close(fd)  # drops the lock
+
+
+def _ring_entries() -> list[str]:
+    """Names in the shared-memory folder that are ring files."""
+    try:
+        names = os.listdir(_SHM_DIR)
+    except OSError:
+        return []
+    return [n for n in names if _FILE_NAME.fullmatch(n)]
+
+
+def _owner_gone(name: str) -> bool:
+    """Whether the ring's owner lock is free: its owner (in any pid namespace sharing this
+    folder) has exited. A ring without the lock file was made by an older version."""
+    try:
+        fd = os.open(os.path.join(_SHM_DIR, f"{name}-owner"), os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def reclaim_dead_rings() -> list[str]:
+    """Removes the files of rings whose owner process is dead (killed before it could clean up,
+    e.g. by SIGKILL or the OOM killer); returns their names. A ring counts as dead when its
+    owner pid is not running here and its owner lock is free (so a ring of a live process in
+    another pid namespace that shares /dev/shm is left alone)."""
+    dead: dict[str, int] = {}
+    for entry in _ring_entries():
+        match = _FILE_NAME.fullmatch(entry)
+        assert match is not None
+        name = entry[: match.end("pid") + 13]  # <prefix><pid>-<12 hex>
+        dead.setdefault(name, int(match["pid"]))
+    me = os.getpid()
+    removed = []
+    for name, pid in dead.items():
+        if pid == me or _pid_alive(pid) or not _owner_gone(name):
+            continue
+        _remove_ring_files(name, wait_for_lock=False)
+        removed.append(name)
+    return removed
+
+
+def _create_file(path: str, nbytes: int, ring: str) -> None:
+    """Creates path with nbytes of memory reserved now: on a full tmpfs a sparse file would
+    become SIGBUS at the first write into a missing page; reserving makes it an error here."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.ftruncate(fd, nbytes)
+        if hasattr(os, "posix_fallocate") and nbytes:
+            try:
+                os.posix_fallocate(fd, 0, nbytes)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EFBIG, errno.ENOMEM):
+                    pass  # a file system without fallocate: sparse, as before
+                else:
+                    raise _no_space(nbytes, ring) from None
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
+    os.close(fd)
+
+
+def _no_space(nbytes: int, ring: str) -> RuntimeError:
+    try:
+        info = os.statvfs(_SHM_DIR)
+        found = (
+            f"{_SHM_DIR} has {_mib(info.f_bavail * info.f_frsize)} free of "
+            f"{_mib(info.f_blocks * info.f_frsize)}"
+        )
+    except OSError:
+        found = f"{_SHM_DIR} has less free"
+    return RuntimeError(
+        f"the shared ring {ring} needs {_mib(nbytes)} of shared memory for one more batch slot, "
+        f"but {found}. A DataLoader keeps about num_workers * prefetch_factor + 2 batches in "
+        f"shared memory at once, so give the process more: in Docker, `docker run "
+        f"--shm-size=<N>g ...` or `--ipc=host`; in Kubernetes, an emptyDir with medium: Memory "
+        f"mounted on /dev/shm. Smaller batches or fewer workers also fit"
+    )
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / (1 << 20):.1f} MiB"
+
+
+class _OwnerLock:
+    """The owner's lock on its ring's -owner file, held for the ring's life: the kernel drops it
+    when the owner dies however it dies, which is how a later process tells a dead ring. Forked
+    children close their copy (else a DataLoader worker would keep a dead owner's ring alive)."""
+
+    _held: weakref.WeakSet[_OwnerLock] = weakref.WeakSet()
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            self.release()
+            raise
+        _OwnerLock._held.add(self)
+
+    def release(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    @classmethod
+    def _after_fork_in_child(cls) -> None:
+        for lock in list(cls._held):
+            lock.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_OwnerLock._after_fork_in_child)
+
+
+def _close_ring(name: str, owner_pid: int, lock: _OwnerLock, wait_for_lock: bool = True) -> None:
+    """The owner's finaliser: removes the ring's files, then drops the owner lock."""
+    if os.getpid() != owner_pid:  # a forked child inherits the finaliser: only the owner cleans
+        return
+    try:
+        _remove_ring_files(name, wait_for_lock)
+    finally:
+        lock.release()
+
+
+class _Local:
+    """A process's own handle on the ring header: the open file (flock is per open file, so a
+    forked child needs its own) and its mapping. Closed when dropped, in its process only."""
+
+    def __init__(self, path: str, slots: int) -> None:
+        self.pid, self.fd = os.getpid(), -1
+        self.fd = os.open(path, os.O_RDWR)
+        try:
+            self.map = mmap.mmap(self.fd, (slots + 1) * _ROW_BYTES)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        self.header = np.frombuffer(self.map, dtype=np.int64).reshape(-1, _COLUMNS)
+        self.thread_lock = threading.RLock()
+        self.depth = 0
+
+    def __del__(self) -> None:
+        if self.fd >= 0 and self.pid == os.getpid():
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
 
 
 class SlotRef(NamedTuple):
@@ -170,30 +394,52 @@ class SharedRing:
     """A pool of reusable shared-memory slots, one batch per slot, shared by the main process that
     created it and its DataLoader workers (fork, spawn or forkserver).
 
-    Files: ``/dev/shm/fastloader-ring-<pid>-<token>-header`` (per-slot state and counters, locked
-    with ``flock``, which the kernel drops when a process dies) and one file per slot and
-    generation. A process pickles the ring as its name; the owner's finaliser (and atexit)
-    unlinks every file.
+    Files: ``/dev/shm/fastloader-ring-<owner pid>-<token>-header`` (per-slot state and counters,
+    locked with ``flock``, which the kernel drops when a process dies), ``...-owner`` (locked by
+    the owner for the ring's life) and one file per slot and generation, its memory reserved
+    when it is made (a full /dev/shm is a clear error, never a SIGBUS). A process pickles the
+    ring as its name. The owner unlinks every file when the ring is closed or freed, at exit and
+    on SIGTERM; a ring whose owner was killed outright is removed by the next ring made on the
+    machine.
+
+    Args:
+        slots: most slots (1 to :data:`MAX_RING_SLOTS`); each is created on first use.
+        timeout: seconds (finite, >= 0) a worker waits for a free slot before ``acquire``
+            returns None (counted in ``stats()["fallbacks"]``).
+
+    Example:
+        >>> from fastloader import SharedRing
+        >>> ring = SharedRing(slots=2, timeout=0.5)
+        >>> grant = ring.acquire(1000, wait=False)
+        >>> grant.memory.nbytes >= 1000, ring.stats()["slots_in_use"]
+        (True, 1)
+        >>> ring.release(grant.ref)
+        >>> ring.close()
+        >>> ring.closed, ring.files()
+        (True, [])
     """
 
     def __init__(self, slots: int = 16, timeout: float = 2.0) -> None:
+        slots, timeout = check_slots(slots), check_timeout(timeout)
         if fcntl is None:
             raise RuntimeError("shared_ring=True needs a POSIX system (fcntl.flock, mmap files)")
         self.slots = slots
         self.timeout = timeout
         self.owner_pid = os.getpid()
         self.name = f"{RING_FILE_PREFIX}{self.owner_pid}-{secrets.token_hex(6)}"
-        self._pid: int | None = None
-        path = self._path("header")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        self._state: _Local | None = None
+        self._finalizer: weakref.finalize[..., SharedRing] | None = None
+        reclaim_dead_rings()
+        # The owner lock first: a ring is never seen without it while it is being made.
+        lock = _OwnerLock(self._path("owner"))
         try:
-            os.ftruncate(fd, (slots + 1) * _COLUMNS * 8)
-        finally:
-            os.close(fd)
-        self._finalizer: weakref.finalize[..., SharedRing] | None = weakref.finalize(
-            self, _remove_files, self.name, self.owner_pid, self.slots
-        )
+            _create_file(self._path("header"), (slots + 1) * _ROW_BYTES, self.name)
+        except BaseException:
+            _close_ring(self.name, self.owner_pid, lock)
+            raise
+        self._finalizer = weakref.finalize(self, _close_ring, self.name, self.owner_pid, lock)
         _OWNED[self.name] = self
+        _install_sigterm_handler()
 
     # ---- pickling: the ring travels as its name ---------------------------------------------
     def __reduce__(self) -> Any:
@@ -212,7 +458,7 @@ class SharedRing:
     def _attach(cls, name: str, slots: int, timeout: float, owner_pid: int) -> SharedRing:
         ring = cls.__new__(cls)
         ring.name, ring.slots, ring.timeout, ring.owner_pid = name, slots, timeout, owner_pid
-        ring._pid = None
+        ring._state = None
         ring._finalizer = None
         return ring
 
@@ -223,23 +469,19 @@ class SharedRing:
         return self._path(f"s{slot}-g{generation}")
 
     # ---- per-process state ------------------------------------------------------------------
-    def _local(self) -> None:
-        """Opens the header in this process (again after a fork: flock locks and thread locks must
-        not be shared with the parent)."""
-        if self._pid == os.getpid():
-            return
+    def _local(self) -> _Local:
+        """This process's handle on the header (opened again after a fork: flock locks and
+        thread locks must not be shared with the parent)."""
+        state = self._state
+        if state is not None and state.pid == os.getpid():
+            return state
         try:
-            fd = os.open(self._path("header"), os.O_RDWR)
+            state = _Local(self._path("header"), self.slots)
         except FileNotFoundError:
             raise RuntimeError(
                 f"the shared ring {self.name} was closed (its DetectionCollate was freed or "
                 f"close_ring() was called); make a new DetectionCollate(shared_ring=True)"
             ) from None
-        self._fd = fd
-        self._header_map = mmap.mmap(fd, (self.slots + 1) * _COLUMNS * 8)
-        self._header = np.frombuffer(self._header_map, dtype=np.int64).reshape(-1, _COLUMNS)
-        self._thread_lock = threading.RLock()
-        self._depth = 0
         # slot -> (generation, memory, its mapping): an old generation ends with its last view
         self._maps: dict[int, tuple[int, np.ndarray, _SlotMapping]] = {}
         self._pin_refused = 0  # slots CUDA would not page-lock here (they stay pageable)
@@ -248,21 +490,22 @@ class SharedRing:
             and get_worker_info() is None
             and torch.cuda.is_available()
         )
-        self._pid = os.getpid()
+        self._state = state
+        return state
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[np.ndarray]:
-        self._local()
-        with self._thread_lock:  # flock is per open file: threads of one process need their own
-            self._depth += 1
-            if self._depth == 1:
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
+        state = self._local()
+        with state.thread_lock:  # flock is per open file: threads of one process need their own
+            state.depth += 1
+            if state.depth == 1:
+                fcntl.flock(state.fd, fcntl.LOCK_EX)
             try:
-                yield self._header
+                yield state.header
             finally:
-                self._depth -= 1
-                if self._depth == 0:
-                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+                state.depth -= 1
+                if state.depth == 0:
+                    fcntl.flock(state.fd, fcntl.LOCK_UN)
 
     def _map(self, slot: int, generation: int, capacity: int) -> np.ndarray:
         cached = self._maps.get(slot)
@@ -281,7 +524,11 @@ class SharedRing:
     # ---- slots --------------------------------------------------------------------------------
     def acquire(self, nbytes: int, wait: bool) -> SlotGrant | None:
         """A free slot of at least nbytes, marked as written by this process; None (counted as a
-        fallback) when none came free within the timeout (at once when wait is False)."""
+        fallback) when none came free within the timeout (at once when wait is False).
+
+        Raises RuntimeError when the ring was closed, or when /dev/shm cannot hold a new slot
+        (naming the size found, the size needed and how to give a container more).
+        """
         deadline = time.monotonic() + (self.timeout if wait else 0.0)
         delay, waited = 0.0005, False
         while True:
@@ -300,35 +547,38 @@ class SharedRing:
             time.sleep(delay)
             delay = min(delay * 2, 0.01)
 
+    def _choose(self, rows: np.ndarray, nbytes: int) -> int:
+        """The free slot to use (-1: none): the smallest that fits (big slots stay for big
+        batches), else an unused one, else the largest (to grow). Vectorised: one pass in numpy
+        whatever the slot count."""
+        free = np.flatnonzero(rows[:, _STATE] == _FREE)
+        if free.size == 0:
+            return -1
+        capacity = rows[free, _CAPACITY]
+        fits = capacity >= nbytes
+        if fits.any():
+            return int(free[fits][np.argmin(capacity[fits])])
+        unused = capacity == 0
+        if unused.any():
+            return int(free[unused][0])
+        return int(free[np.argmax(capacity)])
+
     def _take(self, header: np.ndarray, nbytes: int) -> SlotGrant | None:
-        me = os.getpid()
-        self._reclaim(header)
-        free = [s for s in range(self.slots) if header[s, _STATE] == _FREE]
-        if not free:
+        rows = header[: self.slots]
+        slot = self._choose(rows, nbytes)
+        if slot < 0 or rows[slot, _CAPACITY] < nbytes:
+            if self._reclaim(header):  # a dead writer's slot may be the one that fits
+                slot = self._choose(rows, nbytes)
+        if slot < 0:
             return None
-        fitting = [s for s in free if header[s, _CAPACITY] >= nbytes]
-        unused = [s for s in free if header[s, _CAPACITY] == 0]
-        if fitting:  # the smallest slot that fits: big slots stay for big batches
-            slot = min(fitting, key=lambda s: (header[s, _CAPACITY], s))
-        elif unused:
-            slot = unused[0]
-        else:  # grow the largest free one
-            slot = max(free, key=lambda s: header[s, _CAPACITY])
         ticket = int(header[self.slots, _NEXT_TICKET]) + 1
-        header[self.slots, _NEXT_TICKET] = ticket
         generation, capacity = int(header[slot, _GEN]), int(header[slot, _CAPACITY])
         if capacity < nbytes:
             new_capacity = -(-(nbytes + nbytes // 8) // _GRANULE) * _GRANULE
             new_path = self._slot_path(slot, generation + 1)
-            try:
-                fd = os.open(new_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-                try:
-                    os.ftruncate(fd, new_capacity)
-                finally:
-                    os.close(fd)
+            try:  # a full /dev/shm raises RuntimeError: one clear error, not a wait and a SIGBUS
+                _create_file(new_path, new_capacity, self.name)
             except OSError:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(new_path)
                 return None
             if capacity:
                 with contextlib.suppress(FileNotFoundError):
@@ -336,20 +586,25 @@ class SharedRing:
             generation, capacity = generation + 1, new_capacity
             header[slot, _GEN], header[slot, _CAPACITY] = generation, capacity
             header[self.slots, _GROWS] += 1
-        header[slot, _STATE], header[slot, _PID], header[slot, _TICKET] = _WORKER, me, ticket
+        header[self.slots, _NEXT_TICKET] = ticket
+        header[slot, _STATE], header[slot, _PID] = _WORKER, os.getpid()
+        header[slot, _TICKET] = ticket
         header[self.slots, _BATCHES] += 1
         ref = SlotRef(self, slot, ticket, generation, capacity)
         return SlotGrant(ref, self._map(slot, generation, capacity))
 
-    def _reclaim(self, header: np.ndarray) -> None:
+    def _reclaim(self, header: np.ndarray) -> bool:
         """Frees the slots of dead writers (a killed worker, or batches of an abandoned iterator
-        whose workers have exited and whose handles were never received)."""
-        me = os.getpid()
-        for slot in range(self.slots):
-            if header[slot, _STATE] == _WORKER:
-                pid = int(header[slot, _PID])
-                if pid != me and not _pid_alive(pid):
-                    header[slot, _STATE], header[slot, _PID] = _FREE, 0
+        whose workers have exited and whose handles were never received); whether any was."""
+        rows = header[: self.slots]
+        writing = np.flatnonzero(rows[:, _STATE] == _WORKER)
+        me, freed = os.getpid(), False
+        for pid in {int(p) for p in rows[writing, _PID]}:
+            if pid != me and not _pid_alive(pid):
+                dead = writing[rows[writing, _PID] == pid]
+                rows[dead, _STATE], rows[dead, _PID] = _FREE, 0
+                freed = True
+        return freed
 
     def _release(self, slot: int, ticket: int) -> None:
         with self._locked() as header:
@@ -407,20 +662,26 @@ class SharedRing:
 
     def files(self) -> list[str]:
         """The ring's files in /dev/shm now."""
-        return sorted(glob.glob(os.path.join(_SHM_DIR, glob.escape(self.name) + "*")))
+        prefix = self.name + "-"
+        return sorted(os.path.join(_SHM_DIR, n) for n in _ring_entries() if n.startswith(prefix))
 
     @property
     def closed(self) -> bool:
         return not os.path.exists(self._path("header"))
 
-    def close(self) -> None:
-        """Unlinks the ring's files (owner process only). Batches still held stay valid: their
-        memory lives until their last view is freed."""
+    def close(self, _wait_for_lock: bool = True) -> None:
+        """Unlinks the ring's files and closes its handles (owner process only). Batches still
+        held stay valid: their memory lives until their last view is freed."""
         if os.getpid() != self.owner_pid or self._finalizer is None:
             return
-        if self._pid == os.getpid():
+        state = self._state
+        if state is not None and state.pid == os.getpid():
             self._maps.clear()  # each mapping (and its registration) ends with its last view
-        self._finalizer()
+        self._state = None  # closes the header's file and mapping here
+        detached, self._finalizer = self._finalizer.detach(), None
+        if detached is not None:
+            _, close_files, args, _ = detached
+            close_files(*args, wait_for_lock=_wait_for_lock)
         _OWNED.pop(self.name, None)
 
     def __repr__(self) -> str:
@@ -438,6 +699,44 @@ def _ring_by_name(name: str, slots: int, timeout: float, owner_pid: int) -> Shar
 
 
 @atexit.register
-def _close_all() -> None:
+def _close_all(wait_for_lock: bool = True) -> None:
     for ring in list(_OWNED.values()):
-        ring.close()
+        ring.close(wait_for_lock)
+
+
+# ---- SIGTERM: what SLURM, Kubernetes and torchrun send; Python's default ends the process
+# without atexit, which would leave the ring's files in /dev/shm.
+_previous_sigterm: Any = None
+_sigterm_installed = False
+
+
+def _install_sigterm_handler() -> None:
+    """Chains a SIGTERM handler that removes this process's rings before the default action.
+    Left alone: a SIGTERM that is ignored, or handled outside Python (we cannot chain to it);
+    threads other than the main one cannot install handlers."""
+    global _previous_sigterm, _sigterm_installed
+    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+    except (AttributeError, ValueError):  # pragma: no cover  # no SIGTERM here
+        return
+    if previous is signal.SIG_IGN or previous is None:
+        return
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    _previous_sigterm, _sigterm_installed = previous, True
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    previous = _previous_sigterm
+    if callable(previous):
+        # A handler of the application's decides whether the process ends; when it does (an
+        # exception, sys.exit), atexit removes the rings.
+        previous(signum, frame)
+        return
+    # The default: terminate. This thread may hold a ring's lock (the signal interrupts any
+    # bytecode): remove the files without waiting for it, then die of SIGTERM as before.
+    with contextlib.suppress(Exception):
+        _close_all(wait_for_lock=False)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
