@@ -1,34 +1,61 @@
-"""Planning a batch: each field's kind, dtype, shape and byte size, all validated (errors name the
-sample and the field) before any output memory is allocated."""
+"""What a planner hands the writer: each field's kind, dtype, shape and byte size, all validated
+before any output memory is allocated (plan types), and the one place for the numbers every
+planner shares: the thresholds, the round-up to size_divisibility, byte sizes and pad values.
+
+A planner (see ``detection_collate.PLANNERS``) is ``(batch, options) -> Plan | None``: it reads
+the samples, checks them, and returns a plan or None ("not mine: ask the next planner"). It never
+allocates output memory or writes; ``_write`` does, for every plan alike."""
 
 from __future__ import annotations
 
 import functools
 import math
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple, cast
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from ._samples import Source, converted, read_field
 from .batch import BatchLayout, FieldKind
 
 __all__ = [
+    "MAX_SIZE_DIVISIBILITY",
+    "PARALLEL_MIN_BYTES",
+    "POOL_MIN_BYTES",
     "BatchPlan",
     "CollateOptions",
+    "FieldPlan",
     "IndexPlan",
     "PackPlan",
     "PadPlan",
+    "Plan",
+    "StackPlan",
+    "WritePlan",
     "fill_bytes",
+    "index_plan",
+    "looks_channels_last",
     "nbytes_of",
-    "plan_batch",
+    "packed_targets",
+    "padded_size",
+    "pairs_plan",
 ]
+
+# ---- thresholds (why each is where it is; figures: bench/results/collate_steps.md) ---------------
+# Far above any real stride (32..512) yet small enough that padded sizes stay far from int64.
+MAX_SIZE_DIVISIBILITY = 1 << 16
+# Below this many output bytes a batch is copied by the calling thread alone: a thread started
+# per call must wait for a time slice when the cores are busy (a DataLoader's workers, other
+# jobs), which costs more than it saves until batches are tens of MB.
+PARALLEL_MIN_BYTES = 32 << 20
+# Below this many bytes a "pooled" batch takes memory from torch's allocator instead: malloc
+# reuses freed memory of that size as cheaply, without the pool block's per-batch Python cost;
+# the pool pays for itself on big batches, whose fresh pages would fault in.
+POOL_MIN_BYTES = 16 << 20
 
 
 class CollateOptions(NamedTuple):
-    """DetectionCollate's settings, as the planner reads them."""
+    """DetectionCollate's settings, as the planners read them."""
 
     size_divisibility: int
     pad_value: float | bool
@@ -36,6 +63,9 @@ class CollateOptions(NamedTuple):
     image_key: str
     image_fields: tuple[str, ...]
     target_dtype: torch.dtype | None
+    # The batch may live in memory from torch's allocator (no ring; pooled or plain memory):
+    # a StackPlan is only for such batches.
+    torch_memory: bool = True
 
 
 class PackPlan(NamedTuple):
@@ -65,9 +95,19 @@ class PadPlan(NamedTuple):
     # The images as CPU tensors when they fill the batch exactly (no padding, not channels_last):
     # then torch.stack copies them with torch's own threads, as the stock collate does.
     exact_tensors: list[torch.Tensor] | None = None
-    # Writes the whole padded batch into the field's raw bytes and returns its [B, C, height,
-    # width] view (images still in their files: deferred.read_into); arrays is then empty.
-    reader: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+
+class WritePlan(NamedTuple):
+    """A field that only its planner knows how to produce (images still in their files, images
+    augmented on the way in): ``write(out)`` fills ``out``, the field's C-order ``[*shape]`` tensor
+    of dtype in the batch's (or ring slot's) memory, and must write every element of it. The
+    writer allocates; ``write`` runs after every field was planned, so it may only fail on what
+    planning cannot see (a file changed since), never on the samples' shapes."""
+
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    nbytes: int
+    write: Callable[[torch.Tensor], None]
 
 
 class IndexPlan(NamedTuple):
@@ -78,7 +118,7 @@ class IndexPlan(NamedTuple):
     nbytes: int
 
 
-FieldPlan = PackPlan | PadPlan
+FieldPlan = PackPlan | PadPlan | WritePlan
 
 
 class BatchPlan(NamedTuple):
@@ -94,155 +134,26 @@ class BatchPlan(NamedTuple):
         return self.index.nbytes + sum(plan.nbytes for plan in self.tensors.values())
 
 
-def plan_batch(
-    samples: Sequence[Mapping], tuple_samples: bool, options: CollateOptions
-) -> BatchPlan:
-    """Reads every field of the samples and plans its batch tensor (or list)."""
-    names = list(samples[0].keys())
-    kinds: dict[str, FieldKind] = {}
-    planned: dict[str, FieldPlan] = {}
-    lists: dict[str, list] = {}
-    objects: dict[str, list[Source]] = {}
-    images: list[Source] = []
-    for name in names:
-        values = [s[name] for s in samples]
-        kind, sources = _classify(name, values, tuple_samples, options)
-        kinds[name] = kind
-        if kind is FieldKind.IMAGE:
-            images = sources
-        elif kind is FieldKind.LIST:
-            lists[name] = values
-        elif kind is FieldKind.PER_IMAGE:
-            planned[name] = _stack(name, sources)
-        else:
-            objects[name] = sources
-    counts = _counts(objects, len(samples))
-    for name, sources in objects.items():
-        is_target = tuple_samples and name == "target"
-        planned[name] = _pack(name, sources, options.target_dtype if is_target else None)
-    planned[options.image_key], sizes = _pad_images(images, options)
-    tensors = {name: planned[name] for name in names if name in planned}
-    index = IndexPlan(counts, sizes, (4 * len(counts) + 1 + sum(counts)) * 8)
-    layout = BatchLayout(kinds, counts, sizes, options.image_key, tuple_samples)
-    return BatchPlan(tensors, lists, index, layout)
+class StackPlan(NamedTuple):
+    """Small same-size (image, target) tensor pairs, stacked and concatenated by torch into
+    memory from torch's allocator, as the stock collate does: the one plan that builds no field
+    plans (small batches are where per-batch Python shows)."""
+
+    images: list[torch.Tensor]
+    targets: list[torch.Tensor]
+    counts: list[int]
+    image_key: str
 
 
-def _classify(
-    name: str, values: list[Any], tuple_samples: bool, options: CollateOptions
-) -> tuple[FieldKind, list[Any]]:
-    """The field's kind and its values read as Sources (None for strings)."""
-    sources = [read_field(v, i, name) for i, v in enumerate(values)]
-    strings = [s is None for s in sources]
-    if name == options.image_key:
-        if any(strings):
-            raise TypeError(
-                f"sample {strings.index(True)} field {name!r}: expected an image array, got a str"
-            )
-        return FieldKind.IMAGE, sources
-    if any(strings):
-        if not all(strings):
-            raise TypeError(
-                f"sample {strings.index(not strings[0])} field {name!r}: mixes strings and "
-                f"numbers across the batch"
-            )
-        return FieldKind.LIST, sources
-    numeric = cast("list[Source]", sources)  # no strings past this point
-    if tuple_samples:  # the stock format: the target is always an [N_i, D] array
-        for i, source in enumerate(numeric):
-            if len(source.shape) != 2 and not source.empty_list:
-                raise ValueError(
-                    f"sample {i} field {name!r}: expected a 2-D [N, D] target, but got shape "
-                    f"{list(source.shape)}"
-                )
-        return FieldKind.OBJECT, sources
-    if name in options.image_fields or len(numeric[0].shape) == 0:
-        return FieldKind.PER_IMAGE, sources
-    return FieldKind.OBJECT, sources
+Plan = BatchPlan | StackPlan
 
 
-def _counts(objects: dict[str, list[Source]], batch: int) -> list[int]:
-    """Objects per image: every per-object field of an image has the same length along dim 0."""
-    counts = [0] * batch
-    if not objects:
-        return counts
-    for i in range(batch):
-        first: str | None = None
-        for name, sources in objects.items():
-            shape = sources[i].shape
-            if len(shape) == 0:
-                raise ValueError(
-                    f"sample {i} field {name!r}: a per-object field needs its objects along "
-                    f"dimension 0, but got a 0-d value (sample 0 has shape "
-                    f"{list(sources[0].shape)})"
-                )
-            if first is None:
-                first, counts[i] = name, shape[0]
-            elif shape[0] != counts[i]:
-                raise ValueError(
-                    f"sample {i} field {name!r} has {shape[0]} objects but field {first!r} has "
-                    f"{counts[i]}; per-object fields must agree along dimension 0 (list "
-                    f"fixed-shape per-image arrays in image_fields=...)"
-                )
-    return counts
-
-
-def _promoted(name: str, dtypes: Sequence[tuple[int, torch.dtype]]) -> torch.dtype:
-    """The dtype every value of a field is converted to (torch's promotion rules); dtypes holds
-    (sample index, dtype) pairs."""
-    result = dtypes[0][1]
-    for index, dtype in dtypes[1:]:
-        if dtype is result:
-            continue
-        try:
-            result = torch.promote_types(result, dtype)
-        except RuntimeError:  # torch does not promote uint16/32/64 with other integer types
-            raise TypeError(
-                f"sample {index} field {name!r} has dtype {dtype}, which torch cannot combine "
-                f"with {result} of the samples before it; give the field one dtype"
-            ) from None
-    return result
-
-
-def _in_dtype(name: str, sources: Sequence[Source], dtype: torch.dtype) -> list[np.ndarray]:
-    return [
-        s.array if s.dtype is dtype else converted(s, dtype, i, name).array
-        for i, s in enumerate(sources)
-    ]
-
-
-def _pack(name: str, sources: list[Source], dtype: torch.dtype | None) -> PackPlan:
-    """A per-object field: [N_i, ...] values packed along dim 0 (`[]` for zero objects takes the
-    trailing shape and dtype of the other samples). dtype None: the promoted dtype."""
-    present = [(i, s) for i, s in enumerate(sources) if not s.empty_list]
-    reference_index, reference = present[0] if present else (0, sources[0])
-    trailing = reference.shape[1:]
-    for i, source in present:
-        if source.shape[1:] != trailing:
-            raise ValueError(
-                f"sample {i} field {name!r} has per-object shape {list(source.shape[1:])} "
-                f"but sample {reference_index} has {list(trailing)}"
-            )
-    if dtype is None:
-        dtype = _promoted(name, [(i, s.dtype) for i, s in present] or [(0, reference.dtype)])
-    arrays = _in_dtype(name, [s for _, s in present], dtype)
-    shape = (sum(a.shape[0] for a in arrays), *trailing)
-    return PackPlan(arrays, dtype, shape, nbytes_of(shape, dtype, name))
-
-
-def _stack(name: str, sources: list[Source]) -> PackPlan:
-    """A per-image field: values of one shape stacked to [B, ...]."""
-    shape = sources[0].shape
-    for i, source in enumerate(sources):
-        if source.shape != shape:
-            raise ValueError(
-                f"sample {i} field {name!r} has shape {list(source.shape)} but sample 0 has "
-                f"{list(shape)}; per-image fields are stacked and must agree"
-            )
-    dtype = _promoted(name, [(i, s.dtype) for i, s in enumerate(sources)])
-    out_shape = (len(sources), *shape)
-    return PackPlan(
-        _in_dtype(name, sources, dtype), dtype, out_shape, nbytes_of(out_shape, dtype, name)
-    )
+# ---- the arithmetic every planner shares --------------------------------------------------------
+def padded_size(height: int, width: int, step: int) -> tuple[int, int]:
+    """(height, width) rounded up to multiples of size_divisibility step (0 or 1: unchanged)."""
+    if step > 1:
+        return -(-height // step) * step, -(-width // step) * step
+    return height, width
 
 
 def nbytes_of(shape: Sequence[int], dtype: torch.dtype, name: str) -> int:
@@ -255,68 +166,41 @@ def nbytes_of(shape: Sequence[int], dtype: torch.dtype, name: str) -> int:
     return nbytes
 
 
-def _pad_images(
-    sources: list[Source], options: CollateOptions
-) -> tuple[PadPlan, list[tuple[int, int]]]:
-    """The image field: every image into one [B, C, H, W] batch padded to the largest (rounded
-    up to size_divisibility); also each image's (H, W)."""
-    name = options.image_key
-    first = sources[0]
-    rank, dtype = len(first.shape), first.dtype
-    if rank not in (2, 3):
-        raise ValueError(
-            f"sample 0 field {name!r}: expected an image of shape [C, H, W] (or [H, W]), but "
-            f"got shape {list(first.shape)}"
-        )
-    if options.channels_last and rank != 3:
-        raise ValueError(
-            f"channels_last=True needs [C, H, W] images, but sample 0 field {name!r} has shape "
-            f"{list(first.shape)}"
-        )
-    channels = first.shape[0] if rank == 3 else 1
-    for i, source in enumerate(sources):
-        _check_image(source, i, name, rank, dtype, channels)
-    arrays = [s.array if rank == 3 else s.array[np.newaxis] for s in sources]
-    sizes = [(int(s.shape[-2]), int(s.shape[-1])) for s in sources]
-    height = max(h for h, _ in sizes)
-    width = max(w for _, w in sizes)
-    step = options.size_divisibility
-    if step > 1:
-        height, width = -(-height // step) * step, -(-width // step) * step
-    fill = fill_bytes(options.pad_value, dtype)
-    shape = (len(sources), channels, height, width)
-    plan = PadPlan(
-        arrays,
-        dtype,
-        channels,
-        height,
-        width,
-        fill,
-        options.channels_last,
-        rank == 2,
-        nbytes_of(shape, dtype, name),
-    )
-    return plan, sizes
+def index_plan(counts: list[int], sizes: list[tuple[int, int]]) -> IndexPlan:
+    return IndexPlan(counts, sizes, (4 * len(counts) + 1 + sum(counts)) * 8)
 
 
-def _check_image(
-    source: Source, index: int, name: str, rank: int, dtype: torch.dtype, channels: int
-) -> None:
-    shape = source.shape
-    if len(shape) != rank:
-        raise ValueError(
-            f"sample {index} field {name!r}: expected a {rank}-D image like sample 0, but got "
-            f"shape {list(shape)}"
-        )
-    if source.dtype is not dtype:
-        raise TypeError(
-            f"sample {index} field {name!r} has dtype {source.dtype} but sample 0 has {dtype}; "
-            f"images of a batch must share a dtype"
-        )
-    if rank == 3 and shape[0] != channels:
-        raise ValueError(
-            f"sample {index} field {name!r} has {shape[0]} channels but sample 0 has {channels}"
-        )
+def pairs_plan(
+    image_plan: FieldPlan,
+    target_plan: FieldPlan,
+    counts: list[int],
+    sizes: list[tuple[int, int]],
+    options: CollateOptions,
+) -> BatchPlan:
+    """The plan of (image, target) samples from its two field plans."""
+    key = options.image_key
+    kinds = {key: FieldKind.IMAGE, "target": FieldKind.OBJECT}
+    layout = BatchLayout(kinds, counts, sizes, key, True)
+    fields = {key: image_plan, "target": target_plan}
+    return BatchPlan(fields, {}, index_plan(counts, sizes), layout)
+
+
+def packed_targets(
+    targets: list[torch.Tensor], dtype: torch.dtype, counts: list[int]
+) -> PackPlan | None:
+    """[N_i, D] CPU tensors of dtype packed along dim 0 by torch.cat (None unless every one is
+    2-D of one width); appends each N_i to counts."""
+    first = targets[0].shape
+    if len(first) != 2:
+        return None
+    width = first[1]
+    for target in targets:
+        shape = target.shape
+        if len(shape) != 2 or shape[1] != width:
+            return None
+        counts.append(shape[0])
+    out_shape = (sum(counts), width)
+    return PackPlan([], dtype, out_shape, nbytes_of(out_shape, dtype, "target"), targets)
 
 
 def fill_bytes(pad_value: float | bool, dtype: torch.dtype) -> bytes:
@@ -344,3 +228,10 @@ def _fill_bytes_cached(pad_value: float | bool, _key: str, dtype: torch.dtype) -
             f"(it would become {back!r})"
         )
     return bytes(element.view(torch.uint8).tolist())
+
+
+def looks_channels_last(shape: Sequence[int]) -> bool:
+    """Whether a 3-D image shape looks like [H, W, C] (a channel-sized last dimension after a
+    first one too big for channels): such images are refused with a hint, not collated as
+    [B, H, W, C] batches."""
+    return shape[-1] in (1, 3, 4) and shape[0] > 4

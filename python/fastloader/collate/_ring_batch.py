@@ -1,5 +1,6 @@
-"""Batches in shared-ring slots: a planned batch written into one slot (in a worker it then pickles
-as the slot's small handle), and a received handle opened as a DetectionBatch viewing the slot."""
+"""Batches in shared-ring slots, the receiving side: the handle a worker sends for a batch it
+wrote into a slot (``_write.write_into_ring``), and that handle opened in the main process as a
+DetectionBatch viewing the slot."""
 
 from __future__ import annotations
 
@@ -7,18 +8,10 @@ from typing import Any, NamedTuple
 
 import torch
 
-from ._plan import BatchPlan
-from ._write import threads_for, write_field, write_index
 from .batch import BatchLayout, DetectionBatch
-from .ring import SharedRing, SlotRef
+from .ring import SlotRef
 
-__all__ = ["RingBatchHandle", "open_batch", "write_into_ring"]
-
-_ALIGN = 64  # every tensor starts on a cache line (and any dtype's alignment)
-
-
-def _align(n: int) -> int:
-    return -(-n // _ALIGN) * _ALIGN
+__all__ = ["RingBatchHandle", "open_batch", "place_of"]
 
 
 class _Place(NamedTuple):
@@ -41,46 +34,8 @@ class RingBatchHandle(NamedTuple):
     layout: BatchLayout
 
 
-def write_into_ring(ring: SharedRing, plan: BatchPlan, in_worker: bool) -> DetectionBatch | None:
-    """Writes the planned batch into one slot of ring. In a worker: a batch that pickles as its
-    handle; in the main process: the batch viewing the slot under its lease. None when no slot
-    came free in time (the caller falls back to fresh memory)."""
-    planned = list(plan.tensors.items())
-    offsets, end = [], 0
-    for _, field in planned:
-        offsets.append(end)
-        end = _align(end + field.nbytes)
-    index_offset, end = end, _align(end + plan.index.nbytes)
-    grant = ring.acquire(max(end, _ALIGN), wait=in_worker)
-    if grant is None:
-        return None
-    try:
-        slot = torch.from_numpy(grant.memory)
-        threads = threads_for(plan.nbytes)
-        written = {
-            name: write_field(field, slot[offset : offset + field.nbytes], threads)
-            for (name, field), offset in zip(planned, offsets, strict=True)
-        }
-        index = write_index(plan.index, slot[index_offset : index_offset + plan.index.nbytes])
-    except BaseException:
-        ring.release(grant.ref)
-        raise
-    # Offsets from the plan, not data_ptr() arithmetic: an empty tensor's data_ptr() is 0.
-    places = {
-        name: _place(written[name], offset)
-        for (name, _), offset in zip(planned, offsets, strict=True)
-    }
-    handle = RingBatchHandle(
-        grant.ref, places, _place(index, index_offset), dict(plan.lists), plan.layout
-    )
-    if not in_worker:
-        return open_batch(handle)
-    batch = DetectionBatch(_fields(plan.layout, written, plan.lists), index, plan.layout)
-    batch._reduce_as = (open_batch, (handle,))  # the main process maps the slot
-    return batch
-
-
-def _place(tensor: torch.Tensor, offset: int) -> _Place:
+def place_of(tensor: torch.Tensor, offset: int) -> _Place:
+    """Where tensor lies in its slot (offset: bytes from the slot start to element 0)."""
     return _Place(offset, tensor.dtype, tuple(tensor.shape), tuple(tensor.stride()))
 
 

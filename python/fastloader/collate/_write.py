@@ -1,5 +1,6 @@
-"""Allocating a planned batch and writing its fields with the copy kernels (fresh memory of the
-requested kind: pooled, pinned, shared or plain)."""
+"""Writing a plan: allocating its memory (fresh memory of the requested kind: pooled, pinned,
+shared or plain; or one slot of the shared ring) and copying every field with the kernels (or
+torch, or the field's own writer). The only stage that allocates output memory or writes it."""
 
 from __future__ import annotations
 
@@ -11,34 +12,36 @@ from torch.utils.data import get_worker_info
 from .. import _C
 from .._util.pool import pooled_bytes
 from .._util.threads import native_threads
-from ._plan import BatchPlan, FieldPlan, IndexPlan, PackPlan, PadPlan
-from .batch import DetectionBatch
+from ._plan import (
+    PARALLEL_MIN_BYTES,
+    POOL_MIN_BYTES,
+    BatchPlan,
+    FieldPlan,
+    IndexPlan,
+    PackPlan,
+    PadPlan,
+    StackPlan,
+    WritePlan,
+)
+from ._ring_batch import RingBatchHandle, open_batch, place_of
+from .batch import BatchLayout, DetectionBatch, FieldKind
+from .ring import SharedRing
 
 __all__ = [
-    "POOL_MIN_BYTES",
+    "MEMORY_KINDS",
     "allocate",
     "resolve_memory",
     "threads_for",
     "write_batch",
     "write_field",
     "write_index",
+    "write_into_ring",
+    "write_stacked",
 ]
 
 MEMORY_KINDS = ("auto", "pooled", "pinned", "shared", "plain")
-
-# Below this many output bytes a batch is copied by the calling thread alone, with no thread
-# started. A per-call thread must wait for a time slice when the cores are busy (a DataLoader's
-# workers, other jobs): measured here on 2 loaded cores (pad_images, 3xHxW uint8, medians of 9-11
-# interleaved runs), one thread vs two: 1.2 MB 69 vs 113 us, 4.9 MB 346 us vs 3.8 ms, 9.8 MB
-# 736 vs 983 us, 19.7 MB 1.45 vs 1.55 ms; from 39 MB two threads win (14.1 vs 12.8 ms).
-PARALLEL_MIN_BYTES = 32 << 20
-
-
-# Below this many bytes a "pooled" batch takes memory from torch's allocator instead: malloc reuses
-# freed memory of that size as cheaply, without the pool's per-batch cost (measured here: 15 us a
-# batch for its block's Python wrappers, a third of copying 8 x 3x224x224 uint8). The pool pays
-# for itself on big batches, whose fresh pages would fault in (100+ MB: ~1.9 GB/s here).
-POOL_MIN_BYTES = 16 << 20
+_ALIGN = 64  # in a ring slot every tensor starts on a cache line (and any dtype's alignment)
+_STRIDED = torch.strided
 
 
 def threads_for(nbytes: int) -> int:
@@ -77,10 +80,13 @@ def allocate(nbytes: int, memory: str) -> torch.Tensor:
     return torch.empty(nbytes, dtype=torch.uint8)
 
 
+# ---- fields ------------------------------------------------------------------------------------
 def write_field(plan: FieldPlan, raw: torch.Tensor, threads: int) -> torch.Tensor:
     """Copies the field into raw (1-D uint8, plan.nbytes long) and returns its typed view."""
-    if isinstance(plan, PadPlan) and plan.reader is not None:
-        return plan.reader(raw)
+    if isinstance(plan, WritePlan):
+        field = _as_dtype(raw, plan.dtype).view(plan.shape)
+        plan.write(field)
+        return field
     if isinstance(plan, PadPlan) and plan.exact_tensors is not None:
         # Unpadded images: torch.stack with torch's threads, as the stock collate copies them.
         shape = (len(plan.exact_tensors), plan.channels, plan.height, plan.width)
@@ -126,15 +132,80 @@ def write_index(plan: IndexPlan, raw: torch.Tensor) -> torch.Tensor:
     return index
 
 
+def _fields(layout: BatchLayout, tensors: dict[str, Any], lists: dict[str, list]) -> dict:
+    return {name: tensors[name] if name in tensors else lists[name] for name in layout.kinds}
+
+
+# ---- whole batches -------------------------------------------------------------------------------
 def write_batch(plan: BatchPlan, memory: str) -> DetectionBatch:
     """The planned batch in fresh memory of kind memory (resolved), one block per field."""
     threads = threads_for(plan.nbytes)
-    fields: dict[str, object] = {}
-    for name in plan.layout.kinds:
-        field = plan.tensors.get(name)
-        if field is None:
-            fields[name] = plan.lists[name]
-        else:
-            fields[name] = write_field(field, allocate(field.nbytes, memory), threads)
+    written = {
+        name: write_field(field, allocate(field.nbytes, memory), threads)
+        for name, field in plan.tensors.items()
+    }
     index = write_index(plan.index, allocate(plan.index.nbytes, memory))
-    return DetectionBatch(fields, index, plan.layout)
+    return DetectionBatch(_fields(plan.layout, written, plan.lists), index, plan.layout)
+
+
+def write_stacked(plan: StackPlan) -> DetectionBatch | None:
+    """The StackPlan's batch, stacked and concatenated by torch into memory from torch's
+    allocator. None when torch refuses the tensors (devices, layouts or target widths differ:
+    the planner read those once, not per sample); the general planner then names the problem."""
+    try:
+        stacked = torch.stack(plan.images)
+        packed = torch.cat(plan.targets)
+    except RuntimeError:
+        return None
+    if stacked.layout is not _STRIDED or packed.layout is not _STRIDED or not packed.is_cpu:
+        return None
+    size, (height, width) = len(plan.images), stacked.shape[2:]
+    index = torch.empty(4 * size + 1 + packed.shape[0], dtype=torch.int64)
+    _C.write_index_block(plan.counts, [height, width] * size, index.numpy())
+    key = plan.image_key
+    kinds = {key: FieldKind.IMAGE, "target": FieldKind.OBJECT}
+    layout = BatchLayout(kinds, plan.counts, [(height, width)] * size, key, True)
+    return DetectionBatch({key: stacked, "target": packed}, index, layout)
+
+
+def _align(n: int) -> int:
+    return -(-n // _ALIGN) * _ALIGN
+
+
+def write_into_ring(ring: SharedRing, plan: BatchPlan, in_worker: bool) -> DetectionBatch | None:
+    """Writes the planned batch into one slot of ring. In a worker: a batch that pickles as its
+    handle; in the main process: the batch viewing the slot under its lease. None when no slot
+    came free in time (the caller falls back to fresh memory)."""
+    planned = list(plan.tensors.items())
+    offsets, end = [], 0
+    for _, field in planned:
+        offsets.append(end)
+        end = _align(end + field.nbytes)
+    index_offset, end = end, _align(end + plan.index.nbytes)
+    grant = ring.acquire(max(end, _ALIGN), wait=in_worker)
+    if grant is None:
+        return None
+    try:
+        slot = torch.from_numpy(grant.memory)
+        threads = threads_for(plan.nbytes)
+        written = {
+            name: write_field(field, slot[offset : offset + field.nbytes], threads)
+            for (name, field), offset in zip(planned, offsets, strict=True)
+        }
+        index = write_index(plan.index, slot[index_offset : index_offset + plan.index.nbytes])
+    except BaseException:
+        ring.release(grant.ref)
+        raise
+    # Offsets from the plan, not data_ptr() arithmetic: an empty tensor's data_ptr() is 0.
+    places = {
+        name: place_of(written[name], offset)
+        for (name, _), offset in zip(planned, offsets, strict=True)
+    }
+    handle = RingBatchHandle(
+        grant.ref, places, place_of(index, index_offset), dict(plan.lists), plan.layout
+    )
+    if not in_worker:
+        return open_batch(handle)
+    batch = DetectionBatch(_fields(plan.layout, written, plan.lists), index, plan.layout)
+    batch._reduce_as = (open_batch, (handle,))  # the main process maps the slot
+    return batch

@@ -1,11 +1,12 @@
-"""Detection collate: padded images and ragged per-object fields, copied natively into one buffer
-each. DetectionCollate is the entry point; it reads the samples (_samples.py), plans every field
-(_plan.py), then writes them into fresh memory (_write.py) or a ring slot (_ring_batch.py)."""
+"""DetectionCollate: the collate_fn. One call is: the planners, in order, until one returns a
+plan (``PLANNERS``; see the package docstring for the walk of one batch), then the writer puts
+the plan into a shared-ring slot or fresh memory (``_write``)."""
 
 from __future__ import annotations
 
+import copy
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -13,16 +14,17 @@ from torch.utils.data import get_worker_info
 
 from .. import _C
 from .._util.checks import boolean, non_negative_int
-from ..io.deferred import DeferredSamples
-from ._pairs import collate_same_size_pairs, plan_deferred, plan_pairs
-from ._plan import CollateOptions, plan_batch
-from ._ring_batch import write_into_ring
-from ._samples import INDEX_KEY, REAL_DTYPES, as_dicts
-from ._write import MEMORY_KINDS, resolve_memory, write_batch
+from ._deferred import plan_deferred
+from ._general import plan_general
+from ._pairs import plan_pairs, plan_same_size_pairs
+from ._plan import MAX_SIZE_DIVISIBILITY, CollateOptions, Plan, StackPlan
+from ._samples import INDEX_KEY, REAL_DTYPES
+from ._write import MEMORY_KINDS, resolve_memory, write_batch, write_into_ring, write_stacked
 from .batch import DetectionBatch
-from .ring import SharedRing, check_slots, check_timeout
+from .ring import RingClosedError, SharedRing, check_slots, check_timeout
 
 __all__ = [
+    "PLANNERS",
     "DetectionBatch",
     "DetectionCollate",
     "buffer_pool_stats",
@@ -31,9 +33,18 @@ __all__ = [
     "set_buffer_pool_limit",
 ]
 
-# Far above any real stride (32..512) yet small enough that padded sizes stay far from int64.
-MAX_SIZE_DIVISIBILITY = 1 << 16
 _INT64_MAX = (1 << 63) - 1
+
+Planner = Callable[[Any, CollateOptions], "Plan | None"]
+# The planners, tried in order: each returns a plan or None ("not mine"), and never writes.
+# The first three are fast paths for common batches; plan_general takes (or refuses, naming the
+# problem) whatever is left. A new kind of batch is one planner in its own module, listed here.
+PLANNERS: tuple[Planner, ...] = (
+    plan_same_size_pairs,  # small same-size tensor pairs: torch.stack / torch.cat (StackPlan)
+    plan_deferred,  # images still to be written (in their files, or augmented on the way in)
+    plan_pairs,  # (image tensor, target tensor) pairs: no per-sample objects
+    plan_general,  # anything else: dicts, numpy, numbers, lists, strings; every error named
+)
 
 
 class DetectionCollate:
@@ -82,32 +93,117 @@ class DetectionCollate:
         ring_slots: int = 64,
         ring_timeout: float = 2.0,
     ) -> None:
-        self.size_divisibility: int = _size_divisibility(size_divisibility)
-        if not isinstance(pad_value, numbers.Real):
-            raise TypeError(
-                f"pad_value should be a real number, but got {type(pad_value).__name__}"
-            )
-        self.pad_value: float | bool = pad_value
-        self.channels_last: bool = boolean(channels_last, "channels_last")
-        if not isinstance(image_key, str) or not image_key:
-            raise TypeError(f"image_key should be a non-empty str, but got {image_key!r}")
-        if image_key == INDEX_KEY:
-            raise ValueError(
-                f"image_key={image_key!r} is reserved for the batch's index block "
-                f"(DetectionBatch.tensors())"
-            )
-        self.image_key: str = image_key
-        self.image_fields: tuple[str, ...] = _image_fields(image_fields, image_key)
-        if target_dtype is not None and target_dtype not in REAL_DTYPES:
-            raise TypeError(
-                f"target_dtype should be a real torch.dtype or None, but got {target_dtype!r}"
-            )
-        self.target_dtype: torch.dtype | None = target_dtype
         if memory not in MEMORY_KINDS:
             raise ValueError(f"memory should be one of {MEMORY_KINDS}, but got memory={memory!r}")
-        self.memory: str = memory
-        self.shared_ring: bool = boolean(shared_ring, "shared_ring")
+        self._shared_ring: bool = boolean(shared_ring, "shared_ring")
+        self._settings: dict[str, Any] = {
+            "memory": memory,
+            "image_key": "image",
+            "image_fields": (),
+        }
+        self.size_divisibility = size_divisibility
+        self.pad_value = pad_value
+        self.channels_last = channels_last
+        self.image_key = image_key
+        self.image_fields = image_fields
+        self.target_dtype = target_dtype
+        self.memory = memory
         self._ring: SharedRing | None = _new_ring(shared_ring, memory, ring_slots, ring_timeout)
+        self._owns_ring = self._ring is not None
+
+    # ---- settings: checked when set, after construction too ---------------------------------
+    @property
+    def size_divisibility(self) -> int:
+        return self._settings["size_divisibility"]
+
+    @size_divisibility.setter
+    def size_divisibility(self, value: int) -> None:
+        self._set("size_divisibility", _size_divisibility(value))
+
+    @property
+    def pad_value(self) -> float | bool:
+        return self._settings["pad_value"]
+
+    @pad_value.setter
+    def pad_value(self, value: float | bool) -> None:
+        if not isinstance(value, numbers.Real):
+            raise TypeError(f"pad_value should be a real number, but got {type(value).__name__}")
+        self._set("pad_value", value)
+
+    @property
+    def channels_last(self) -> bool:
+        return self._settings["channels_last"]
+
+    @channels_last.setter
+    def channels_last(self, value: bool) -> None:
+        self._set("channels_last", boolean(value, "channels_last"))
+
+    @property
+    def image_key(self) -> str:
+        return self._settings["image_key"]
+
+    @image_key.setter
+    def image_key(self, value: str) -> None:
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"image_key should be a non-empty str, but got {value!r}")
+        if value == INDEX_KEY:
+            raise ValueError(
+                f"image_key={value!r} is reserved for the batch's index block "
+                f"(DetectionBatch.tensors())"
+            )
+        if value in self._settings["image_fields"]:
+            raise ValueError(f"image_fields should not contain the image_key {value!r}")
+        self._set("image_key", value)
+
+    @property
+    def image_fields(self) -> tuple[str, ...]:
+        return self._settings["image_fields"]
+
+    @image_fields.setter
+    def image_fields(self, value: Iterable[str]) -> None:
+        self._set("image_fields", _image_fields(value, self.image_key))
+
+    @property
+    def target_dtype(self) -> torch.dtype | None:
+        return self._settings["target_dtype"]
+
+    @target_dtype.setter
+    def target_dtype(self, value: torch.dtype | None) -> None:
+        if value is not None and value not in REAL_DTYPES:
+            raise TypeError(f"target_dtype should be a real torch.dtype or None, but got {value!r}")
+        self._set("target_dtype", value)
+
+    @property
+    def memory(self) -> str:
+        return self._settings["memory"]
+
+    @memory.setter
+    def memory(self, value: str) -> None:
+        if value not in MEMORY_KINDS:
+            raise ValueError(f"memory should be one of {MEMORY_KINDS}, but got memory={value!r}")
+        _check_ring_memory(self._shared_ring, value)
+        self._set("memory", value)
+
+    @property
+    def shared_ring(self) -> bool:
+        """Whether this collate was made with a ring (read-only: make a new DetectionCollate)."""
+        return self._shared_ring
+
+    def _set(self, name: str, value: Any) -> None:
+        self._settings[name] = value
+        if "target_dtype" not in self._settings:
+            return  # still in __init__
+        # The options the planners read, for batches that may live in torch's memory (no ring,
+        # pooled or plain) and for the others.
+        self._options = CollateOptions(
+            self.size_divisibility,
+            self.pad_value,
+            self.channels_last,
+            self.image_key,
+            self.image_fields,
+            self.target_dtype,
+        )
+        self._options_elsewhere = self._options._replace(torch_memory=False)
 
     @property
     def ring(self) -> SharedRing | None:
@@ -116,10 +212,25 @@ class DetectionCollate:
 
     def close_ring(self) -> None:
         """Unlinks the ring's files now (they are also removed when this collate is freed and at
-        exit); batches still held stay valid. Later calls fall back to fresh memory."""
-        if self._ring is not None:
-            self._ring.close()
-            self._ring = None
+        exit); batches still held stay valid. Later calls fall back to fresh memory. On a copy
+        made by pickling (in this process or another), only this copy stops using the ring."""
+        ring, self._ring = self._ring, None
+        if ring is not None and self._owns_ring:
+            ring.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A pickled copy shares the ring (how DataLoader workers reach it) but does not own it.
+        state = self.__dict__.copy()
+        state["_owns_ring"] = False
+        return state
+
+    def __deepcopy__(self, memo: dict) -> DetectionCollate:
+        """A copy with a ring of its own (SharedRing's deepcopy makes a new one in the owner), so
+        closing one never breaks the other."""
+        twin = type(self).__new__(type(self))
+        memo[id(self)] = twin
+        twin.__dict__.update({k: copy.deepcopy(v, memo) for k, v in self.__dict__.items()})
+        return twin
 
     def __repr__(self) -> str:
         return (
@@ -132,37 +243,40 @@ class DetectionCollate:
 
     # ---- the collate ----------------------------------------------------------------------
     def __call__(self, batch: Sequence[Any]) -> DetectionBatch:
-        """Reads the samples, plans every field (all checks before any allocation), writes."""
-        options = self._options()
-        if self._ring is None and resolve_memory(self.memory) in ("pooled", "plain"):
-            done = collate_same_size_pairs(batch, options)  # small batches: no plan objects
-            if done is not None:
-                return done
-        # Images still in their files (VOCDetection(read_into_batch=True)): read into place.
-        plan = plan_deferred(batch, options) if isinstance(batch, DeferredSamples) else None
-        if plan is None:
-            if isinstance(batch, DeferredSamples):
-                batch = list(batch)  # reads the images: the paths below
-            plan = plan_pairs(batch, options)  # the common case, without per-sample objects
-        if plan is None:
-            samples, tuple_samples = as_dicts(batch, self.image_key)
-            plan = plan_batch(samples, tuple_samples, options)
-        if self._ring is not None:
-            # Every field in one slot of the shared ring; None when no slot came free in time.
-            in_ring = write_into_ring(self._ring, plan, in_worker=get_worker_info() is not None)
-            if in_ring is not None:
-                return in_ring
-        return write_batch(plan, resolve_memory(self.memory))
+        """The first plan the planners give (all checks before any allocation), written into a
+        ring slot or fresh memory."""
+        ring, memory = self._ring, resolve_memory(self.memory)
+        torch_memory = ring is None and memory in ("pooled", "plain")
+        options = self._options if torch_memory else self._options_elsewhere
+        for planner in PLANNERS:
+            plan = planner(batch, options)
+            if plan is None:
+                continue
+            if isinstance(plan, StackPlan):
+                done = write_stacked(plan)
+                if done is not None:
+                    return done
+                continue  # torch refused the tensors: the next planner takes the batch
+            if ring is not None:
+                # Every field in one slot of the shared ring; None when no slot came free in time.
+                try:
+                    in_ring = write_into_ring(ring, plan, in_worker=get_worker_info() is not None)
+                except RingClosedError:
+                    if get_worker_info() is not None:
+                        raise
+                    self._ring = None  # closed by its owner: fresh memory from now on
+                    in_ring = None
+                if in_ring is not None:
+                    return in_ring
+            return write_batch(plan, memory)
+        raise AssertionError("plan_general plans every batch or raises")  # pragma: no cover
 
-    def _options(self) -> CollateOptions:
-        # Read per call: the settings are plain attributes a user may change.
-        return CollateOptions(
-            self.size_divisibility,
-            self.pad_value,
-            self.channels_last,
-            self.image_key,
-            self.image_fields,
-            self.target_dtype,
+
+def _check_ring_memory(shared_ring: bool, memory: str) -> None:
+    if shared_ring and memory not in ("auto", "shared", "pinned"):
+        raise ValueError(
+            f"shared_ring=True puts batches in shared (and, with CUDA, pinned) memory; it "
+            f"cannot be combined with memory={memory!r} (use memory='auto')"
         )
 
 
@@ -196,11 +310,7 @@ def _new_ring(shared_ring: bool, memory: str, slots: Any, timeout: Any) -> Share
     slots, timeout = check_slots(slots, "ring_slots"), check_timeout(timeout, "ring_timeout")
     if not shared_ring:
         return None
-    if memory not in ("auto", "shared", "pinned"):
-        raise ValueError(
-            f"shared_ring=True puts batches in shared (and, with CUDA, pinned) memory; it "
-            f"cannot be combined with memory={memory!r} (use memory='auto')"
-        )
+    _check_ring_memory(shared_ring, memory)
     if get_worker_info() is not None:
         raise RuntimeError(
             "DetectionCollate(shared_ring=True) must be created in the main process, before "

@@ -37,6 +37,7 @@ from .._util.processes import pid_alive as _pid_alive
 __all__ = [
     "MAX_RING_SLOTS",
     "RING_FILE_PREFIX",
+    "RingClosedError",
     "SharedRing",
     "SlotGrant",
     "SlotLease",
@@ -64,6 +65,10 @@ _FREE, _WORKER, _MAIN = 0, 1, 2
 _WAITS, _FALLBACKS, _GROWS, _BATCHES, _NEXT_TICKET, _CLOSED = range(6)
 _COLUMNS = 8
 _ROW_BYTES = _COLUMNS * 8
+
+
+class RingClosedError(RuntimeError):
+    """The ring's owner closed it (or was freed): its files are gone."""
 
 
 def check_slots(value: Any, name: str = "slots") -> int:
@@ -478,7 +483,7 @@ class SharedRing:
         try:
             state = _Local(self._path("header"), self.slots)
         except FileNotFoundError:
-            raise RuntimeError(
+            raise RingClosedError(
                 f"the shared ring {self.name} was closed (its DetectionCollate was freed or "
                 f"close_ring() was called); make a new DetectionCollate(shared_ring=True)"
             ) from None
@@ -534,7 +539,7 @@ class SharedRing:
         while True:
             with self._locked() as header:
                 if header[self.slots, _CLOSED]:
-                    raise RuntimeError(f"the shared ring {self.name} was closed")
+                    raise RingClosedError(f"the shared ring {self.name} was closed")
                 grant = self._take(header, nbytes)
                 if grant is None and time.monotonic() >= deadline:
                     header[self.slots, _FALLBACKS] += 1
