@@ -1,4 +1,5 @@
-"""Module-level datasets and collate wrappers for DataLoader tests (spawn workers import them)."""
+"""Module-level datasets and collate wrappers for DataLoader tests (spawn workers import them),
+and the references the collate tests compare against."""
 
 from __future__ import annotations
 
@@ -52,3 +53,58 @@ def collate_reporting_shared(samples: Any) -> Any:
     in_worker = torch.utils.data.get_worker_info() is not None
     shared = {name: bool(t.is_shared()) for name, t in _tensors(batch).items()}
     return batch, in_worker, shared
+
+
+# ---- references ----------------------------------------------------------------------------
+def as_tensor(value):
+    return (
+        torch.from_numpy(np.array(value, order="C", copy=True))
+        if isinstance(value, np.ndarray)
+        else value
+    )
+
+
+def reference_images(images, size_divisibility=0, pad_value=0):
+    """Plain-Python padding, as detectron2's ImageList does it."""
+    images = [as_tensor(i) for i in images]
+    h = max(i.shape[-2] for i in images)
+    w = max(i.shape[-1] for i in images)
+    if size_divisibility > 1:
+        h = -(-h // size_divisibility) * size_divisibility
+        w = -(-w // size_divisibility) * size_divisibility
+    out = images[0].new_full((len(images), *images[0].shape[:-2], h, w), pad_value)
+    for k, image in enumerate(images):
+        out[k, ..., : image.shape[-2], : image.shape[-1]].copy_(image)
+    return out
+
+
+def assert_same(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    assert actual.dtype == expected.dtype
+    assert actual.shape == expected.shape
+    assert torch.equal(actual, expected), (actual, expected)
+
+
+def random_image(rng, dtype, c, h, w, numpy):
+    if dtype.is_floating_point:
+        t = torch.from_numpy(rng.standard_normal((c, h, w))).to(dtype)
+    elif dtype == torch.bool:
+        t = torch.from_numpy(rng.integers(0, 2, (c, h, w)).astype(bool))
+    else:
+        info = torch.iinfo(dtype)
+        lo, hi = max(info.min, -1000), min(info.max, 1000)
+        t = torch.from_numpy(rng.integers(lo, hi + 1, (c, h, w))).to(dtype)
+    return t.numpy() if numpy else t
+
+
+def pair(c=3, h=4, w=4, n=1, d=5, dtype=torch.uint8):
+    return torch.zeros(c, h, w, dtype=dtype), torch.zeros(n, d)
+
+
+def dict_sample(n=2, **extra):
+    sample = {
+        "image": torch.zeros(3, 4, 4),
+        "boxes": torch.zeros(n, 4),
+        "labels": torch.zeros(n, dtype=torch.int64),
+    }
+    sample.update(extra)
+    return sample

@@ -38,10 +38,11 @@ _INT64_MAX = (1 << 63) - 1
 Planner = Callable[[Any, CollateOptions], "Plan | None"]
 # The planners, tried in order: each returns a plan or None ("not mine"), and never writes.
 # The first three are fast paths for common batches; plan_general takes (or refuses, naming the
-# problem) whatever is left. A new kind of batch is one planner in its own module, listed here.
+# problem) whatever is left. A new kind of batch is one planner in its own module, listed here
+# before plan_general (the walk of one batch: the package docstring).
 PLANNERS: tuple[Planner, ...] = (
-    plan_same_size_pairs,  # small same-size tensor pairs: torch.stack / torch.cat (StackPlan)
     plan_deferred,  # images still to be written (in their files, or augmented on the way in)
+    plan_same_size_pairs,  # small same-size tensor pairs: torch.stack / torch.cat (StackPlan)
     plan_pairs,  # (image tensor, target tensor) pairs: no per-sample objects
     plan_general,  # anything else: dicts, numpy, numbers, lists, strings; every error named
 )
