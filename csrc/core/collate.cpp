@@ -29,8 +29,8 @@ int64_t checked_add(int64_t a, int64_t b, const char* what) {
 
 namespace {
 
-// Below this many output bytes per thread a thread costs more than it saves (measured here: a
-// second std::thread loses at 2.5 MB, breaks even at 5 MB and wins from ~8 MB on).
+// Below this many output bytes per thread, starting a thread costs more than its share of the
+// copy saves (figures: bench/results/collate_steps.md).
 constexpr int64_t kMinBytesPerThread = int64_t{4} << 20;
 
 std::string shape_string(const std::vector<int64_t>& shape) {

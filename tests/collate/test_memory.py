@@ -129,13 +129,16 @@ def test_dataloader_workers_use_shared_memory(context):
     assert seen == 3
 
 
-def test_dataloader_in_main_process_dict_samples():
+def test_item31_dataloader_in_main_process_dict_samples():
     ds = RaggedSamples(6, dtype=torch.float32, as_dict=True)
     loader = DataLoader(ds, batch_size=3, collate_fn=DetectionCollate(size_divisibility=32))
+    seen = 0
     for k, batch in enumerate(loader):
         samples = [ds[i] for i in range(3 * k, 3 * k + 3)]
         assert_same(batch.images, reference_images([s["image"] for s in samples], 32))
         assert_same(batch.packed("landmarks"), torch.cat([s["landmarks"] for s in samples]))
+        seen += 1
+    assert seen == 2
 
 
 @pytest.mark.gpu
@@ -176,6 +179,9 @@ def test_cuda_dataloader_pin_memory_thread():
         pin_memory=True,
         collate_fn=fast_detection_collate,
     )
+    seen = 0
     for batch in loader:
         assert batch.is_pinned() and batch.images.is_pinned()
         assert all(t.is_pinned() for t in batch[1])
+        seen += 1
+    assert seen == 2

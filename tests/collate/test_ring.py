@@ -130,7 +130,7 @@ def test_held_batches_are_never_overwritten():
 
 
 @pytest.mark.multiprocess
-def test_workers_wait_for_slots_the_loop_frees():
+def test_item32_workers_wait_for_slots_the_loop_frees():
     ds = RaggedSamples(48)
     # Slots for 2 workers * prefetch_factor 2 in flight plus the 2 batches the loop keeps: every
     # batch the DataLoader waits for can get a slot (with fewer, a later batch could take the
@@ -147,25 +147,28 @@ def test_workers_wait_for_slots_the_loop_frees():
             del oldest
     for old, oldest in window:
         assert_batches_equal(oldest, expected(ds, 2, old))
+    assert k == 23
     stats = collate.ring.stats()
-    assert stats["waits"] > 0 and stats["fallbacks"] == 0 and stats["batches"] == 24
+    # Whether a worker had to wait depends on the machine's speed (issue 18 item 32): the wait
+    # itself is tested without timing in test_issue18.py.
+    assert stats["fallbacks"] == 0 and stats["batches"] == 24
     del window, oldest, batch
     collate.close_ring()
 
 
 @pytest.mark.multiprocess
-def test_two_dataloaders_share_one_ring_at_once():
+def test_item31_two_dataloaders_share_one_ring_at_once():
     """Supported, not an error: slots are claimed under the ring's lock by whichever process."""
     first, second = RaggedSamples(12), RaggedSamples(12, as_dict=True)
     collate = DetectionCollate(shared_ring=True, ring_slots=8)
     loaders = [
         DataLoader(ds, batch_size=3, num_workers=1, collate_fn=collate) for ds in (first, second)
     ]
-    for k, (a, b) in enumerate(zip(*loaders, strict=False)):
+    for k, (a, b) in enumerate(zip(*loaders, strict=True)):
         assert a._lease is not None and b._lease is not None
         assert_batches_equal(a, expected(first, 3, k))
         assert_batches_equal(b, expected(second, 3, k))
-    assert collate.ring.stats()["fallbacks"] == 0
+    assert k == 3 and collate.ring.stats()["fallbacks"] == 0
     del a, b, loaders
     collate.close_ring()
 
@@ -244,14 +247,16 @@ def test_closed_ring_is_a_clear_error_for_a_worker_and_falls_back_in_main():
 
 # pin_memory=True on CPU-only torch is the point of this test; torch's notice about it is expected.
 @pytest.mark.filterwarnings("ignore:'pin_memory' argument is set as true")
-def test_cpu_path_never_touches_cuda():
+def test_item31_cpu_path_never_touches_cuda():
     if torch.cuda.is_available():
         pytest.skip("checks the CPU-only path")
     ds = RaggedSamples(8)
     collate = DetectionCollate(shared_ring=True)
+    seen = 0
     for batch in DataLoader(ds, batch_size=4, collate_fn=collate, pin_memory=True):
         assert batch._lease is not None and not batch.is_pinned()
-    assert not torch.cuda.is_initialized()
+        seen += 1
+    assert seen == 2 and not torch.cuda.is_initialized()
     collate.close_ring()
 
 
@@ -267,9 +272,12 @@ def test_abandoned_epoch_slots_come_back(persistent):
         if k == 1:
             break  # batches already written by the workers are never received
     del _batch
+    seen = 0
     for k, batch in enumerate(loader):  # the next epoch still finds slots, and right contents
         assert_batches_equal(batch, expected(ds, 2, k))
         assert batch._lease is not None
+        seen += 1
+    assert seen == 20
     del batch, loader  # non-persistent workers exit; persistent ones drained the queue on reset
     gc.collect()
     deadline = time.monotonic() + 10
@@ -407,6 +415,7 @@ def test_batches_arrive_pinned_and_copy_correctly():
     collate = DetectionCollate(shared_ring=True, ring_slots=4)
     loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate, pin_memory=True)
     for _ in range(2):
+        k = -1
         for k, batch in enumerate(loader):
             assert batch._lease is not None and batch.is_pinned()
             assert batch.pin_memory() is batch
@@ -415,8 +424,9 @@ def test_batches_arrive_pinned_and_copy_correctly():
             del batch  # the slot is reused only after the copy completed (event)
             torch.cuda.synchronize()
             assert torch.equal(on_gpu.images.cpu(), want.images)
-            for got, ref in zip(on_gpu[1], want[1], strict=False):
+            for got, ref in zip(on_gpu[1], want[1], strict=True):
                 assert torch.equal(got.cpu(), ref)
+        assert k == 2
     collate.close_ring()
 
 

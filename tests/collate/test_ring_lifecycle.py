@@ -115,7 +115,8 @@ def test_item06_no_fd_leak_over_200_ring_cycles():
     for _ in range(200):
         cycle()
     gc.collect()
-    assert open_fds() == before
+    # Flat: no fd per ring (fewer is fine: an earlier test's objects may close theirs meanwhile).
+    assert open_fds() <= before
     assert not ring_files()
 
 

@@ -3,6 +3,7 @@ and the references the collate tests compare against."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -108,3 +109,14 @@ def dict_sample(n=2, **extra):
     }
     sample.update(extra)
     return sample
+
+
+class DeepcopyInWorker:
+    """A collate_fn that collates, deep-copies the batch in the worker, and sends both."""
+
+    def __init__(self, collate: Any) -> None:
+        self.collate = collate
+
+    def __call__(self, samples: Any) -> Any:
+        batch = self.collate(samples)
+        return batch, copy.deepcopy(batch)

@@ -61,7 +61,7 @@ def test_in_dataloader_workers_with_the_shared_ring(tmp_path):
     collate.close_ring()
 
 
-def test_other_collate_fns_see_ordinary_samples(tmp_path):
+def test_item31_other_collate_fns_see_ordinary_samples(tmp_path):
     eager, deferred = datasets(tmp_path)
     fetched = deferred.__getitems__([1, 2, 3])
     assert len(fetched) == 3
@@ -69,7 +69,7 @@ def test_other_collate_fns_see_ordinary_samples(tmp_path):
         image, target = got
         assert torch.equal(image, eager[index][0]) and torch.equal(target, eager[index][1])
     assert fetched[-1][0] is fetched[2][0]  # read once, then kept
-    assert [torch.equal(s[0], eager[i][0]) for s, i in zip(fetched[1:], (2, 3), strict=True)]
+    assert all(torch.equal(s[0], eager[i][0]) for s, i in zip(fetched[1:], (2, 3), strict=True))
     with pytest.raises(IndexError):
         fetched[3]
     loader = DataLoader(deferred, batch_size=1, collate_fn=lambda batch: batch)

@@ -45,12 +45,22 @@ def _fields(layout: BatchLayout, tensors: dict[str, Any], lists: dict[str, list]
 
 def open_batch(handle: RingBatchHandle) -> DetectionBatch:
     """The handle's batch as zero-copy views of its slot (main process); the slot is freed when
-    the last of them is."""
+    the last of them is. Each tensor gets a storage of its own over its bytes of the slot (not
+    views of one storage in several dtypes, which torch.save refuses)."""
     whole, lease = handle.slot.ring.open_slot(handle.slot)
+    memory = whole.numpy()  # holds the slot's lease, as every array cut from it does
 
     def view(place: _Place) -> torch.Tensor:
-        typed = whole.view(place.dtype)
-        return typed.as_strided(place.shape, place.stride, place.offset // place.dtype.itemsize)
+        itemsize = place.dtype.itemsize
+        if 0 in place.shape:
+            span = 0
+        else:
+            span = 1 + sum(
+                (n - 1) * step for n, step in zip(place.shape, place.stride, strict=True)
+            )
+        raw = torch.from_numpy(memory[place.offset : place.offset + span * itemsize])
+        typed = raw if place.dtype is torch.uint8 else raw.view(place.dtype)
+        return typed.as_strided(place.shape, place.stride)
 
     tensors = {name: view(place) for name, place in handle.tensors.items()}
     batch = DetectionBatch(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import enum
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -37,8 +38,40 @@ class BatchLayout(NamedTuple):
 class DetectionBatch:
     """A collated detection batch: one tensor per field, per-image views built on demand.
 
-    For ``(image, target)`` samples it unpacks like the stock ``detection_collate`` result:
-    ``images, targets = batch`` with ``targets`` a list of ``[N_i, D]`` views into one buffer.
+    Made by :class:`~fastloader.DetectionCollate`; each field's values of every image live in
+    one tensor: the image padded to ``[B, C, H, W]`` (``[B, H, W]`` for ``[H, W]`` images),
+    per-object fields packed along dim 0 (``[sum N_i, ...]``, with ``counts``, ``offsets`` and
+    ``batch_index`` saying which rows are whose), per-image fields stacked (``[B, ...]``),
+    string fields kept as lists.
+
+    It unpacks as ``images, targets = batch``: for ``(image, target)`` samples like the stock
+    ``detection_collate`` (``targets`` a list of ``[N_i, D]`` views into one buffer); for dict
+    samples as torchvision's detection models take them (``targets`` the list of per-image dicts
+    of :meth:`targets_as_dicts`). ``batch["boxes"]``, ``keys()``, ``items()`` and ``dict(batch)``
+    reach every field by name.
+
+    Args:
+        fields: every field by name, in sample order: a tensor, or a list for string fields.
+        index: the int64 index block, counts [B] | offsets [B+1] | image_sizes [B, 2] |
+            batch_index [sum N_i].
+        layout: what each field is and how images and objects are laid out.
+
+    Example:
+        >>> import torch
+        >>> from fastloader import fast_detection_collate
+        >>> batch = fast_detection_collate(
+        ...     [(torch.zeros(3, 4, 6), torch.ones(2, 5)), (torch.zeros(3, 5, 5), torch.ones(0, 5))]
+        ... )
+        >>> images, targets = batch
+        >>> images.shape, [t.shape for t in targets]
+        (torch.Size([2, 3, 5, 6]), [torch.Size([2, 5]), torch.Size([0, 5])])
+        >>> batch.counts.tolist(), batch.image_sizes.tolist(), batch.batch_index.tolist()
+        ([2, 0], [[4, 6], [5, 5]], [0, 0])
+        >>> sample = {"image": torch.zeros(3, 4, 4), "boxes": torch.ones(1, 4), "labels": [7]}
+        >>> dicts = fast_detection_collate([sample])
+        >>> images, targets = dicts  # torchvision's form
+        >>> targets[0]["labels"].tolist(), targets[0]["boxes"].shape
+        ([7], torch.Size([1, 4]))
     """
 
     def __init__(self, fields: dict[str, Any], index: torch.Tensor, layout: BatchLayout) -> None:
@@ -107,9 +140,14 @@ class DetectionBatch:
         return len(self._fields)
 
     def __iter__(self) -> Iterator[Any]:
-        """Field values in sample order: ``images, targets = batch`` for tuple samples."""
-        for name in self._fields:
-            yield self[name]
+        """``images, targets = batch``: for (image, target) samples the field values in sample
+        order (the stock pair); for dict samples the images and :meth:`targets_as_dicts`."""
+        if self._layout.tuple_samples:
+            for name in self._fields:
+                yield self[name]
+        else:
+            yield self.images
+            yield self.targets_as_dicts()
 
     def __contains__(self, name: object) -> bool:
         return name in self._fields
@@ -140,9 +178,16 @@ class DetectionBatch:
         try:
             return self._kinds[name]
         except KeyError:
-            raise KeyError(
-                f"no field {name!r} in this batch; fields: {list(self._fields)}"
-            ) from None
+            hint = ""
+            if name == "target" and not self._layout.tuple_samples:
+                example = self.object_fields[0] if self.object_fields else "name"
+                hint = (
+                    f" ('target' is the target of (image, target) samples; this batch came from "
+                    f"dict samples: name a field, e.g. per_image({example!r}), or use "
+                    f"targets_as_dicts())"
+                )
+            fields = list(self._fields)
+            raise KeyError(f"no field {name!r} in this batch{hint}; fields: {fields}") from None
 
     def _object_field(self, name: str) -> torch.Tensor:
         if self._kind(name) is not FieldKind.OBJECT:
@@ -186,6 +231,31 @@ class DetectionBatch:
         mask = slots.unsqueeze(0) < self.counts.to(packed.device).unsqueeze(1)
         out[mask] = packed
         return out, mask
+
+    def targets_as_dicts(self) -> list[dict[str, Any]]:
+        """The targets as torchvision's detection models take them: one dict per image.
+
+        Dict samples: every field but the image, by its own name (per-object fields as the
+        image's ``[N_i, ...]`` view, per-image fields as its row, strings as its string), e.g.
+        ``{"boxes": [N_i, 4], "labels": [N_i]}``. (image, target) samples: ``{"target": [N_i,
+        D]}``, and for the two common layouts also ``"boxes"`` (columns 0-3) and ``"labels"``
+        (the last column, as int64): D = 5 (x1, y1, x2, y2, label: VOC's) and D = 15 (boxes,
+        ten landmark coordinates as ``"landmarks"`` [N_i, 5, 2], label: RetinaFace's).
+        Views share the batch's memory.
+        """
+        names = [n for n in self._fields if n != self._layout.image_key]
+        columns = {name: self.per_image(name) for name in names}
+        targets = [{name: columns[name][i] for name in names} for i in range(self.batch_size)]
+        if self._layout.tuple_samples and "target" in columns:
+            width = self._fields["target"].shape[-1] if self._fields["target"].dim() == 2 else 0
+            for entry in targets:
+                target = entry["target"]
+                if width in (5, 15):
+                    entry["boxes"] = target[:, :4]
+                    if width == 15:
+                        entry["landmarks"] = target[:, 4:14].reshape(-1, 5, 2)
+                    entry["labels"] = target[:, -1].to(torch.int64)
+        return targets
 
     # ---- memory and devices ---------------------------------------------------------------
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -232,6 +302,21 @@ class DetectionBatch:
     @property
     def device(self) -> torch.device:
         return self._index.device
+
+    def __copy__(self) -> DetectionBatch:
+        """A new batch over the same tensors (and the same ring slot, if any)."""
+        twin = DetectionBatch(dict(self._fields), self._index, self._layout)
+        twin._lease, twin._reduce_as = self._lease, self._reduce_as
+        return twin
+
+    def __deepcopy__(self, memo: dict) -> DetectionBatch:
+        """A batch of copies in fresh memory, independent of this one (and of any ring slot: a
+        worker can copy a ring batch and still send the original)."""
+        fields = {
+            k: v.clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v, memo)
+            for k, v in self._fields.items()
+        }
+        return DetectionBatch(fields, self._index.clone(), copy.deepcopy(self._layout, memo))
 
     def __reduce__(self) -> Any:
         if self._reduce_as is not None:  # e.g. written into a shared-ring slot by a worker

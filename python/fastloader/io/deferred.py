@@ -54,13 +54,21 @@ class ImageFile(NamedTuple):
         return torch.uint8
 
     def write_into(self, out: torch.Tensor) -> None:
+        self._check_pixels()
         if out.stride(2) == 1 and out.stride(1) == out.shape[2]:
             _read_planes(self, out)  # whole rows: each plane is contiguous there
         else:
             out.copy_(self.read())
 
     def read(self) -> torch.Tensor:
+        self._check_pixels()
         return read_image(self.path)
+
+    def _check_pixels(self) -> None:
+        if 0 in self.shape:  # as read_image refuses such a file on the path without deferring
+            raise ValueError(
+                f"{self.path}: cannot read the image: its shape {list(self.shape)} has no pixels"
+            )
 
 
 class DeferredSamples(Sequence):
