@@ -109,3 +109,48 @@ def test_fast_pair_path_errors_are_the_general_paths():
                 (torch.zeros(3, 4, 4).double(), torch.rand(1, 5)),
             ]
         )
+
+
+class FlippedImage:
+    """A DeferredImage, as an augmenting dataset would hand one over: it writes its source
+    mirrored and scaled, straight into the batch row it is given."""
+
+    writes = 0
+
+    def __init__(self, source: torch.Tensor) -> None:
+        self.source = source
+        self.shape = tuple(source.shape)
+        self.dtype = torch.float32
+
+    def write_into(self, out: torch.Tensor) -> None:
+        FlippedImage.writes += 1
+        torch.mul(self.source.flip(-1), 0.5, out=out)
+
+    def read(self) -> torch.Tensor:
+        return self.source.flip(-1) * 0.5
+
+
+@pytest.mark.parametrize("shared_ring", [False, True])
+def test_deferred_images_write_themselves_into_the_batch(shared_ring):
+    """The hook for images augmented in the collate (issue 19): a DeferredImage is written once,
+    into its place in the batch or ring slot, and the batch equals the one of read samples."""
+    from fastloader.io.deferred import DeferredImage, DeferredSamples
+
+    g = torch.Generator().manual_seed(3)
+    sources = [torch.rand(3, 5 + k, 7 - k, generator=g) for k in range(4)]
+    pairs = [(FlippedImage(s), torch.rand(k, 5, generator=g)) for k, s in enumerate(sources)]
+    assert all(isinstance(image, DeferredImage) for image, _ in pairs)
+    collate = DetectionCollate(size_divisibility=4, pad_value=-1.0, shared_ring=shared_ring)
+    FlippedImage.writes = 0
+    batch = collate(DeferredSamples(pairs))
+    assert FlippedImage.writes == 4  # each image written once, in place
+    assert (batch._lease is not None) == shared_ring
+    want = DetectionCollate(size_divisibility=4, pad_value=-1.0)(
+        [(image.read(), target) for image, target in pairs]
+    )
+    assert torch.equal(batch.images, want.images) and batch.images.shape == (4, 3, 8, 8)
+    assert torch.equal(batch.packed(), want.packed())
+    assert batch.image_sizes.tolist() == want.image_sizes.tolist()
+    if shared_ring:
+        del batch
+        collate.close_ring()

@@ -69,10 +69,10 @@ class DetectionCollate:
             send only a small handle; the main process views the slot zero-copy (page-locked
             where CUDA is available, so ``pin_memory()`` is a no-op) and the slot is reused once
             the last tensor viewing it is freed. See :attr:`ring` for its statistics.
-        ring_slots: most slots in the ring (1 to 1024, ``fastloader.ring.MAX_RING_SLOTS``).
-            Each is created on first use, sized from the batch and grown for a bigger one, so
-            only the slots in use cost memory: the default 64 covers ``num_workers *
-            prefetch_factor`` plus the held batches of most set-ups.
+        ring_slots: most slots in the ring, 1 to 1024 (``MAX_RING_SLOTS`` in
+            ``fastloader.collate.ring``). Each is created on first use, sized from the batch and
+            grown for a bigger one, so only the slots in use cost memory: the default 64 covers
+            ``num_workers * prefetch_factor`` plus the held batches of most set-ups.
         ring_timeout: seconds (finite, >= 0) a worker waits for a free slot before it falls back
             to fresh shared memory (counted in ``ring.stats()["fallbacks"]``).
 

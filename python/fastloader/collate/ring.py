@@ -180,9 +180,12 @@ def reclaim_dead_rings() -> list[str]:
     me = os.getpid()
     removed = []
     for name, pid in dead.items():
-        if pid == me or _pid_alive(pid) or not _owner_gone(name):
+        try:
+            if pid == me or _pid_alive(pid) or not _owner_gone(name):
+                continue
+            _remove_ring_files(name, wait_for_lock=False)
+        except OSError:  # another user's files (sticky /dev/shm), or gone meanwhile: not ours
             continue
-        _remove_ring_files(name, wait_for_lock=False)
         removed.append(name)
     return removed
 
