@@ -79,7 +79,7 @@ class DeferredSamples(Sequence):
     every image straight into its batch.
     """
 
-    def __init__(self, pairs: list[tuple[DeferredImage | torch.Tensor, torch.Tensor]]) -> None:
+    def __init__(self, pairs: Sequence[tuple[DeferredImage | torch.Tensor, torch.Tensor]]) -> None:
         self.pairs = pairs
         self._samples: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
