@@ -158,7 +158,7 @@ def test_item07_a_failure_while_making_the_files_removes_what_was_made(monkeypat
         open(path, "wb").close()  # half made, as a failing ftruncate leaves it
         raise OSError(27, "File too large")
 
-    monkeypatch.setattr(ring_module, "_create_file", fail)
+    monkeypatch.setattr(ring_module, "create_file", fail)
     with pytest.raises(OSError, match="File too large"):
         SharedRing(4)
     gc.collect()

@@ -1,22 +1,23 @@
 """Shared-memory ring: a slot allocator over reusable shared-memory files that DataLoader workers
 write into and the main process views zero-copy, each slot freed when the last tensor viewing it
-is freed. It knows bytes and slots only, nothing of batches (see _ring_batch.py)."""
+is freed. It knows bytes and slots only, nothing of batches (see _ring_batch.py); its files in
+/dev/shm (names, reserved memory, removal, the sweep of dead owners' rings) are _ring_files.py's.
+
+Longer than our ~400-line guide: SharedRing's slot protocol (the header states, who may move a
+slot between them, under which lock) reads best in one class, and the CUDA registration of a
+slot's mapping must live beside the mapping it ends with."""
 
 from __future__ import annotations
 
 import atexit
 import contextlib
 import ctypes
-import errno
 import math
 import mmap
 import numbers
 import os
-import re
 import secrets
 import signal
-import sys
-import tempfile
 import threading
 import time
 import weakref
@@ -33,6 +34,18 @@ import torch
 from torch.utils.data import get_worker_info
 
 from .._util.processes import pid_alive as _pid_alive
+from ._ring_files import (
+    CLOSED_COUNTER,
+    HEADER_COLUMNS,
+    HEADER_ROW_BYTES,
+    RING_FILE_PREFIX,
+    SHM_DIR,
+    OwnerLock,
+    close_ring_files,
+    create_file,
+    reclaim_dead_rings,
+    ring_entries,
+)
 
 __all__ = [
     "MAX_RING_SLOTS",
@@ -44,15 +57,9 @@ __all__ = [
     "SlotRef",
     "check_slots",
     "check_timeout",
+    "reclaim_dead_rings",
 ]
 
-RING_FILE_PREFIX = "fastloader-ring-"
-# Every file a ring makes: <prefix><owner pid>-<12 hex>-<part>. Only names matching this are
-# ever removed, whether by their owner or by the sweep of rings whose owner died.
-_FILE_NAME = re.compile(
-    re.escape(RING_FILE_PREFIX) + r"(?P<pid>[0-9]+)-[0-9a-f]{12}-(?:owner|header|s[0-9]+-g[0-9]+)"
-)
-_SHM_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
 _GRANULE = 2 << 20  # slot sizes are multiples of a huge page, with 1/8 headroom to grow rarely
 # A DataLoader has about num_workers * prefetch_factor batches in flight plus the ones a loop
 # holds; far more slots than that only make the header (64 bytes a slot) and each scan bigger.
@@ -62,9 +69,8 @@ MAX_RING_SLOTS = 1024
 _STATE, _PID, _GEN, _CAPACITY, _TICKET = range(5)
 # Slot states: free | being written or sent by a worker (pid) | viewed by the main process.
 _FREE, _WORKER, _MAIN = 0, 1, 2
-_WAITS, _FALLBACKS, _GROWS, _BATCHES, _NEXT_TICKET, _CLOSED = range(6)
-_COLUMNS = 8
-_ROW_BYTES = _COLUMNS * 8
+_WAITS, _FALLBACKS, _GROWS, _BATCHES, _NEXT_TICKET = range(5)
+_CLOSED, _COLUMNS, _ROW_BYTES = CLOSED_COUNTER, HEADER_COLUMNS, HEADER_ROW_BYTES
 
 
 class RingClosedError(RuntimeError):
@@ -96,183 +102,6 @@ def check_timeout(value: Any, name: str = "timeout") -> float:
             f"{name} should be a finite non-negative number of seconds, but got {name}={value!r}"
         )
     return float(value)
-
-
-def _lock(fd: int, wait: bool) -> bool:
-    """flock(LOCK_EX) on fd; without wait, tries for a moment and gives up (False)."""
-    if wait:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return True
-    for _ in range(200):
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            time.sleep(0.005)
-    return False
-
-
-def _remove_ring_files(name: str, wait_for_lock: bool = True) -> None:
-    """Marks the ring closed and unlinks every file of it (header, slots of every generation,
-    half-made ones, the owner lock), under the header lock so that no process creates a slot file
-    afterwards. Only files named as a ring's files are touched.
-
-    wait_for_lock=False is for a signal handler, which may have interrupted this very thread
-    while it held the lock through another open file (waiting would never end).
-    """
-    header_path = os.path.join(_SHM_DIR, f"{name}-header")
-    try:
-        fd = os.open(header_path, os.O_RDWR)
-    except FileNotFoundError:
-        fd = -1
-    try:
-        if fd >= 0 and _lock(fd, wait_for_lock):
-            rows = os.fstat(fd).st_size // _ROW_BYTES
-            if rows >= 1:  # the last row holds the counters, the closed mark among them
-                closed = (1).to_bytes(8, sys.byteorder, signed=True)
-                os.pwrite(fd, closed, ((rows - 1) * _COLUMNS + _CLOSED) * 8)
-        prefix = name + "-"
-        for entry in _ring_entries():
-            if entry.startswith(prefix):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(_SHM_DIR, entry))
-    finally:
-        if fd >= 0:
-            os.close(fd)  # drops the lock
-
-
-def _ring_entries() -> list[str]:
-    """Names in the shared-memory folder that are ring files."""
-    try:
-        names = os.listdir(_SHM_DIR)
-    except OSError:
-        return []
-    return [n for n in names if _FILE_NAME.fullmatch(n)]
-
-
-def _owner_gone(name: str) -> bool:
-    """Whether the ring's owner lock is free: its owner (in any pid namespace sharing this
-    folder) has exited. A ring without the lock file was made by an older version."""
-    try:
-        fd = os.open(os.path.join(_SHM_DIR, f"{name}-owner"), os.O_RDONLY)
-    except FileNotFoundError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
-
-
-def reclaim_dead_rings() -> list[str]:
-    """Removes the files of rings whose owner process is dead (killed before it could clean up,
-    e.g. by SIGKILL or the OOM killer); returns their names. A ring counts as dead when its
-    owner pid is not running here and its owner lock is free (so a ring of a live process in
-    another pid namespace that shares /dev/shm is left alone)."""
-    dead: dict[str, int] = {}
-    for entry in _ring_entries():
-        match = _FILE_NAME.fullmatch(entry)
-        assert match is not None
-        name = entry[: match.end("pid") + 13]  # <prefix><pid>-<12 hex>
-        dead.setdefault(name, int(match["pid"]))
-    me = os.getpid()
-    removed = []
-    for name, pid in dead.items():
-        try:
-            if pid == me or _pid_alive(pid) or not _owner_gone(name):
-                continue
-            _remove_ring_files(name, wait_for_lock=False)
-        except OSError:  # another user's files (sticky /dev/shm), or gone meanwhile: not ours
-            continue
-        removed.append(name)
-    return removed
-
-
-def _create_file(path: str, nbytes: int, ring: str) -> None:
-    """Creates path with nbytes of memory reserved now: on a full tmpfs a sparse file would
-    become SIGBUS at the first write into a missing page; reserving makes it an error here."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.ftruncate(fd, nbytes)
-        if hasattr(os, "posix_fallocate") and nbytes:
-            try:
-                os.posix_fallocate(fd, 0, nbytes)
-            except OSError as exc:
-                if exc.errno not in (errno.ENOSPC, errno.EFBIG, errno.ENOMEM):
-                    pass  # a file system without fallocate: sparse, as before
-                else:
-                    raise _no_space(nbytes, ring) from None
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        raise
-    os.close(fd)
-
-
-def _no_space(nbytes: int, ring: str) -> RuntimeError:
-    try:
-        info = os.statvfs(_SHM_DIR)
-        found = (
-            f"{_SHM_DIR} has {_mib(info.f_bavail * info.f_frsize)} free of "
-            f"{_mib(info.f_blocks * info.f_frsize)}"
-        )
-    except OSError:
-        found = f"{_SHM_DIR} has less free"
-    return RuntimeError(
-        f"the shared ring {ring} needs {_mib(nbytes)} of shared memory for one more batch slot, "
-        f"but {found}. A DataLoader keeps about num_workers * prefetch_factor + 2 batches in "
-        f"shared memory at once, so give the process more: in Docker, `docker run "
-        f"--shm-size=<N>g ...` or `--ipc=host`; in Kubernetes, an emptyDir with medium: Memory "
-        f"mounted on /dev/shm. Smaller batches or fewer workers also fit"
-    )
-
-
-def _mib(nbytes: int) -> str:
-    return f"{nbytes / (1 << 20):.1f} MiB"
-
-
-class _OwnerLock:
-    """The owner's lock on its ring's -owner file, held for the ring's life: the kernel drops it
-    when the owner dies however it dies, which is how a later process tells a dead ring. Forked
-    children close their copy (else a DataLoader worker would keep a dead owner's ring alive)."""
-
-    _held: weakref.WeakSet[_OwnerLock] = weakref.WeakSet()
-
-    def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-        except BaseException:
-            self.release()
-            raise
-        _OwnerLock._held.add(self)
-
-    def release(self) -> None:
-        fd, self.fd = self.fd, -1
-        if fd >= 0:
-            os.close(fd)
-
-    @classmethod
-    def _after_fork_in_child(cls) -> None:
-        for lock in list(cls._held):
-            lock.release()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_OwnerLock._after_fork_in_child)
-
-
-def _close_ring(name: str, owner_pid: int, lock: _OwnerLock, wait_for_lock: bool = True) -> None:
-    """The owner's finaliser: removes the ring's files, then drops the owner lock."""
-    if os.getpid() != owner_pid:  # a forked child inherits the finaliser: only the owner cleans
-        return
-    try:
-        _remove_ring_files(name, wait_for_lock)
-    finally:
-        lock.release()
 
 
 class _Local:
@@ -439,13 +268,13 @@ class SharedRing:
         self._finalizer: weakref.finalize[..., SharedRing] | None = None
         reclaim_dead_rings()
         # The owner lock first: a ring is never seen without it while it is being made.
-        lock = _OwnerLock(self._path("owner"))
+        lock = OwnerLock(self._path("owner"))
         try:
-            _create_file(self._path("header"), (slots + 1) * _ROW_BYTES, self.name)
+            create_file(self._path("header"), (slots + 1) * _ROW_BYTES, self.name)
         except BaseException:
-            _close_ring(self.name, self.owner_pid, lock)
+            close_ring_files(self.name, self.owner_pid, lock)
             raise
-        self._finalizer = weakref.finalize(self, _close_ring, self.name, self.owner_pid, lock)
+        self._finalizer = weakref.finalize(self, close_ring_files, self.name, self.owner_pid, lock)
         _OWNED[self.name] = self
         _install_sigterm_handler()
 
@@ -471,7 +300,7 @@ class SharedRing:
         return ring
 
     def _path(self, suffix: str) -> str:
-        return os.path.join(_SHM_DIR, f"{self.name}-{suffix}")
+        return os.path.join(SHM_DIR, f"{self.name}-{suffix}")
 
     def _slot_path(self, slot: int, generation: int) -> str:
         return self._path(f"s{slot}-g{generation}")
@@ -585,7 +414,7 @@ class SharedRing:
             new_capacity = -(-(nbytes + nbytes // 8) // _GRANULE) * _GRANULE
             new_path = self._slot_path(slot, generation + 1)
             try:  # a full /dev/shm raises RuntimeError: one clear error, not a wait and a SIGBUS
-                _create_file(new_path, new_capacity, self.name)
+                create_file(new_path, new_capacity, self.name)
             except OSError:
                 return None
             if capacity:
@@ -671,7 +500,7 @@ class SharedRing:
     def files(self) -> list[str]:
         """The ring's files in /dev/shm now."""
         prefix = self.name + "-"
-        return sorted(os.path.join(_SHM_DIR, n) for n in _ring_entries() if n.startswith(prefix))
+        return sorted(os.path.join(SHM_DIR, n) for n in ring_entries() if n.startswith(prefix))
 
     @property
     def closed(self) -> bool:
