@@ -1,7 +1,8 @@
 """The detection collate: `DetectionCollate` and `fast_detection_collate` (`detection_collate`),
-the batch type (`batch`), the shared-memory batch ring (`ring`, and `_ring_batch` for the handle a
-worker sends), and the private stages behind one call. Imports `_util` and `io` (images still to
-be written into the batch: `io.deferred`), never `sampling`, `datasets` or `bench`.
+the batch type (`batch`), the shared-memory batch ring (`ring`; its files in `_ring_files`, the
+handle a worker sends in `_ring_batch`), and the private stages behind one call. Imports `_util`
+and `io` (images still to be written into the batch: `io.deferred`), never `sampling`,
+`datasets` or `bench`.
 
 One call is two stages. Planners (``detection_collate.PLANNERS``, in order; each
 ``(batch, options) -> plan | None``, never writing) read and check the samples until one returns a
