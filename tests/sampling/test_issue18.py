@@ -22,7 +22,9 @@ from fastloader import (
     FastWeightedSampler,
     RepeatFactorSampler,
     class_balanced_weights,
+    class_image_counts,
     power_weights,
+    repeat_factors,
 )
 from tests.helpers.stats import pooled_chisquare_pvalue
 
@@ -289,6 +291,24 @@ class _FloatSampler(Sampler[float]):
 
     def __len__(self):
         return len(self.values)
+
+
+@pytest.mark.parametrize(
+    "labels, shown",
+    [
+        ([np.array([2**63 + 5], dtype=np.uint64)], "9223372036854775813"),
+        ([np.array([0.0]), np.array([np.inf])], "inf"),
+        ([np.array([-np.inf])], "-inf"),
+    ],
+)
+def test_item21_uint64_and_infinite_labels_are_named_as_given(labels, shown):
+    """The int64 cast wrapped uint64 above 2**63 and turned inf into -2**63, so the error named
+    class -9223372036854775808, a class nobody wrote."""
+    for function in (class_image_counts, lambda lab: repeat_factors(lab, 0.1)):
+        with pytest.raises(
+            ValueError, match=rf"image_labels\[{len(labels) - 1}\] holds class {shown};"
+        ):
+            function(labels)
 
 
 @pytest.mark.parametrize(

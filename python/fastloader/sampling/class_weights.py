@@ -59,6 +59,17 @@ def _flatten(image_labels: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
             f"{name} should hold integer class indices, but {name}[{image}] holds "
             f"{np.asarray(image_labels[image]).tolist()!r}"
         )
+    # Checked before the int64 cast, which would wrap uint64 above 2**63 and map +-inf to -2**63.
+    outside = (flat < 0) | (flat >= 2.0**63) if flat.dtype.kind == "f" else flat < 0
+    if flat.dtype.kind == "u":
+        outside = flat > np.iinfo(np.int64).max
+    if len(flat) and np.any(outside):
+        bad = int(np.flatnonzero(outside)[0])
+        image = int(np.searchsorted(offsets, bad, side="right") - 1)
+        raise ValueError(
+            f"{name}[{image}] holds class {flat[bad].item()!r}; class indices should be >= 0 "
+            "and below 2**63"
+        )
     return flat.astype(np.int64, copy=False), offsets
 
 
