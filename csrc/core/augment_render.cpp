@@ -1,0 +1,531 @@
+// Detection augmentation, rendering half: photometric distortion of the source region into a uint8
+// scratch, then one separable resampling pass from the canvas maps straight into the output.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+
+#include "core/augment.hpp"
+
+namespace fastloader::augment {
+
+namespace detail {
+
+namespace {
+
+// OpenCV's tables for uint8 BGR -> HSV (hsv_shift = 12): 255 / v and 180 / (6 diff) in Q12.
+struct HsvTables {
+  int sdiv[256];
+  int hdiv[256];
+  HsvTables() {
+    sdiv[0] = hdiv[0] = 0;
+    // No quotient here is a tie (2^13 * 255 and 2^14 * 15 have no odd multiple below 256), so
+    // adding 0.5 and truncating equals OpenCV's round-half-even.
+    for (int i = 1; i < 256; ++i) {
+      sdiv[i] = static_cast<int>((255 << 12) / (1.0 * i) + 0.5);
+      hdiv[i] = static_cast<int>((180 << 12) / (6.0 * i) + 0.5);
+    }
+  }
+};
+
+const HsvTables& hsv_tables() {
+  static const HsvTables tables;
+  return tables;
+}
+
+inline uint8_t saturate_round(float v) {
+  // OpenCV's saturate_cast<uchar>(float): round, clamp to 0..255.
+  if (!(v > 0.0f)) return 0;
+  if (v >= 254.5f) return 255;
+  return static_cast<uint8_t>(static_cast<int>(v + 0.5f));
+}
+
+// Truncating, saturating LUT of v * alpha + beta (numpy: float64 maths, clamp, then astype(uint8)).
+void affine_lut(uint8_t* lut, double alpha, double beta) {
+  for (int v = 0; v < 256; ++v) {
+    double x = static_cast<double>(v) * alpha + beta;
+    x = x < 0.0 ? 0.0 : (x > 255.0 ? 255.0 : x);
+    lut[v] = static_cast<uint8_t>(x);
+  }
+}
+
+}  // namespace
+
+void bgr_to_hsv(const uint8_t* px, int bidx, uint8_t* hsv) noexcept {
+  const HsvTables& tab = hsv_tables();
+  const int b = px[bidx], g = px[1], r = px[bidx ^ 2];
+  const int v = std::max(b, std::max(g, r));
+  const int vmin = std::min(b, std::min(g, r));
+  const int diff = v - vmin;
+  const int vr = v == r ? -1 : 0, vg = v == g ? -1 : 0;
+  const int s = (diff * tab.sdiv[v] + (1 << 11)) >> 12;
+  int h = (vr & (g - b)) + (~vr & ((vg & (b - r + 2 * diff)) + ((~vg) & (r - g + 4 * diff))));
+  h = (h * tab.hdiv[diff] + (1 << 11)) >> 12;
+  h += h < 0 ? 180 : 0;
+  hsv[0] = static_cast<uint8_t>(std::min(std::max(h, 0), 255));
+  hsv[1] = static_cast<uint8_t>(s);
+  hsv[2] = static_cast<uint8_t>(v);
+}
+
+void hsv_to_bgr(const uint8_t* hsv, int bidx, uint8_t* px) noexcept {
+  const float s = hsv[1] * (1.0f / 255.0f), v = hsv[2] * (1.0f / 255.0f);
+  float b, g, r;
+  if (s == 0.0f) {
+    b = g = r = v;
+  } else {
+    static const int sector_data[6][3] = {{1, 3, 0}, {1, 0, 2}, {3, 0, 1},
+                                          {0, 2, 1}, {0, 1, 3}, {2, 1, 0}};
+    float h = static_cast<float>(hsv[0]) * (6.0f / 180.0f);
+    // h < 6 * 255 / 180: one subtraction wraps it (OpenCV's fmod(h, 6)).
+    while (h >= 6.0f) h -= 6.0f;
+    int sector = static_cast<int>(h);
+    h -= static_cast<float>(sector);
+    if (sector < 0 || sector >= 6) {
+      sector = 0;
+      h = 0.0f;
+    }
+    float tab[4];
+    tab[0] = v;
+    tab[1] = v * (1.0f - s);
+    tab[2] = v * (1.0f - s * h);
+    tab[3] = v * (1.0f - s * (1.0f - h));
+    b = tab[sector_data[sector][0]];
+    g = tab[sector_data[sector][1]];
+    r = tab[sector_data[sector][2]];
+  }
+  px[bidx] = saturate_round(b * 255.0f);
+  px[1] = saturate_round(g * 255.0f);
+  px[bidx ^ 2] = saturate_round(r * 255.0f);
+}
+
+// The distortion's per-value parts as LUTs, built once per image.
+struct Distorter {
+  uint8_t pre[256], post[256], sat[256], hue[256];
+  explicit Distorter(const PhotometricParams& p) {
+    uint8_t bright[256], contrast[256];
+    affine_lut(bright, 1.0, p.brightness_on ? p.beta : 0.0);
+    affine_lut(contrast, p.contrast_on ? p.alpha : 1.0, 0.0);
+    for (int v = 0; v < 256; ++v) {
+      pre[v] = p.contrast_first ? contrast[bright[v]] : bright[v];
+      post[v] = p.contrast_first ? static_cast<uint8_t>(v) : contrast[v];
+      const int shifted = (v + static_cast<int>(p.hue_on ? p.hue : 0)) % 180;
+      hue[v] = static_cast<uint8_t>(shifted < 0 ? shifted + 180 : shifted);
+    }
+    affine_lut(sat, p.saturation_on ? p.saturation : 1.0, 0.0);
+  }
+  void apply(uint8_t* px, int64_t count, int bidx) const {
+    for (int64_t i = 0; i < count; ++i, px += 3) {
+      uint8_t in[3] = {pre[px[0]], pre[px[1]], pre[px[2]]};
+      uint8_t hsv[3];
+      bgr_to_hsv(in, bidx, hsv);
+      hsv[0] = hue[hsv[0]];
+      hsv[1] = sat[hsv[1]];
+      hsv_to_bgr(hsv, bidx, px);
+      px[0] = post[px[0]];
+      px[1] = post[px[1]];
+      px[2] = post[px[2]];
+    }
+  }
+};
+
+void distort_pixels(uint8_t* pixels, int64_t count, int bidx, const PhotometricParams& p) {
+  if (bidx != 0 && bidx != 2) throw std::invalid_argument("bidx must be 0 or 2");
+  if (count < 0) throw std::invalid_argument("count must be non-negative");
+  Distorter(p).apply(pixels, count, bidx);
+}
+
+uint16_t float_to_half(float value) noexcept {
+  uint32_t x;
+  std::memcpy(&x, &value, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t abs = x & 0x7FFFFFFFu;
+  if (abs >= 0x7F800000u) return static_cast<uint16_t>(sign | 0x7C00u | (abs > 0x7F800000u ? 0x200u : 0u));
+  if (abs >= 0x477FF000u) return static_cast<uint16_t>(sign | 0x7C00u);  // rounds past 65504
+  if (abs < 0x38800000u) {  // below half's smallest normal: a subnormal (or zero)
+    if (abs < 0x33000000u) return static_cast<uint16_t>(sign);  // under half the smallest one
+    // value / 2^-24 = mantissa * 2^(exponent - 126): shift right by 126 - exponent (14..24).
+    const uint32_t shift = 126 - (abs >> 23);
+    const uint32_t mantissa = (abs & 0x7FFFFFu) | 0x800000u;
+    uint32_t half = mantissa >> shift;
+    const uint32_t rest = mantissa & ((1u << shift) - 1);
+    const uint32_t midpoint = 1u << (shift - 1);
+    if (rest > midpoint || (rest == midpoint && (half & 1))) ++half;
+    return static_cast<uint16_t>(sign | half);
+  }
+  uint32_t half = ((abs - 0x38000000u) >> 13);
+  const uint32_t rest = abs & 0x1FFFu;
+  if (rest > 0x1000u || (rest == 0x1000u && (half & 1))) ++half;
+  return static_cast<uint16_t>(sign | half);
+}
+
+uint16_t float_to_bfloat16(float value) noexcept {
+  uint32_t x;
+  std::memcpy(&x, &value, 4);
+  if ((x & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
+  x += 0x7FFFu + ((x >> 16) & 1u);
+  return static_cast<uint16_t>(x >> 16);
+}
+
+}  // namespace detail
+
+namespace {
+
+// Resampling taps of one axis: output position d reads region pixels index[d * k + j] with
+// weight[d * k + j]; taps on fill pixels are folded into fill_weight[d].
+struct Taps {
+  int k = 1;
+  std::vector<int32_t> index;
+  std::vector<float> weight;
+  std::vector<float> fill_weight;
+};
+
+// OpenCV's cubic coefficients (A = -0.75).
+void cubic_coeffs(float x, float* c) {
+  const float A = -0.75f;
+  c[0] = ((A * (x + 1) - 5 * A) * (x + 1) + 8 * A) * (x + 1) - 4 * A;
+  c[1] = ((A + 2) * x - (A + 3)) * x * x + 1;
+  c[2] = ((A + 2) * (1 - x) - (A + 3)) * (1 - x) * (1 - x) + 1;
+  c[3] = 1.f - c[0] - c[1] - c[2];
+}
+
+// OpenCV's Lanczos-4 coefficients (deterministic functions of the position; not random draws).
+void lanczos_coeffs(float x, float* c) {
+  static const double s45 = 0.70710678118654752440084436210485;
+  static const double cs[8][2] = {{1, 0},  {-s45, -s45}, {0, 1},  {s45, -s45},
+                                  {-1, 0}, {s45, s45},   {0, -1}, {-s45, s45}};
+  const double pi = 3.141592653589793238462643383279502884;
+  float sum = 0;
+  const double y0 = -(x + 3) * pi * 0.25, s0 = std::sin(y0), c0 = std::cos(y0);
+  for (int i = 0; i < 8; ++i) {
+    const float yi = x + 3 - static_cast<float>(i);
+    if (std::fabs(yi) >= 1e-6f) {
+      const double y = -yi * pi * 0.25;
+      c[i] = static_cast<float>((cs[i][0] * s0 + cs[i][1] * c0) / (y * y));
+    } else {
+      c[i] = 1e30f;
+    }
+    sum += c[i];
+  }
+  sum = 1.f / sum;
+  for (int i = 0; i < 8; ++i) c[i] *= sum;
+}
+
+int64_t floor_to_int(double v) {
+  const int64_t i = static_cast<int64_t>(v);
+  return static_cast<double>(i) > v ? i - 1 : i;
+}
+
+// Taps from canvas (src pixels) to dst pixels with OpenCV's cv::resize coordinate rules, then
+// composed with the canvas -> region map (-1: a fill pixel).
+Taps build_taps(Interp interp, bool area_down, int64_t src, int64_t dst,
+                const std::vector<int32_t>& map) {
+  const double inv_scale = static_cast<double>(dst) / static_cast<double>(src);
+  const double scale = 1.0 / inv_scale;
+  std::vector<std::vector<std::pair<int64_t, float>>> raw(static_cast<size_t>(dst));
+  const auto clamp = [src](int64_t i) { return std::min<int64_t>(std::max<int64_t>(i, 0), src - 1); };
+  for (int64_t d = 0; d < dst; ++d) {
+    auto& taps = raw[static_cast<size_t>(d)];
+    if (interp == Interp::Nearest) {
+      taps.emplace_back(std::min<int64_t>(floor_to_int(static_cast<double>(d) * scale), src - 1), 1.0f);
+    } else if (interp == Interp::Area && area_down) {
+      const double fs1 = static_cast<double>(d) * scale, fs2 = fs1 + scale;
+      const double cell = std::min(scale, static_cast<double>(src) - fs1);
+      int64_t s1 = floor_to_int(fs1);
+      if (static_cast<double>(s1) < fs1) ++s1;  // ceil
+      int64_t s2 = floor_to_int(fs2);
+      s2 = std::min(s2, src - 1);
+      s1 = std::min(s1, s2);
+      if (static_cast<double>(s1) - fs1 > 1e-3)
+        taps.emplace_back(s1 - 1, static_cast<float>((static_cast<double>(s1) - fs1) / cell));
+      for (int64_t s = s1; s < s2; ++s) taps.emplace_back(s, static_cast<float>(1.0 / cell));
+      if (fs2 - static_cast<double>(s2) > 1e-3)
+        taps.emplace_back(s2, static_cast<float>(
+                                  std::min(std::min(fs2 - static_cast<double>(s2), 1.0), cell) / cell));
+    } else {
+      int64_t sx;
+      float fx;
+      if (interp == Interp::Area) {  // area when enlarging: linear with OpenCV's area offsets
+        sx = floor_to_int(static_cast<double>(d) * scale);
+        fx = static_cast<float>(static_cast<double>(d + 1) - static_cast<double>(sx + 1) * inv_scale);
+        fx = fx <= 0 ? 0.f : fx - static_cast<float>(floor_to_int(fx));
+      } else {
+        fx = static_cast<float>((static_cast<double>(d) + 0.5) * scale - 0.5);
+        sx = floor_to_int(fx);
+        fx -= static_cast<float>(sx);
+      }
+      if (interp == Interp::Linear || interp == Interp::Area) {
+        if (sx < 0) fx = 0, sx = 0;
+        if (sx >= src - 1) fx = 0, sx = src - 1;
+        taps.emplace_back(sx, 1.0f - fx);
+        taps.emplace_back(clamp(sx + 1), fx);
+      } else if (interp == Interp::Cubic) {
+        float c[4];
+        cubic_coeffs(fx, c);
+        for (int j = 0; j < 4; ++j) taps.emplace_back(clamp(sx - 1 + j), c[j]);
+      } else {
+        float c[8];
+        lanczos_coeffs(fx, c);
+        for (int j = 0; j < 8; ++j) taps.emplace_back(clamp(sx - 3 + j), c[j]);
+      }
+    }
+  }
+  Taps out;
+  size_t k = 1;
+  for (const auto& taps : raw) k = std::max(k, taps.size());
+  out.k = static_cast<int>(k);
+  out.index.assign(static_cast<size_t>(dst) * k, 0);
+  out.weight.assign(static_cast<size_t>(dst) * k, 0.0f);
+  out.fill_weight.assign(static_cast<size_t>(dst), 0.0f);
+  for (int64_t d = 0; d < dst; ++d) {
+    const auto& taps = raw[static_cast<size_t>(d)];
+    // The region index of the first real tap pads the unused slots (weight 0), keeping them in
+    // range and near their neighbours.
+    int32_t pad_index = 0;
+    for (const auto& [s, w] : taps)
+      if (map[static_cast<size_t>(s)] >= 0) {
+        pad_index = map[static_cast<size_t>(s)];
+        break;
+      }
+    for (size_t j = 0; j < k; ++j) out.index[static_cast<size_t>(d) * k + j] = pad_index;
+    for (size_t j = 0; j < taps.size(); ++j) {
+      const int32_t r = map[static_cast<size_t>(taps[j].first)];
+      if (r < 0) {
+        out.fill_weight[static_cast<size_t>(d)] += taps[j].second;
+      } else {
+        out.index[static_cast<size_t>(d) * k + j] = r;
+        out.weight[static_cast<size_t>(d) * k + j] = taps[j].second;
+      }
+    }
+  }
+  return out;
+}
+
+// Horizontal pass of one region row into floats (3 channels interleaved).
+template <int K>
+void horizontal(const uint8_t* row, const Taps& t, int64_t dst, const float* fill, float* out) {
+  const int k = K > 0 ? K : t.k;
+  const int32_t* idx = t.index.data();
+  const float* w = t.weight.data();
+  for (int64_t d = 0; d < dst; ++d, idx += k, w += k, out += 3) {
+    const float f = t.fill_weight[static_cast<size_t>(d)];
+    float a0 = f * fill[0], a1 = f * fill[1], a2 = f * fill[2];
+    for (int j = 0; j < k; ++j) {
+      const uint8_t* p = row + 3 * static_cast<int64_t>(idx[j]);
+      a0 += w[j] * p[0];
+      a1 += w[j] * p[1];
+      a2 += w[j] * p[2];
+    }
+    out[0] = a0;
+    out[1] = a1;
+    out[2] = a2;
+  }
+}
+
+template <typename T>
+void write_row(const uint8_t* row, int64_t content, int64_t width, const std::array<const T*, 3>& lut,
+               const int* perm, const uint8_t* fill, T* dst, int64_t cs, int64_t xs) {
+  for (int oc = 0; oc < 3; ++oc) {
+    const T* l = lut[oc];
+    const uint8_t* src = row + perm[oc];
+    T* out = dst + oc * cs;
+    if (xs == 1) {
+      for (int64_t x = 0; x < content; ++x) out[x] = l[src[3 * x]];
+    } else {
+      for (int64_t x = 0; x < content; ++x) out[x * xs] = l[src[3 * x]];
+    }
+    const T pad = l[fill[perm[oc]]];
+    for (int64_t x = content; x < width; ++x) out[x * xs] = pad;
+  }
+}
+
+thread_local std::vector<uint8_t> tls_scratch;
+thread_local std::vector<float> tls_rows;
+thread_local std::vector<uint8_t> tls_out_row;
+
+}  // namespace
+
+void Pipeline::render(const Plan& plan, const ImageView& src, const OutputView& dst) const {
+  if (src.height != plan.src_height || src.width != plan.src_width)
+    throw std::invalid_argument("image: " + std::to_string(src.height) + "x" +
+                                std::to_string(src.width) + " is not the " +
+                                std::to_string(plan.src_height) + "x" +
+                                std::to_string(plan.src_width) + " image the plan was made for");
+  if (src.channels != 1 && src.channels != 3 && src.channels != 4)
+    throw std::invalid_argument("image: 1, 3 or 4 channels expected, got " + std::to_string(src.channels));
+  if (!src.data || !dst.data) throw std::invalid_argument("image / output: null data");
+
+  const int64_t W = plan.canvas_width, H = plan.canvas_height;
+  const AxisMap& cm = plan.cols;
+  const AxisMap& rm = plan.rows;
+  // The source region the canvas shows.
+  const int64_t rw = cm.hi - cm.lo, rh = rm.hi - rm.lo;
+  const int64_t x0 = rw > 0 ? (cm.sign > 0 ? cm.lo + cm.offset : cm.offset - (cm.hi - 1)) : 0;
+  const int64_t y0 = rh > 0 ? (rm.sign > 0 ? rm.lo + rm.offset : rm.offset - (rm.hi - 1)) : 0;
+  if (rw > 0 && rh > 0 && (x0 < 0 || y0 < 0 || x0 + rw > src.width || y0 + rh > src.height))
+    throw std::logic_error("augment: canvas region outside the source");
+
+  const int bidx = output_.input_rgb ? 2 : 0;
+  // Output channel oc reads working channel perm[oc] (the working image is in the source order).
+  const int perm[3] = {output_.input_rgb == output_.output_rgb ? 0 : 2, 1,
+                       output_.input_rgb == output_.output_rgb ? 2 : 0};
+  uint8_t fill[3];
+  for (int c = 0; c < 3; ++c) fill[c] = output_.fill[perm[c]];
+  const float fill_f[3] = {static_cast<float>(fill[0]), static_cast<float>(fill[1]),
+                          static_cast<float>(fill[2])};
+
+  // The working image: 3-channel uint8 HWC of the region, a view of the source when it already is
+  // one and no distortion applies, else the scratch (channels mapped, distortion applied once per
+  // source pixel).
+  const uint8_t* work = nullptr;
+  int64_t work_stride = 0;
+  if (rw > 0 && rh > 0) {
+    const bool direct = src.channels == 3 && src.col_stride == 3 && src.channel_stride == 1 &&
+                        !plan.photometric.active;
+    if (direct) {
+      work = src.data + y0 * src.row_stride + x0 * 3;
+      work_stride = src.row_stride;
+    } else {
+      std::vector<uint8_t>& scratch = tls_scratch;
+      scratch.resize(static_cast<size_t>(rw * rh * 3));
+      std::unique_ptr<detail::Distorter> distorter;
+      if (plan.photometric.active) distorter = std::make_unique<detail::Distorter>(plan.photometric);
+      for (int64_t y = 0; y < rh; ++y) {
+        uint8_t* out = &scratch[static_cast<size_t>(y * rw * 3)];
+        const uint8_t* in = src.data + (y0 + y) * src.row_stride + x0 * src.col_stride;
+        if (src.channels >= 3 && src.col_stride == 3 && src.channel_stride == 1) {
+          std::memcpy(out, in, static_cast<size_t>(rw * 3));
+        } else if (src.channels == 1) {
+          for (int64_t x = 0; x < rw; ++x) out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = in[x * src.col_stride];
+        } else {
+          const int64_t cs = src.channel_stride;
+          for (int64_t x = 0; x < rw; ++x) {
+            const uint8_t* p = in + x * src.col_stride;
+            out[3 * x] = p[0];
+            out[3 * x + 1] = p[cs];
+            out[3 * x + 2] = p[2 * cs];
+          }
+        }
+        if (distorter) distorter->apply(out, rw, bidx);
+      }
+      work = scratch.data();
+      work_stride = rw * 3;
+    }
+  }
+
+  // Canvas -> region index per axis (-1: fill).
+  std::vector<int32_t> col_map(static_cast<size_t>(W)), row_map(static_cast<size_t>(H));
+  for (int64_t c = 0; c < W; ++c)
+    col_map[static_cast<size_t>(c)] =
+        c >= cm.lo && c < cm.hi ? static_cast<int32_t>(cm.sign * c + cm.offset - x0) : -1;
+  for (int64_t r = 0; r < H; ++r)
+    row_map[static_cast<size_t>(r)] =
+        r >= rm.lo && r < rm.hi ? static_cast<int32_t>(rm.sign * r + rm.offset - y0) : -1;
+
+  const int64_t cw = plan.content_width, ch = plan.content_height;
+  const int64_t ow = plan.out_width, oh = plan.out_height;
+  const Interp interp = plan.resized ? plan.interp : Interp::Nearest;
+  const bool area_down = static_cast<double>(W) >= static_cast<double>(cw) &&
+                         static_cast<double>(H) >= static_cast<double>(ch);
+  const Taps tx = build_taps(interp, area_down, W, cw, col_map);
+  const Taps ty = build_taps(interp, area_down, H, ch, row_map);
+
+  std::vector<uint8_t>& row_u8 = tls_out_row;
+  row_u8.resize(static_cast<size_t>(std::max(cw, ow) * 3));
+
+  const auto emit = [&](int64_t y, const uint8_t* row) {
+    switch (output_.dtype) {
+      case OutDType::UInt8:
+        write_row<uint8_t>(row, cw, ow, {lut_[0].data(), lut_[1].data(), lut_[2].data()}, perm, fill,
+                           static_cast<uint8_t*>(dst.data) + y * dst.row_stride, dst.channel_stride,
+                           dst.col_stride);
+        break;
+      case OutDType::Float32:
+        write_row<float>(row, cw, ow,
+                         {reinterpret_cast<const float*>(lut_[0].data()),
+                          reinterpret_cast<const float*>(lut_[1].data()),
+                          reinterpret_cast<const float*>(lut_[2].data())},
+                         perm, fill, static_cast<float*>(dst.data) + y * dst.row_stride,
+                         dst.channel_stride, dst.col_stride);
+        break;
+      default:
+        write_row<uint16_t>(row, cw, ow,
+                            {reinterpret_cast<const uint16_t*>(lut_[0].data()),
+                             reinterpret_cast<const uint16_t*>(lut_[1].data()),
+                             reinterpret_cast<const uint16_t*>(lut_[2].data())},
+                            perm, fill, static_cast<uint16_t*>(dst.data) + y * dst.row_stride,
+                            dst.channel_stride, dst.col_stride);
+        break;
+    }
+  };
+
+  uint8_t* out_row = row_u8.data();
+  if (interp == Interp::Nearest) {
+    // Exact: every output pixel is one canvas pixel.
+    for (int64_t y = 0; y < ch; ++y) {
+      const int32_t r = ty.fill_weight[static_cast<size_t>(y)] > 0 ? -1 : ty.index[static_cast<size_t>(y)];
+      const uint8_t* in = r >= 0 ? work + r * work_stride : nullptr;
+      for (int64_t x = 0; x < cw; ++x) {
+        const uint8_t* p = (in && tx.fill_weight[static_cast<size_t>(x)] == 0)
+                               ? in + 3 * static_cast<int64_t>(tx.index[static_cast<size_t>(x)])
+                               : fill;
+        out_row[3 * x] = p[0];
+        out_row[3 * x + 1] = p[1];
+        out_row[3 * x + 2] = p[2];
+      }
+      emit(y, out_row);
+    }
+  } else {
+    // Separable: horizontal rows cached in a ring of ty.k slots (the taps of one output row are
+    // consecutive region rows, so they never collide), then the vertical sum.
+    const int k = ty.k;
+    std::vector<float>& rows = tls_rows;
+    rows.resize(static_cast<size_t>((k + 1) * cw * 3));
+    float* acc = rows.data() + static_cast<size_t>(k) * static_cast<size_t>(cw * 3);
+    std::vector<int64_t> tags(static_cast<size_t>(k), -1);
+    const auto hrow = [&](int32_t r) -> const float* {
+      float* slot = rows.data() + static_cast<size_t>(r % k) * static_cast<size_t>(cw * 3);
+      if (tags[static_cast<size_t>(r % k)] != r) {
+        const uint8_t* in = work + r * work_stride;
+        switch (tx.k) {
+          case 1: horizontal<1>(in, tx, cw, fill_f, slot); break;
+          case 2: horizontal<2>(in, tx, cw, fill_f, slot); break;
+          case 4: horizontal<4>(in, tx, cw, fill_f, slot); break;
+          case 8: horizontal<8>(in, tx, cw, fill_f, slot); break;
+          default: horizontal<0>(in, tx, cw, fill_f, slot); break;
+        }
+        tags[static_cast<size_t>(r % k)] = r;
+      }
+      return slot;
+    };
+    const int64_t n = cw * 3;
+    for (int64_t y = 0; y < ch; ++y) {
+      const float fw = ty.fill_weight[static_cast<size_t>(y)];
+      for (int64_t i = 0; i < n; i += 3) {
+        acc[i] = fw * fill_f[0];
+        acc[i + 1] = fw * fill_f[1];
+        acc[i + 2] = fw * fill_f[2];
+      }
+      for (int j = 0; j < k; ++j) {
+        const float w = ty.weight[static_cast<size_t>(y * k + j)];
+        if (w == 0.0f) continue;
+        const float* h = hrow(ty.index[static_cast<size_t>(y * k + j)]);
+        for (int64_t i = 0; i < n; ++i) acc[i] += w * h[i];
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        const float v = acc[i];
+        out_row[i] = v <= 0.0f ? 0 : v >= 254.5f ? 255 : static_cast<uint8_t>(static_cast<int>(v + 0.5f));
+      }
+      emit(y, out_row);
+    }
+  }
+  // Rows below the content (size_divisibility padding): the fill colour.
+  for (int64_t x = 0; x < ow; ++x) {
+    out_row[3 * x] = fill[0];
+    out_row[3 * x + 1] = fill[1];
+    out_row[3 * x + 2] = fill[2];
+  }
+  for (int64_t y = ch; y < oh; ++y) emit(y, out_row);
+}
+
+}  // namespace fastloader::augment
