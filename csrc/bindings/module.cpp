@@ -10,4 +10,5 @@ PYBIND11_MODULE(_C, m) {
   fastloader::bindings::register_buffer_pool(m);
   fastloader::bindings::register_policies(m);
   fastloader::bindings::register_coco(m);
+  fastloader::bindings::register_augment(m);
 }
