@@ -128,6 +128,7 @@ py::array_t<float> float_rows(const std::vector<float>& values, int64_t cols) {
 void register_augment(py::module_& m) {
   py::class_<Plan, std::shared_ptr<Plan>>(m, "AugmentPlan",
                                           "One sample's drawn parameters and moved targets.")
+      .def(py::init<>(), "An empty plan (plans come from AugmentCore.plan).")
       .def_property_readonly("out_height", [](const Plan& p) { return p.out_height; })
       .def_property_readonly("out_width", [](const Plan& p) { return p.out_width; })
       .def_property_readonly("content_height", [](const Plan& p) { return p.content_height; })
@@ -187,10 +188,17 @@ void register_augment(py::module_& m) {
            py::arg("ops"), py::arg("output"))
       .def(
           "plan",
-          [](const Pipeline& self, int64_t height, int64_t width,
-             py::array_t<float, py::array::c_style | py::array::forcecast> boxes,
-             std::optional<py::array_t<float, py::array::c_style | py::array::forcecast>> landmarks,
-             uint64_t seed, uint64_t epoch, uint64_t index) {
+          [](const Pipeline& self, int64_t height, int64_t width, const py::array& boxes_in,
+             const std::optional<py::array>& landmarks_in, uint64_t seed, uint64_t epoch,
+             uint64_t index) {
+            using Floats = py::array_t<float, py::array::c_style | py::array::forcecast>;
+            const Floats boxes = Floats::ensure(boxes_in);
+            if (!boxes) throw py::type_error("boxes should convert to float32");
+            std::optional<Floats> landmarks;
+            if (landmarks_in) {
+              landmarks = Floats::ensure(*landmarks_in);
+              if (!*landmarks) throw py::type_error("landmarks should convert to float32");
+            }
             if (boxes.ndim() != 2 || boxes.shape(1) != 4)
               throw py::value_error("boxes should have shape [N, 4]");
             augment::BoxesIn in;
@@ -262,7 +270,11 @@ void register_augment(py::module_& m) {
 
   m.def(
       "augment_distort_pixels",
-      [](py::array_t<uint8_t, py::array::c_style> pixels, int blue_index, const py::dict& params) {
+      [](const py::array& pixels_in, int blue_index, const py::dict& params) {
+        if (!py::isinstance<py::array_t<uint8_t>>(pixels_in) ||
+            !(pixels_in.flags() & py::array::c_style))
+          throw py::type_error("pixels should be a C-contiguous uint8 array");
+        py::array_t<uint8_t> pixels = py::reinterpret_borrow<py::array_t<uint8_t>>(pixels_in);
         if (pixels.ndim() != 2 || pixels.shape(1) != 3) throw py::value_error("pixels should be [N, 3]");
         if (!pixels.writeable()) throw py::value_error("pixels should be writeable");
         augment::PhotometricParams p;
