@@ -137,6 +137,10 @@ double box_area(const float* b) {
   return (static_cast<double>(b[2]) - b[0]) * (static_cast<double>(b[3]) - b[1]);
 }
 
+// A box that can make a square crop acceptable: not inverted, area >= 1 (matrix_iof divides by
+// max(area, 1), so smaller boxes never reach an IoF of 1; inverted ones intersect nothing).
+bool usable(const float* b) { return b[2] > b[0] && b[3] > b[1] && box_area(b) >= 1.0; }
+
 // Centres strictly inside the rectangle (computed in double, as numpy's float64 would).
 bool centre_inside(const float* b, int64_t l, int64_t t, int64_t r, int64_t bottom) {
   const double cx = (static_cast<double>(b[0]) + b[2]) / 2, cy = (static_cast<double>(b[1]) + b[3]) / 2;
@@ -309,7 +313,7 @@ Plan Pipeline::plan(int64_t height, int64_t width, const BoxesIn& in, uint64_t s
         // A box counts when wholly inside with area >= 1 (matrix_iof's max(area, 1) divisor).
         bool any_usable = false;
         for (int64_t b = 0; b < t.count() && !any_usable; ++b)
-          any_usable = box_area(&t.boxes[static_cast<size_t>(4 * b)]) >= 1.0;
+          any_usable = usable(&t.boxes[static_cast<size_t>(4 * b)]);
         int64_t tries = 0;
         bool done = false;
         for (int64_t attempt = 0; any_usable && attempt < op.max_tries && !done; ++attempt) {
@@ -333,7 +337,7 @@ Plan Pipeline::plan(int64_t height, int64_t width, const BoxesIn& in, uint64_t s
           bool any_take = false;
           for (int64_t b = 0; b < t.count(); ++b) {
             const float* x = &t.boxes[static_cast<size_t>(4 * b)];
-            if (x[0] >= left && x[1] >= top && x[2] <= right && x[3] <= bottom && box_area(x) >= 1.0)
+            if (x[0] >= left && x[1] >= top && x[2] <= right && x[3] <= bottom && usable(x))
               inside = true;
             take[static_cast<size_t>(b)] = centre_inside(x, left, top, right, bottom);
             any_take = any_take || take[static_cast<size_t>(b)];
