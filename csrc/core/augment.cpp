@@ -149,6 +149,9 @@ bool centre_inside(const float* b, int64_t l, int64_t t, int64_t r, int64_t bott
 
 void add(OpRecord& record, const char* name, double value) { record.values.emplace_back(name, value); }
 
+// level * scale + offset in float, as the render loop computes it (-ffp-contract=off: no FMA).
+float affine_level(float level, float scale, float offset) { return level * scale + offset; }
+
 }  // namespace
 
 Pipeline::Pipeline(std::vector<OpSpec> ops, OutputSpec output)
@@ -260,6 +263,17 @@ Pipeline::Pipeline(std::vector<OpSpec> ops, OutputSpec output)
           break;
         }
       }
+    }
+  }
+  if (output_.dtype == OutDType::Float32) {
+    affine_exact_ = true;
+    for (int c = 0; c < 3; ++c) {
+      affine_scale_[c] = static_cast<float>(1.0 / output_.std[c]);
+      affine_offset_[c] = static_cast<float>(-output_.mean[c] / output_.std[c]);
+      const float* lut = reinterpret_cast<const float*>(lut_[c].data());
+      for (int v = 0; v < 256; ++v)
+        affine_exact_ = affine_exact_ &&
+                        affine_level(static_cast<float>(v), affine_scale_[c], affine_offset_[c]) == lut[v];
     }
   }
 }

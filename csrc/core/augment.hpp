@@ -172,6 +172,10 @@ class Pipeline {
   // Output value of each uint8 level per output channel, in the output dtype's bytes.
   std::array<std::vector<uint8_t>, 3> lut_;
   int64_t out_elem_size_ = 4;
+  // float32 output: level * scale + offset equals the LUT for every level (then it is used,
+  // being vectorizable where the LUT gather is not).
+  bool affine_exact_ = false;
+  std::array<float, 3> affine_scale_{1, 1, 1}, affine_offset_{0, 0, 0};
 };
 
 // Building blocks exposed for the tests (and the reference comparisons).

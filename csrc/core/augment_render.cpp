@@ -113,6 +113,12 @@ struct Distorter {
     }
     affine_lut(sat, p.saturation_on ? p.saturation : 1.0, 0.0);
     hue_shift_ = static_cast<int>(p.hue_on ? p.hue : 0);
+    pre_identity_ = post_identity_ = sat_identity_ = true;
+    for (int v = 0; v < 256; ++v) {
+      pre_identity_ = pre_identity_ && pre[v] == v;
+      post_identity_ = post_identity_ && post[v] == v;
+      sat_identity_ = sat_identity_ && sat[v] == v;
+    }
   }
   // Blocks of pixels in planar form: the LUT passes are scalar lookups, the HSV arithmetic is
   // branch-free int32 / float maths the compiler vectorizes (OpenCV's reciprocal tables are
@@ -125,10 +131,18 @@ struct Distorter {
     for (int64_t start = 0; start < count; start += kBlock) {
       const int64_t n = std::min(kBlock, count - start);
       uint8_t* p = px + 3 * start;
-      for (int64_t i = 0; i < n; ++i) {
-        b[i] = pre[p[3 * i + bidx]];
-        g[i] = pre[p[3 * i + 1]];
-        r[i] = pre[p[3 * i + (bidx ^ 2)]];
+      if (pre_identity_) {
+        for (int64_t i = 0; i < n; ++i) {
+          b[i] = p[3 * i + bidx];
+          g[i] = p[3 * i + 1];
+          r[i] = p[3 * i + (bidx ^ 2)];
+        }
+      } else {
+        for (int64_t i = 0; i < n; ++i) {
+          b[i] = pre[p[3 * i + bidx]];
+          g[i] = pre[p[3 * i + 1]];
+          r[i] = pre[p[3 * i + (bidx ^ 2)]];
+        }
       }
       for (int64_t i = 0; i < n; ++i) {
         const int32_t bi = b[i], gi = g[i], ri = r[i];
@@ -150,7 +164,8 @@ struct Distorter {
         s[i] = (diff * sdiv + (1 << 11)) >> 12;
         v[i] = vv;
       }
-      for (int64_t i = 0; i < n; ++i) s[i] = sat[s[i]];
+      if (!sat_identity_)
+        for (int64_t i = 0; i < n; ++i) s[i] = sat[s[i]];
       for (int64_t i = 0; i < n; ++i) {
         const float sf = static_cast<float>(s[i]) * (1.0f / 255.0f);
         const float vf = static_cast<float>(v[i]) * (1.0f / 255.0f);
@@ -182,14 +197,23 @@ struct Distorter {
         g[i] = static_cast<int32_t>(std::min(std::max(fg[i], 0.0f), 255.0f));
         r[i] = static_cast<int32_t>(std::min(std::max(fr[i], 0.0f), 255.0f));
       }
-      for (int64_t i = 0; i < n; ++i) {
-        p[3 * i + bidx] = post[b[i]];
-        p[3 * i + 1] = post[g[i]];
-        p[3 * i + (bidx ^ 2)] = post[r[i]];
+      if (post_identity_) {
+        for (int64_t i = 0; i < n; ++i) {
+          p[3 * i + bidx] = static_cast<uint8_t>(b[i]);
+          p[3 * i + 1] = static_cast<uint8_t>(g[i]);
+          p[3 * i + (bidx ^ 2)] = static_cast<uint8_t>(r[i]);
+        }
+      } else {
+        for (int64_t i = 0; i < n; ++i) {
+          p[3 * i + bidx] = post[b[i]];
+          p[3 * i + 1] = post[g[i]];
+          p[3 * i + (bidx ^ 2)] = post[r[i]];
+        }
       }
     }
   }
   int hue_shift_ = 0;
+  bool pre_identity_ = false, post_identity_ = false, sat_identity_ = false;
 };
 
 void distort_pixels(uint8_t* pixels, int64_t count, int bidx, const PhotometricParams& p) {
@@ -364,47 +388,30 @@ Taps build_taps(Interp interp, bool area_down, int64_t src, int64_t dst,
   return out;
 }
 
-// Horizontal pass of one region row into floats (3 channels interleaved).
+// Horizontal pass of one region row into floats, one plane per channel ([3][dst]).
 template <int K>
-void horizontal(const uint8_t* row, const Taps& t, int64_t dst, const float* fill, float* out) {
+void horizontal(const float* row, const Taps& t, int64_t dst, const float* fill, float* out) {
   const int k = K > 0 ? K : t.k;
   const int32_t* idx = t.index.data();
   const float* w = t.weight.data();
-  for (int64_t d = 0; d < dst; ++d, idx += k, w += k, out += 3) {
+  for (int64_t d = 0; d < dst; ++d, idx += k, w += k, ++out) {
     const float f = t.fill_weight[static_cast<size_t>(d)];
     float a0 = f * fill[0], a1 = f * fill[1], a2 = f * fill[2];
     for (int j = 0; j < k; ++j) {
-      const uint8_t* p = row + 3 * static_cast<int64_t>(idx[j]);
+      const float* p = row + 3 * static_cast<int64_t>(idx[j]);
       a0 += w[j] * p[0];
       a1 += w[j] * p[1];
       a2 += w[j] * p[2];
     }
     out[0] = a0;
-    out[1] = a1;
-    out[2] = a2;
-  }
-}
-
-template <typename T>
-void write_row(const uint8_t* row, int64_t content, int64_t width, const std::array<const T*, 3>& lut,
-               const int* perm, const uint8_t* fill, T* dst, int64_t cs, int64_t xs) {
-  for (int oc = 0; oc < 3; ++oc) {
-    const T* l = lut[oc];
-    const uint8_t* src = row + perm[oc];
-    T* out = dst + oc * cs;
-    if (xs == 1) {
-      for (int64_t x = 0; x < content; ++x) out[x] = l[src[3 * x]];
-    } else {
-      for (int64_t x = 0; x < content; ++x) out[x * xs] = l[src[3 * x]];
-    }
-    const T pad = l[fill[perm[oc]]];
-    for (int64_t x = content; x < width; ++x) out[x * xs] = pad;
+    out[dst] = a1;
+    out[2 * dst] = a2;
   }
 }
 
 thread_local std::vector<uint8_t> tls_scratch;
 thread_local std::vector<float> tls_rows;
-thread_local std::vector<uint8_t> tls_out_row;
+thread_local std::vector<float> tls_row_f;
 
 }  // namespace
 
@@ -493,51 +500,71 @@ void Pipeline::render(const Plan& plan, const ImageView& src, const OutputView& 
   const Taps tx = build_taps(interp, area_down, W, cw, col_map);
   const Taps ty = build_taps(interp, area_down, H, ch, row_map);
 
-  std::vector<uint8_t>& row_u8 = tls_out_row;
-  row_u8.resize(static_cast<size_t>(std::max(cw, ow) * 3));
-
-  const auto emit = [&](int64_t y, const uint8_t* row) {
+  // One output row of one channel from its levels (nullptr: all fill), padding columns included.
+  const auto write_plane = [&](const float* lv, int oc, int64_t y, uint8_t fill_level,
+                               const OutputView& d) {
+    const int64_t xs = d.col_stride;
+    const int64_t at = oc * d.channel_stride + y * d.row_stride;
     switch (output_.dtype) {
-      case OutDType::UInt8:
-        write_row<uint8_t>(row, cw, ow, {lut_[0].data(), lut_[1].data(), lut_[2].data()}, perm, fill,
-                           static_cast<uint8_t*>(dst.data) + y * dst.row_stride, dst.channel_stride,
-                           dst.col_stride);
+      case OutDType::Float32: {
+        float* out = static_cast<float*>(d.data) + at;
+        const float* lut = reinterpret_cast<const float*>(lut_[oc].data());
+        if (lv && affine_exact_) {
+          const float a = affine_scale_[oc], b = affine_offset_[oc];
+          if (xs == 1) {
+            for (int64_t x = 0; x < cw; ++x) out[x] = lv[x] * a + b;
+          } else {
+            for (int64_t x = 0; x < cw; ++x) out[x * xs] = lv[x] * a + b;
+          }
+        } else if (lv) {
+          for (int64_t x = 0; x < cw; ++x) out[x * xs] = lut[static_cast<int32_t>(lv[x])];
+        } else {
+          for (int64_t x = 0; x < cw; ++x) out[x * xs] = lut[fill_level];
+        }
+        for (int64_t x = cw; x < ow; ++x) out[x * xs] = lut[fill_level];
         break;
-      case OutDType::Float32:
-        write_row<float>(row, cw, ow,
-                         {reinterpret_cast<const float*>(lut_[0].data()),
-                          reinterpret_cast<const float*>(lut_[1].data()),
-                          reinterpret_cast<const float*>(lut_[2].data())},
-                         perm, fill, static_cast<float*>(dst.data) + y * dst.row_stride,
-                         dst.channel_stride, dst.col_stride);
+      }
+      case OutDType::UInt8: {
+        uint8_t* out = static_cast<uint8_t*>(d.data) + at;
+        for (int64_t x = 0; x < cw; ++x) out[x * xs] = lv ? static_cast<uint8_t>(lv[x]) : fill_level;
+        for (int64_t x = cw; x < ow; ++x) out[x * xs] = fill_level;
         break;
-      default:
-        write_row<uint16_t>(row, cw, ow,
-                            {reinterpret_cast<const uint16_t*>(lut_[0].data()),
-                             reinterpret_cast<const uint16_t*>(lut_[1].data()),
-                             reinterpret_cast<const uint16_t*>(lut_[2].data())},
-                            perm, fill, static_cast<uint16_t*>(dst.data) + y * dst.row_stride,
-                            dst.channel_stride, dst.col_stride);
+      }
+      default: {
+        uint16_t* out = static_cast<uint16_t*>(d.data) + at;
+        const uint16_t* lut = reinterpret_cast<const uint16_t*>(lut_[oc].data());
+        for (int64_t x = 0; x < cw; ++x)
+          out[x * xs] = lut[lv ? static_cast<int32_t>(lv[x]) : fill_level];
+        for (int64_t x = cw; x < ow; ++x) out[x * xs] = lut[fill_level];
         break;
+      }
     }
   };
 
-  uint8_t* out_row = row_u8.data();
   if (interp == Interp::Nearest) {
-    // Exact: every output pixel is one canvas pixel.
+    // Exact: every output pixel is one canvas pixel; written plane by plane as levels.
+    std::vector<float>& lv = tls_rows;
+    lv.resize(static_cast<size_t>(std::max<int64_t>(cw, 1)));
     for (int64_t y = 0; y < ch; ++y) {
       const int32_t r = ty.fill_weight[static_cast<size_t>(y)] > 0 ? -1 : ty.index[static_cast<size_t>(y)];
       const uint8_t* in = r >= 0 ? work + r * work_stride : nullptr;
-      for (int64_t x = 0; x < cw; ++x) {
-        const uint8_t* p = (in && tx.fill_weight[static_cast<size_t>(x)] == 0)
-                               ? in + 3 * static_cast<int64_t>(tx.index[static_cast<size_t>(x)])
-                               : fill;
-        out_row[3 * x] = p[0];
-        out_row[3 * x + 1] = p[1];
-        out_row[3 * x + 2] = p[2];
+      for (int oc = 0; oc < 3; ++oc) {
+        const int ic = perm[oc];
+        if (!in) {
+          write_plane(nullptr, oc, y, fill[ic], dst);
+          continue;
+        }
+        const float fill_level = fill_f[ic];
+        for (int64_t x = 0; x < cw; ++x)
+          lv[static_cast<size_t>(x)] = tx.fill_weight[static_cast<size_t>(x)] == 0
+                                           ? static_cast<float>(in[3 * static_cast<int64_t>(tx.index[static_cast<size_t>(x)]) + ic])
+                                           : fill_level;
+        write_plane(lv.data(), oc, y, fill[ic], dst);
       }
-      emit(y, out_row);
     }
+    for (int64_t y = ch; y < oh; ++y)
+      for (int oc = 0; oc < 3; ++oc) write_plane(nullptr, oc, y, fill[perm[oc]], dst);
+    return;
   } else {
     // Separable: horizontal rows cached in a ring of ty.k slots (the taps of one output row are
     // consecutive region rows, so they never collide), then the vertical sum.
@@ -546,10 +573,15 @@ void Pipeline::render(const Plan& plan, const ImageView& src, const OutputView& 
     rows.resize(static_cast<size_t>((k + 1) * cw * 3));
     float* acc = rows.data() + static_cast<size_t>(k) * static_cast<size_t>(cw * 3);
     std::vector<int64_t> tags(static_cast<size_t>(k), -1);
+    std::vector<float>& row_f = tls_row_f;
+    row_f.resize(static_cast<size_t>(std::max<int64_t>(rw, 1) * 3));
     const auto hrow = [&](int32_t r) -> const float* {
       float* slot = rows.data() + static_cast<size_t>(r % k) * static_cast<size_t>(cw * 3);
       if (tags[static_cast<size_t>(r % k)] != r) {
-        const uint8_t* in = work + r * work_stride;
+        // The row as floats once (vectorized), not each tap's bytes converted per output pixel.
+        const uint8_t* bytes = work + r * work_stride;
+        for (int64_t i = 0; i < rw * 3; ++i) row_f[static_cast<size_t>(i)] = static_cast<float>(bytes[i]);
+        const float* in = row_f.data();
         switch (tx.k) {
           case 1: horizontal<1>(in, tx, cw, fill_f, slot); break;
           case 2: horizontal<2>(in, tx, cw, fill_f, slot); break;
@@ -561,34 +593,39 @@ void Pipeline::render(const Plan& plan, const ImageView& src, const OutputView& 
       }
       return slot;
     };
-    const int64_t n = cw * 3;
+    // Per output channel: the vertical sum over contiguous planes, rounded to a uint8 level as
+    // cv2.resize's uint8 output is, then that level's output value: arithmetic where it equals
+    // the LUT for all 256 levels (checked when the pipeline was built), else the LUT.
+    float* levels = acc;  // the rounded levels of one plane (as floats)
+    std::vector<const float*> planes(static_cast<size_t>(k));
+    std::vector<float> weights(static_cast<size_t>(k));
     for (int64_t y = 0; y < ch; ++y) {
       const float fw = ty.fill_weight[static_cast<size_t>(y)];
-      for (int64_t i = 0; i < n; i += 3) {
-        acc[i] = fw * fill_f[0];
-        acc[i + 1] = fw * fill_f[1];
-        acc[i + 2] = fw * fill_f[2];
-      }
+      int taps = 0;
       for (int j = 0; j < k; ++j) {
         const float w = ty.weight[static_cast<size_t>(y * k + j)];
         if (w == 0.0f) continue;
-        const float* h = hrow(ty.index[static_cast<size_t>(y * k + j)]);
-        for (int64_t i = 0; i < n; ++i) acc[i] += w * h[i];
+        planes[static_cast<size_t>(taps)] = hrow(ty.index[static_cast<size_t>(y * k + j)]);
+        weights[static_cast<size_t>(taps++)] = w;
       }
-      for (int64_t i = 0; i < n; ++i) {
-        const float v = acc[i];
-        out_row[i] = v <= 0.0f ? 0 : v >= 254.5f ? 255 : static_cast<uint8_t>(static_cast<int>(v + 0.5f));
+      for (int oc = 0; oc < 3; ++oc) {
+        const int ic = perm[oc];
+        const float base = fw * fill_f[ic];
+        for (int64_t x = 0; x < cw; ++x) levels[x] = base;
+        for (int j = 0; j < taps; ++j) {
+          const float w = weights[static_cast<size_t>(j)];
+          const float* h = planes[static_cast<size_t>(j)] + ic * cw;
+          for (int64_t x = 0; x < cw; ++x) levels[x] += w * h[x];
+        }
+        for (int64_t x = 0; x < cw; ++x)
+          levels[x] = static_cast<float>(static_cast<int32_t>(std::min(std::max(levels[x], 0.0f), 255.0f) + 0.5f));
+        write_plane(levels, oc, y, fill[ic], dst);
       }
-      emit(y, out_row);
     }
+    for (int64_t y = ch; y < oh; ++y)
+      for (int oc = 0; oc < 3; ++oc) write_plane(nullptr, oc, y, fill[perm[oc]], dst);
+    return;
   }
-  // Rows below the content (size_divisibility padding): the fill colour.
-  for (int64_t x = 0; x < ow; ++x) {
-    out_row[3 * x] = fill[0];
-    out_row[3 * x + 1] = fill[1];
-    out_row[3 * x + 2] = fill[2];
-  }
-  for (int64_t y = ch; y < oh; ++y) emit(y, out_row);
 }
 
 }  // namespace fastloader::augment
