@@ -8,6 +8,14 @@
 
 #include "core/augment.hpp"
 
+// Runtime CPU dispatch for the distortion's vectorized loops: an AVX2 clone picked at load time
+// (glibc ifunc) where the CPU has it, SSE2 otherwise; no FMA in either, so results are the same.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define FASTLOADER_DISPATCH __attribute__((target_clones("avx2", "default")))
+#else
+#define FASTLOADER_DISPATCH
+#endif
+
 namespace fastloader::augment {
 
 namespace detail {
@@ -123,7 +131,7 @@ struct Distorter {
   // Blocks of pixels in planar form: the LUT passes are scalar lookups, the HSV arithmetic is
   // branch-free int32 / float maths the compiler vectorizes (OpenCV's reciprocal tables are
   // recomputed by float division, equal to them for every entry: tested).
-  void apply(uint8_t* px, int64_t count, int bidx) const {
+  FASTLOADER_DISPATCH void apply(uint8_t* px, int64_t count, int bidx) const {
     constexpr int64_t kBlock = 256;
     alignas(64) int32_t b[kBlock], g[kBlock], r[kBlock], h[kBlock], s[kBlock], v[kBlock];
     alignas(64) float fb[kBlock], fg[kBlock], fr[kBlock];
@@ -388,13 +396,37 @@ Taps build_taps(Interp interp, bool area_down, int64_t src, int64_t dst,
   return out;
 }
 
-// Horizontal pass of one region row into floats, one plane per channel ([3][dst]).
+// Horizontal pass of one region row (floats, 3 interleaved channels, one float of slack at the
+// end) into floats, one plane per channel ([3][dst]). A tap's 3 channels are one 4-lane vector
+// (the 4th lane is the next pixel's, never used): GCC / Clang vector extensions compile to SSE2
+// or NEON without target flags; elsewhere the scalar loop.
+#if defined(__GNUC__) || defined(__clang__)
+typedef float Lanes4 __attribute__((vector_size(16)));
+template <int K>
+FASTLOADER_DISPATCH void horizontal(const float* row, const Taps& t, int64_t dst, const float* fill, float* out) {
+  const int k = K > 0 ? K : t.k;
+  const int32_t* idx = t.index.data();
+  const float* w = t.weight.data();
+  const Lanes4 fill4 = {fill[0], fill[1], fill[2], 0.0f};
+  for (int64_t d = 0; d < dst; ++d, idx += k, w += k) {
+    Lanes4 acc = t.fill_weight[static_cast<size_t>(d)] * fill4;
+    for (int j = 0; j < k; ++j) {
+      Lanes4 px;
+      std::memcpy(&px, row + 3 * static_cast<int64_t>(idx[j]), sizeof(px));
+      acc += w[j] * px;
+    }
+    out[d] = acc[0];
+    out[dst + d] = acc[1];
+    out[2 * dst + d] = acc[2];
+  }
+}
+#else
 template <int K>
 void horizontal(const float* row, const Taps& t, int64_t dst, const float* fill, float* out) {
   const int k = K > 0 ? K : t.k;
   const int32_t* idx = t.index.data();
   const float* w = t.weight.data();
-  for (int64_t d = 0; d < dst; ++d, idx += k, w += k, ++out) {
+  for (int64_t d = 0; d < dst; ++d, idx += k, w += k) {
     const float f = t.fill_weight[static_cast<size_t>(d)];
     float a0 = f * fill[0], a1 = f * fill[1], a2 = f * fill[2];
     for (int j = 0; j < k; ++j) {
@@ -403,10 +435,28 @@ void horizontal(const float* row, const Taps& t, int64_t dst, const float* fill,
       a1 += w[j] * p[1];
       a2 += w[j] * p[2];
     }
-    out[0] = a0;
-    out[dst] = a1;
-    out[2 * dst] = a2;
+    out[d] = a0;
+    out[dst + d] = a1;
+    out[2 * dst + d] = a2;
   }
+}
+#endif
+
+// levels = round(clamp(base + sum_j weights[j] * planes[j][0..n))) as floats (cv2's uint8 levels).
+FASTLOADER_DISPATCH void vertical_levels(float* levels, const float* const* planes, const float* weights,
+                                         int taps, int64_t n, float base) {
+  for (int64_t x = 0; x < n; ++x) levels[x] = base;
+  for (int j = 0; j < taps; ++j) {
+    const float w = weights[j];
+    const float* h = planes[j];
+    for (int64_t x = 0; x < n; ++x) levels[x] += w * h[x];
+  }
+  for (int64_t x = 0; x < n; ++x)
+    levels[x] = static_cast<float>(static_cast<int32_t>(std::min(std::max(levels[x], 0.0f), 255.0f) + 0.5f));
+}
+
+FASTLOADER_DISPATCH void affine_store(float* out, const float* levels, int64_t n, float a, float b) {
+  for (int64_t x = 0; x < n; ++x) out[x] = levels[x] * a + b;
 }
 
 thread_local std::vector<uint8_t> tls_scratch;
@@ -512,7 +562,7 @@ void Pipeline::render(const Plan& plan, const ImageView& src, const OutputView& 
         if (lv && affine_exact_) {
           const float a = affine_scale_[oc], b = affine_offset_[oc];
           if (xs == 1) {
-            for (int64_t x = 0; x < cw; ++x) out[x] = lv[x] * a + b;
+            affine_store(out, lv, cw, a, b);
           } else {
             for (int64_t x = 0; x < cw; ++x) out[x * xs] = lv[x] * a + b;
           }
@@ -574,7 +624,7 @@ void Pipeline::render(const Plan& plan, const ImageView& src, const OutputView& 
     float* acc = rows.data() + static_cast<size_t>(k) * static_cast<size_t>(cw * 3);
     std::vector<int64_t> tags(static_cast<size_t>(k), -1);
     std::vector<float>& row_f = tls_row_f;
-    row_f.resize(static_cast<size_t>(std::max<int64_t>(rw, 1) * 3));
+    row_f.assign(static_cast<size_t>(std::max<int64_t>(rw, 1) * 3 + 1), 0.0f);  // + the slack lane
     const auto hrow = [&](int32_t r) -> const float* {
       float* slot = rows.data() + static_cast<size_t>(r % k) * static_cast<size_t>(cw * 3);
       if (tags[static_cast<size_t>(r % k)] != r) {
@@ -597,7 +647,7 @@ void Pipeline::render(const Plan& plan, const ImageView& src, const OutputView& 
     // cv2.resize's uint8 output is, then that level's output value: arithmetic where it equals
     // the LUT for all 256 levels (checked when the pipeline was built), else the LUT.
     float* levels = acc;  // the rounded levels of one plane (as floats)
-    std::vector<const float*> planes(static_cast<size_t>(k));
+    std::vector<const float*> planes(static_cast<size_t>(k)), channel_planes(static_cast<size_t>(k));
     std::vector<float> weights(static_cast<size_t>(k));
     for (int64_t y = 0; y < ch; ++y) {
       const float fw = ty.fill_weight[static_cast<size_t>(y)];
@@ -610,15 +660,8 @@ void Pipeline::render(const Plan& plan, const ImageView& src, const OutputView& 
       }
       for (int oc = 0; oc < 3; ++oc) {
         const int ic = perm[oc];
-        const float base = fw * fill_f[ic];
-        for (int64_t x = 0; x < cw; ++x) levels[x] = base;
-        for (int j = 0; j < taps; ++j) {
-          const float w = weights[static_cast<size_t>(j)];
-          const float* h = planes[static_cast<size_t>(j)] + ic * cw;
-          for (int64_t x = 0; x < cw; ++x) levels[x] += w * h[x];
-        }
-        for (int64_t x = 0; x < cw; ++x)
-          levels[x] = static_cast<float>(static_cast<int32_t>(std::min(std::max(levels[x], 0.0f), 255.0f) + 0.5f));
+        for (int j = 0; j < taps; ++j) channel_planes[static_cast<size_t>(j)] = planes[static_cast<size_t>(j)] + ic * cw;
+        vertical_levels(levels, channel_planes.data(), weights.data(), taps, cw, fw * fill_f[ic]);
         write_plane(levels, oc, y, fill[ic], dst);
       }
     }
