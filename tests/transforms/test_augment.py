@@ -343,3 +343,28 @@ def test_module_doctests():
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0, f"{module.__name__}: {result.failed} doctest(s) failed"
     assert doctest.testmod(presets_module).attempted >= 3
+
+
+def test_deferred_images_write_the_same_pixels_into_a_slot(tmp_path):
+    from PIL import Image
+
+    from fastloader.io.decode import read_image
+    from fastloader.transforms import deferred as deferred_module
+
+    image = _image(50, 70)
+    path = tmp_path / "a.jpg"
+    Image.fromarray(image).save(path, quality=90)
+    boxes, lms, labels = _targets(50, 70, 4)
+    target = {"boxes": boxes, "landmarks": lms, "labels": labels}
+    pipe = T.retinaface(40, seed=3)
+    deferred, moved = pipe.defer(str(path), target, index=5)
+    assert deferred.shape == (3, 40, 40) and deferred.dtype == torch.float32
+    batch = torch.zeros(3, 3, 40, 40)
+    deferred.write_into(batch[2])
+    want, want_target = pipe(read_image(str(path)), target, index=5)
+    torch.testing.assert_close(batch[2], want, rtol=0, atol=0)
+    for key in want_target:
+        np.testing.assert_array_equal(moved[key], want_target[key])
+    clone = pickle.loads(pickle.dumps(deferred))
+    torch.testing.assert_close(clone.materialize(), want, rtol=0, atol=0)
+    assert doctest.testmod(deferred_module).failed == 0

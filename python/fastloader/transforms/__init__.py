@@ -17,12 +17,14 @@ from .ops import (
     Resize,
     SquareCrop,
 )
+from .deferred import AugmentedImage
 from .pipeline import AugmentPipeline, AugmentPlan
 from .presets import detection, retinaface, ssd
 
 __all__ = [
     "AugmentPipeline",
     "AugmentPlan",
+    "AugmentedImage",
     "Op",
     "SquareCrop",
     "IoUCrop",

@@ -348,6 +348,19 @@ class AugmentPipeline:
         lm = np.ascontiguousarray(rows[:, 4:-1]) if rows.ndim == 2 and rows.shape[1] > 5 else None
         return boxes, lm
 
+    def defer(
+        self, source: Any, target: Any = None, index: int | None = None, epoch: int | None = None
+    ) -> tuple[Any, Any]:
+        """Plan a sample now and write its image later: returns an
+        :class:`~fastloader.transforms.AugmentedImage` (``shape``, ``dtype``, ``write_into(out)``)
+        and the moved target. `source` is an image file path or an image array / tensor; a
+        path's size is read from its header and the pixels are decoded by ``write_into``."""
+        from .deferred import AugmentedImage
+
+        ep = self._epoch if epoch is None else non_negative_int(epoch, "epoch", 1 << 32, "2**32")
+        deferred = AugmentedImage(self, source, target, self._index(index), ep)
+        return deferred, deferred.targets()
+
     def __call__(self, image: Any, target: Any = None, index: int | None = None) -> tuple[torch.Tensor, Any]:
         """Augment one sample: returns the output image tensor and the moved target."""
         array = image_array(image)

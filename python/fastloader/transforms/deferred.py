@@ -1,0 +1,123 @@
+"""AugmentedImage: a sample's image planned now (targets moved, output size known) and decoded +
+augmented later, straight into the buffer a collate gives it (a batch or ring slot)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..io.decode import read_image
+from .pipeline import AugmentPipeline, image_array
+
+_JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
+
+try:
+    import simplejpeg as _simplejpeg
+except ImportError:  # pragma: no cover - depends on the environment
+    _simplejpeg = None
+
+try:
+    from PIL import Image as _Image
+except ImportError:  # pragma: no cover - depends on the environment
+    _Image = None  # type: ignore[assignment]
+
+
+def image_size(path: str) -> tuple[int, int]:
+    """(height, width) of an image file from its header, without decoding the pixels."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".npy":
+        array = np.load(path, mmap_mode="r")
+        if array.ndim != 3 or array.shape[0] not in (1, 3, 4):
+            raise ValueError(f"{path}: a .npy image should be uint8 [C, H, W], has shape {array.shape}")
+        return int(array.shape[1]), int(array.shape[2])
+    if suffix in _JPEG_SUFFIXES and _simplejpeg is not None:
+        with open(path, "rb") as f:
+            height, width, _, _ = _simplejpeg.decode_jpeg_header(f.read(1 << 16))
+        return int(height), int(width)
+    if _Image is None:
+        raise ImportError("reading image sizes needs Pillow: pip install 'fastloader[datasets]'")
+    with _Image.open(path) as image:
+        width, height = image.size
+    return int(height), int(width)
+
+
+class AugmentedImage:
+    """One sample's augmented image, written when a collate has its output slot.
+
+    Made by :meth:`AugmentPipeline.defer`: the plan (every random draw, the moved targets, the
+    output shape) is made at once from the image's header; :meth:`write_into` decodes the file
+    (or takes the array) and renders it into any buffer of :attr:`shape` and :attr:`dtype`, so
+    the image is written once, into its batch or ring slot. Pickles by its arguments (the plan
+    is made again, identically).
+
+    Args:
+        pipeline: the pipeline that planned it.
+        source: an image file path, or an HWC uint8 array / CHW uint8 tensor.
+        target: the sample's target as the pipeline takes it.
+        index: the sample's dataset index (its key with the pipeline's seed and epoch).
+        epoch: the epoch it was planned for.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from fastloader.transforms import AugmentPipeline, Resize
+        >>> pipe = AugmentPipeline([Resize(8)], seed=0)
+        >>> image, target = pipe.defer(np.zeros((16, 16, 3), np.uint8), None, index=0)
+        >>> batch = torch.empty(2, *image.shape)
+        >>> image.write_into(batch[1])
+        >>> image.shape, bool((batch[1] == 0).all())
+        ((3, 8, 8), True)
+    """
+
+    __slots__ = ("pipeline", "source", "target", "index", "epoch", "height", "width", "plan")
+
+    def __init__(self, pipeline: AugmentPipeline, source: Any, target: Any, index: int, epoch: int) -> None:
+        if isinstance(source, (str, os.PathLike)):
+            source = os.fspath(source)
+            self.height, self.width = image_size(source)
+        else:
+            array = image_array(source, "source")
+            self.height, self.width = int(array.shape[0]), int(array.shape[1])
+        self.pipeline, self.source, self.target = pipeline, source, target
+        self.index, self.epoch = index, epoch
+        self.plan = pipeline.plan(self.height, self.width, target, index, epoch)
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.pipeline, self.source, self.target, self.index, self.epoch)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        AugmentedImage.__init__(self, *state)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The output image's shape (the pipeline's layout)."""
+        return self.pipeline.output_shape(self.plan)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.pipeline.dtype
+
+    def targets(self) -> Any:
+        """The target moved by the plan (what :meth:`AugmentPipeline.defer` returned)."""
+        return self.pipeline.targets(self.plan, self.target)
+
+    def write_into(self, out: Any) -> None:
+        """Decode (for a path) and write the augmented image into `out` (a tensor or ndarray of
+        :attr:`shape` and :attr:`dtype`, any strides)."""
+        if isinstance(self.source, str):
+            image = read_image(self.source)
+            if tuple(image.shape[1:]) != (self.height, self.width):
+                raise ValueError(
+                    f"{self.source}: decoded {tuple(image.shape[1:])}, its header said {(self.height, self.width)}"
+                )
+        else:
+            image = self.source
+        self.pipeline.render(self.plan, image, out)
+
+    def materialize(self) -> torch.Tensor:
+        """The augmented image as a new tensor (what calling the pipeline returns)."""
+        out = self.pipeline.empty_output(self.plan)
+        self.write_into(out)
+        return out
