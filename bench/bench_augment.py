@@ -5,7 +5,8 @@ on the same ~1024-wide JPEGs, with the decode alone as the floor.
     .venv/bin/python bench/bench_augment.py [--images 24] [--rounds 5]
 
 Needs opencv-python-headless and simplejpeg. Prints per-sample medians over interleaved rounds
-with their min-max spread and the ratio. The stock side is `stock_preproc` below: Pytorch_Retinaface's
+with their min-max spread and the ratio. The stock side is `stock_preproc` below:
+Pytorch_Retinaface's
 data/data_augment.py `preproc` (MIT) rewritten op for op with the same cv2 / numpy calls
 (random.* draws, cv2.cvtColor HSV round trip, cv2.resize with one of five interpolations).
 """
@@ -32,7 +33,13 @@ except ImportError as error:  # pragma: no cover - bench extras
 from fastloader.transforms import retinaface
 
 MEANS = (104, 117, 123)
-INTERPOLATIONS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_NEAREST, cv2.INTER_LANCZOS4)
+INTERPOLATIONS = (
+    cv2.INTER_LINEAR,
+    cv2.INTER_CUBIC,
+    cv2.INTER_AREA,
+    cv2.INTER_NEAREST,
+    cv2.INTER_LANCZOS4,
+)
 
 
 # --- the stock pipeline: Pytorch_Retinaface's preproc, op for op ------------------------------
@@ -65,8 +72,13 @@ def _stock_crop(image, boxes, labels, landm, img_dim):
         boxes_t[:, :2] = np.maximum(boxes_t[:, :2], roi[:2]) - roi[:2]
         boxes_t[:, 2:] = np.minimum(boxes_t[:, 2:], roi[2:]) - roi[:2]
         landms_t = np.minimum(np.maximum(landms_t - roi[:2], 0), roi[2:] - roi[:2]).reshape(-1, 10)
-        keep = np.minimum((boxes_t[:, 2] - boxes_t[:, 0] + 1) / side * img_dim,
-                          (boxes_t[:, 3] - boxes_t[:, 1] + 1) / side * img_dim) > 0.0
+        keep = (
+            np.minimum(
+                (boxes_t[:, 2] - boxes_t[:, 0] + 1) / side * img_dim,
+                (boxes_t[:, 3] - boxes_t[:, 1] + 1) / side * img_dim,
+            )
+            > 0.0
+        )
         if not keep.any():
             continue
         return image_t, boxes_t[keep], labels_t[keep], landms_t[keep], False
@@ -120,7 +132,9 @@ def stock_preproc(image, targets, img_dim=640, rgb_means=MEANS):
         landm_t[:, [3, 4]] = landm_t[:, [4, 3]]
         landm_t = landm_t.reshape(-1, 10)
     height, width, _ = image_t.shape
-    image_t = cv2.resize(image_t, (img_dim, img_dim), interpolation=INTERPOLATIONS[random.randrange(5)])
+    image_t = cv2.resize(
+        image_t, (img_dim, img_dim), interpolation=INTERPOLATIONS[random.randrange(5)]
+    )
     image_t = image_t.astype(np.float32)
     image_t -= rgb_means
     image_t = image_t.transpose(2, 0, 1)
@@ -152,9 +166,16 @@ def make_images(folder: str, count: int, seed: int = 0) -> list[tuple[str, np.nd
         y1 = rng.uniform(0, h - 120, n)
         side = rng.uniform(16, 110, n)
         boxes = np.stack([x1, y1, x1 + side, y1 + side], 1)
-        points = np.stack([x1[:, None] + side[:, None] * np.array([0.3, 0.7, 0.5, 0.35, 0.65]),
-                           y1[:, None] + side[:, None] * np.array([0.4, 0.4, 0.55, 0.75, 0.75])], -1)
-        target = np.concatenate([boxes, points.reshape(n, 10), np.ones((n, 1))], 1).astype(np.float32)
+        points = np.stack(
+            [
+                x1[:, None] + side[:, None] * np.array([0.3, 0.7, 0.5, 0.35, 0.65]),
+                y1[:, None] + side[:, None] * np.array([0.4, 0.4, 0.55, 0.75, 0.75]),
+            ],
+            -1,
+        )
+        target = np.concatenate([boxes, points.reshape(n, 10), np.ones((n, 1))], 1).astype(
+            np.float32
+        )
         out.append((path, target))
     return out
 
@@ -201,9 +222,11 @@ def main() -> None:
     pipe = retinaface(640, input_order="BGR", seed=0)
     with tempfile.TemporaryDirectory() as folder:
         samples = make_images(folder, args.images)
-        runners = {"stock cv2.imread + preproc": run_stock,
-                   "fastloader decode + retinaface(640)": make_ours(pipe),
-                   "floor: simplejpeg decode only": run_decode}
+        runners = {
+            "stock cv2.imread + preproc": run_stock,
+            "fastloader decode + retinaface(640)": make_ours(pipe),
+            "floor: simplejpeg decode only": run_decode,
+        }
         for run in runners.values():  # warm-up: page cache, imports, first allocations
             run(samples[:4])
         times: dict[str, list[float]] = {name: [] for name in runners}
@@ -211,18 +234,24 @@ def main() -> None:
         for r in range(args.rounds):
             for name in names if r % 2 == 0 else reversed(names):
                 times[name].append(runners[name](samples))
-    print(f"{args.images} JPEGs ~1024 wide -> 640x640 float32 CHW, one core, "
-          f"{args.rounds} interleaved rounds (median [min-max] ms per sample)")
+    print(
+        f"{args.images} JPEGs ~1024 wide -> 640x640 float32 CHW, one core, "
+        f"{args.rounds} interleaved rounds (median [min-max] ms per sample)"
+    )
     for name, values in times.items():
-        print(f"  {name:40s} {1e3 * statistics.median(values):7.2f} "
-              f"[{1e3 * min(values):.2f}-{1e3 * max(values):.2f}]")
+        print(
+            f"  {name:40s} {1e3 * statistics.median(values):7.2f} "
+            f"[{1e3 * min(values):.2f}-{1e3 * max(values):.2f}]"
+        )
     stock = statistics.median(times[names[0]])
     ours = statistics.median(times[names[1]])
     floor = statistics.median(times[names[2]])
-    print(f"  speed-up over stock: {stock / ours:.2f}x "
-          f"(per-round range {min(times[names[0]]) / max(times[names[1]]):.2f}-"
-          f"{max(times[names[0]]) / min(times[names[1]]):.2f}x); decode share of ours: "
-          f"{100 * floor / ours:.0f}%")
+    print(
+        f"  speed-up over stock: {stock / ours:.2f}x "
+        f"(per-round range {min(times[names[0]]) / max(times[names[1]]):.2f}-"
+        f"{max(times[names[0]]) / min(times[names[1]]):.2f}x); decode share of ours: "
+        f"{100 * floor / ours:.0f}%"
+    )
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ class AugmentCore:
         height: int,
         width: int,
         boxes: npt.NDArray[np.float32],
-        landmarks: np.ndarray | None,  # type: ignore[type-arg]
+        landmarks: np.ndarray | None,
         seed: int,
         epoch: int,
         index: int,

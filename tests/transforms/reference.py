@@ -98,7 +98,11 @@ def _lanczos(x: float) -> list[float]:
     c = []
     for i in range(8):
         y = x + 3 - i
-        c.append(1.0 if abs(y) < 1e-6 else 16 * math.sin(math.pi * y / 4) * math.sin(math.pi * y) / (math.pi * y) ** 2)
+        c.append(
+            1.0
+            if abs(y) < 1e-6
+            else 16 * math.sin(math.pi * y / 4) * math.sin(math.pi * y) / (math.pi * y) ** 2
+        )
     total = sum(c)
     return [v / total for v in c]
 
@@ -270,8 +274,13 @@ def run(pipe: AugmentPipeline, image: np.ndarray, boxes: np.ndarray, lms: np.nda
     sy = np.float32(content.shape[0] / ch) if resized else np.float32(1)
     if out["clip_boxes"]:
         boxes = np.stack(
-            [np.clip(boxes[:, 0], 0, fcw), np.clip(boxes[:, 1], 0, fch),
-             np.clip(boxes[:, 2], 0, fcw), np.clip(boxes[:, 3], 0, fch)], axis=1
+            [
+                np.clip(boxes[:, 0], 0, fcw),
+                np.clip(boxes[:, 1], 0, fch),
+                np.clip(boxes[:, 2], 0, fcw),
+                np.clip(boxes[:, 3], 0, fch),
+            ],
+            axis=1,
         ).astype(np.float32)
     if out["min_box_size"] >= 0:
         take = ((boxes[:, 2] - boxes[:, 0]) * sx >= out["min_box_size"]) & (

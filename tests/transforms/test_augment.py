@@ -28,7 +28,9 @@ def _image(h: int, w: int, seed: int = 0, channels: int = 3) -> np.ndarray:
     """Smooth gradients plus noise: resampling differences stay small but every pixel differs."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w]
-    base = np.stack([(x * 255 // max(w - 1, 1)), (y * 255 // max(h - 1, 1)), ((x + y) * 3) % 256], -1)
+    base = np.stack(
+        [(x * 255 // max(w - 1, 1)), (y * 255 // max(h - 1, 1)), ((x + y) * 3) % 256], -1
+    )
     img = np.clip(base + rng.integers(-20, 21, base.shape), 0, 255).astype(np.uint8)
     if channels == 1:
         return img[..., 0]
@@ -46,7 +48,12 @@ def _targets(h: int, w: int, n: int, seed: int = 0):
     boxes = np.stack([x1, y1, np.minimum(x1 + bw, w), np.minimum(y1 + bh, h)], 1).astype(np.float32)
     lms = np.stack([rng.uniform(x1, x1 + bw), rng.uniform(y1, y1 + bh)], -1)  # noqa: F841
     pts = np.stack(
-        [np.stack([rng.uniform(boxes[:, 0], boxes[:, 2]), rng.uniform(boxes[:, 1], boxes[:, 3])], -1) for _ in range(5)],
+        [
+            np.stack(
+                [rng.uniform(boxes[:, 0], boxes[:, 2]), rng.uniform(boxes[:, 1], boxes[:, 3])], -1
+            )
+            for _ in range(5)
+        ],
         1,
     ).astype(np.float32)
     pts[::3] = -1  # every third face without landmarks
@@ -87,8 +94,15 @@ EXACT_OPS = [
 def test_exact_ops_match_the_reference_pixel_for_pixel(case):
     image = _image(61, 83, seed=case)
     boxes, lms, _ = _targets(61, 83, 6, seed=case)
-    pipe = T.AugmentPipeline(EXACT_OPS[case], mean=(10, 20, 30), std=(2, 4, 8), seed=case,
-                             input_order="RGB", output_order="BGR", fill=(1, 2, 3))
+    pipe = T.AugmentPipeline(
+        EXACT_OPS[case],
+        mean=(10, 20, 30),
+        std=(2, 4, 8),
+        seed=case,
+        input_order="RGB",
+        output_order="BGR",
+        fill=(1, 2, 3),
+    )
     successes = 0
     for index in range(12):
         plan = _compare(pipe, image, boxes, lms, index, exact=True)
@@ -101,7 +115,9 @@ def test_exact_ops_match_the_reference_pixel_for_pixel(case):
 @pytest.mark.parametrize("size", [(37, 29), (100, 130)])  # shrink and enlarge
 def test_resampling_is_within_one_level_of_the_reference(interp, size):
     image = _image(70, 90, seed=interp)
-    pipe = T.AugmentPipeline([T.Flip(), T.Resize(size, interpolation=interp)], seed=3, dtype=torch.uint8)
+    pipe = T.AugmentPipeline(
+        [T.Flip(), T.Resize(size, interpolation=interp)], seed=3, dtype=torch.uint8
+    )
     for index in range(3):
         _compare(pipe, image, *_targets(70, 90, 4)[:2], index, exact=False)
 
@@ -109,8 +125,11 @@ def test_resampling_is_within_one_level_of_the_reference(interp, size):
 def test_presets_match_the_reference():
     image = _image(120, 160, seed=5)
     boxes, lms, _ = _targets(120, 160, 8, seed=5)
-    for pipe in (T.retinaface(96, seed=1), T.ssd(64, seed=2),
-                 T.detection(48, 90, size_divisibility=16, seed=3, flip_pairs=T.FACE_5_POINT_PAIRS)):
+    for pipe in (
+        T.retinaface(96, seed=1),
+        T.ssd(64, seed=2),
+        T.detection(48, 90, size_divisibility=16, seed=3, flip_pairs=T.FACE_5_POINT_PAIRS),
+    ):
         for index in range(8):
             _compare(pipe, image, boxes, lms, index, exact=False)
 
@@ -129,12 +148,39 @@ def test_distortion_matches_the_reference_within_one_level():
     pixels = rng.integers(0, 256, (20000, 3), dtype=np.uint8)
     for bidx in (0, 2):
         for params in (
-            dict(contrast_first=True, brightness_on=True, beta=-20.7, contrast_on=True, alpha=1.31,
-                 saturation_on=True, saturation=0.63, hue_on=True, hue=-17),
-            dict(contrast_first=False, brightness_on=False, beta=0.0, contrast_on=True, alpha=0.55,
-                 saturation_on=False, saturation=1.0, hue_on=True, hue=18),
-            dict(contrast_first=True, brightness_on=False, beta=0.0, contrast_on=False, alpha=1.0,
-                 saturation_on=False, saturation=1.0, hue_on=False, hue=0),
+            dict(
+                contrast_first=True,
+                brightness_on=True,
+                beta=-20.7,
+                contrast_on=True,
+                alpha=1.31,
+                saturation_on=True,
+                saturation=0.63,
+                hue_on=True,
+                hue=-17,
+            ),
+            dict(
+                contrast_first=False,
+                brightness_on=False,
+                beta=0.0,
+                contrast_on=True,
+                alpha=0.55,
+                saturation_on=False,
+                saturation=1.0,
+                hue_on=True,
+                hue=18,
+            ),
+            dict(
+                contrast_first=True,
+                brightness_on=False,
+                beta=0.0,
+                contrast_on=False,
+                alpha=1.0,
+                saturation_on=False,
+                saturation=1.0,
+                hue_on=False,
+                hue=0,
+            ),
         ):
             got = pixels.copy()
             _C.augment_distort_pixels(got, bidx, params)
@@ -155,8 +201,17 @@ def test_hsv_round_trip_and_distortion_match_opencv():
     if cv2.__version__.startswith("5."):  # 5.x truncates as we do: all but a few pixels equal
         assert (diff != 0).any(-1).mean() < 0.001
     # The native distortion equals the original's cv2 code path within one level.
-    params = dict(contrast_first=False, brightness_on=True, beta=12.5, contrast_on=True, alpha=1.2,
-                  saturation_on=True, saturation=1.4, hue_on=True, hue=7)
+    params = dict(
+        contrast_first=False,
+        brightness_on=True,
+        beta=12.5,
+        contrast_on=True,
+        alpha=1.2,
+        saturation_on=True,
+        saturation=1.4,
+        hue_on=True,
+        hue=7,
+    )
     got = pixels[0].copy()
     _C.augment_distort_pixels(got, 0, params)
     img = reference._convert(pixels, beta=12.5)
@@ -172,10 +227,14 @@ def test_hsv_round_trip_and_distortion_match_opencv():
 
 @needs_cv2
 @pytest.mark.parametrize("interp", [0, 1, 2, 3, 4])
-@pytest.mark.parametrize("src,dst", [((97, 131), (64, 64)), ((50, 40), (123, 77)), ((80, 80), (40, 40))])
+@pytest.mark.parametrize(
+    "src,dst", [((97, 131), (64, 64)), ((50, 40), (123, 77)), ((80, 80), (40, 40))]
+)
 def test_resize_matches_cv2_within_one_level(interp, src, dst):
     image = _image(*src, seed=interp)
-    pipe = T.AugmentPipeline([T.Resize(dst, interpolation=interp)], dtype=torch.uint8, layout="HWC", seed=0)
+    pipe = T.AugmentPipeline(
+        [T.Resize(dst, interpolation=interp)], dtype=torch.uint8, layout="HWC", seed=0
+    )
     out, _ = pipe(image, None, index=0)
     want = cv2.resize(image, (dst[1], dst[0]), interpolation=interp)
     diff = np.abs(out.numpy().astype(int) - want)
@@ -191,22 +250,32 @@ def test_output_dtypes_and_layouts():
     base = T.AugmentPipeline([T.Resize(32)], mean=(100, 110, 120), std=(50, 60, 70), seed=0)
     ref, _ = base(image, None, index=0)
     for dtype in (torch.float16, torch.bfloat16):
-        out, _ = T.AugmentPipeline([T.Resize(32)], mean=(100, 110, 120), std=(50, 60, 70), seed=0,
-                                   dtype=dtype)(image, None, index=0)
+        out, _ = T.AugmentPipeline(
+            [T.Resize(32)], mean=(100, 110, 120), std=(50, 60, 70), seed=0, dtype=dtype
+        )(image, None, index=0)
         assert out.dtype == dtype
         torch.testing.assert_close(out, ref.to(dtype), rtol=0, atol=0)
-    hwc, _ = T.AugmentPipeline([T.Resize(32)], mean=(100, 110, 120), std=(50, 60, 70), seed=0,
-                               layout="HWC")(image, None, index=0)
+    hwc, _ = T.AugmentPipeline(
+        [T.Resize(32)], mean=(100, 110, 120), std=(50, 60, 70), seed=0, layout="HWC"
+    )(image, None, index=0)
     assert hwc.shape == (32, 32, 3)
     torch.testing.assert_close(hwc.permute(2, 0, 1), ref, rtol=0, atol=0)
-    cl, _ = T.AugmentPipeline([T.Resize(32)], mean=(100, 110, 120), std=(50, 60, 70), seed=0,
-                              layout="channels_last")(image, None, index=0)
+    cl, _ = T.AugmentPipeline(
+        [T.Resize(32)], mean=(100, 110, 120), std=(50, 60, 70), seed=0, layout="channels_last"
+    )(image, None, index=0)
     assert cl.shape == (3, 32, 32) and cl.stride() == (1, 96, 3)
     torch.testing.assert_close(cl, ref, rtol=0, atol=0)
     u8, _ = T.AugmentPipeline([T.Resize(32)], seed=0, dtype=torch.uint8)(image, None, index=0)
     assert u8.dtype == torch.uint8
-    torch.testing.assert_close(((u8.double() - torch.tensor([100, 110, 120.0]).view(3, 1, 1))
-                                / torch.tensor([50, 60, 70.0]).view(3, 1, 1)).float(), ref, rtol=0, atol=0)
+    torch.testing.assert_close(
+        (
+            (u8.double() - torch.tensor([100, 110, 120.0]).view(3, 1, 1))
+            / torch.tensor([50, 60, 70.0]).view(3, 1, 1)
+        ).float(),
+        ref,
+        rtol=0,
+        atol=0,
+    )
 
 
 def test_tensor_images_and_strided_outputs():
@@ -255,7 +324,9 @@ def test_input_is_never_changed():
 
 def test_no_boxes_falls_back_to_the_padded_whole_image():
     image = _image(30, 60)
-    pipe = T.AugmentPipeline([T.SquareCrop()], dtype=torch.uint8, layout="HWC", fill=(9, 9, 9), seed=0)
+    pipe = T.AugmentPipeline(
+        [T.SquareCrop()], dtype=torch.uint8, layout="HWC", fill=(9, 9, 9), seed=0
+    )
     out, target = pipe(image, {"boxes": np.zeros((0, 4), np.float32)}, index=0)
     assert out.shape == (60, 60, 3)
     np.testing.assert_array_equal(out[:30].numpy(), image)
@@ -265,8 +336,9 @@ def test_no_boxes_falls_back_to_the_padded_whole_image():
 
 
 def test_degenerate_and_outside_boxes():
-    image = _image(40, 40)
-    boxes = np.array([[10, 10, 10, 30], [50, 50, 60, 60], [-5, -5, 5, 5], [12, 12, 11, 11]], np.float32)
+    boxes = np.array(
+        [[10, 10, 10, 30], [50, 50, 60, 60], [-5, -5, 5, 5], [12, 12, 11, 11]], np.float32
+    )
     pipe = T.AugmentPipeline([T.SquareCrop()], seed=0, min_box_size=1.0)
     plan = pipe.plan(40, 40, {"boxes": boxes}, 0)
     # No box of area >= 1 lies inside: the crop falls back; the clip then min size drop the rest.
@@ -291,7 +363,11 @@ def test_crop_that_never_succeeds_falls_back_after_max_tries():
         (lambda: T.AugmentPipeline([T.SquareCrop(scales=(0,))]), ValueError, "scales"),
         (lambda: T.AugmentPipeline([T.Distort(hue=200)]), ValueError, "hue"),
         (lambda: T.AugmentPipeline([T.Resize()]), ValueError, "exactly one"),
-        (lambda: T.AugmentPipeline([T.Resize(8, interpolation="sinc")]), ValueError, "interpolation"),
+        (
+            lambda: T.AugmentPipeline([T.Resize(8, interpolation="sinc")]),
+            ValueError,
+            "interpolation",
+        ),
         (lambda: T.AugmentPipeline([T.Flip()], std=(1, 0, 1)), ValueError, "std"),
         (lambda: T.AugmentPipeline([T.Flip()], fill=(256, 0, 0)), ValueError, "fill"),
         (lambda: T.AugmentPipeline([T.Flip()], dtype=torch.int32), ValueError, "dtype"),
@@ -326,7 +402,8 @@ def test_bad_samples_raise_naming_the_argument():
         pipe(good, target, index=-1)
     with pytest.raises(ValueError, match="flip_pairs"):
         T.AugmentPipeline([T.Flip(probability=1.0)], seed=0)(
-            good, {"boxes": target["boxes"], "landmarks": np.zeros((1, 6), np.float32)}, index=0)
+            good, {"boxes": target["boxes"], "landmarks": np.zeros((1, 6), np.float32)}, index=0
+        )
     with pytest.raises(ValueError, match="epoch"):
         pipe.set_epoch(1 << 32)
     plan = pipe.plan(20, 20, target, 0)

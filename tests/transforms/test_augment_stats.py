@@ -39,7 +39,9 @@ def test_square_crop_scales_from_a_set_are_uniform():
 def test_square_crop_scales_follow_pytorch_retinaface_law():
     # 1.0 with probability 0.2, else uniform in [0.3, 1): 7 equal bins plus the atom at 1.0.
     pipe = T.AugmentPipeline([T.SquareCrop()], seed=6)
-    drawn = np.array([r[2]["scale"] for r in _records(pipe, 100, 120, {"boxes": _grid_boxes(100, 120)})])
+    drawn = np.array(
+        [r[2]["scale"] for r in _records(pipe, 100, 120, {"boxes": _grid_boxes(100, 120)})]
+    )
     atom = (drawn == 1.0).sum()
     bins = np.histogram(drawn[drawn < 1.0], bins=7, range=(0.3, 1.0))[0]
     observed = np.concatenate([[atom], bins]).astype(np.float64)
@@ -59,7 +61,12 @@ def test_crop_offsets_are_uniform():
 def test_flip_rate():
     pipe = T.AugmentPipeline([T.Flip(probability=0.3)], seed=8)
     flips = sum(r[1] for r in _records(pipe, 10, 10, None))
-    assert pooled_chisquare_pvalue(np.array([flips, N - flips], np.float64), np.array([0.3 * N, 0.7 * N])) > ALPHA
+    assert (
+        pooled_chisquare_pvalue(
+            np.array([flips, N - flips], np.float64), np.array([0.3 * N, 0.7 * N])
+        )
+        > ALPHA
+    )
 
 
 def test_distortion_parts_and_ranges():
@@ -67,7 +74,9 @@ def test_distortion_parts_and_ranges():
     recs = [r[2] for r in _records(pipe, 10, 10, None)]
     for key in ("contrast_first", "brightness_on", "contrast_on", "saturation_on", "hue_on"):
         on = sum(r[key] for r in recs)
-        assert pooled_chisquare_pvalue(np.array([on, N - on], np.float64), np.full(2, N / 2)) > ALPHA, key
+        assert (
+            pooled_chisquare_pvalue(np.array([on, N - on], np.float64), np.full(2, N / 2)) > ALPHA
+        ), key
     for key, lo, hi in (("beta", -32, 32), ("alpha", 0.5, 1.5), ("saturation", 0.5, 1.5)):
         values = np.array([r[key] for r in recs])
         assert values.min() >= lo and values.max() < hi
@@ -94,10 +103,17 @@ def test_expand_ratio_and_iou_options():
     # The IoU crop's first option is uniform over the minimums: a value >= 1 (leave) 1 time in 7.
     boxes = {"boxes": np.array([[10, 10, 40, 40]], np.float32)}
     pipe = T.AugmentPipeline([T.IoUCrop()], seed=12)
-    left_alone = sum(1 for r in _records(pipe, 50, 50, boxes, count=1400)
-                     if r[2]["success"] == 0 and r[2]["options"] == 1)
-    assert pooled_chisquare_pvalue(np.array([left_alone, 1400 - left_alone], np.float64),
-                                   np.array([200.0, 1200.0])) > ALPHA
+    left_alone = sum(
+        1
+        for r in _records(pipe, 50, 50, boxes, count=1400)
+        if r[2]["success"] == 0 and r[2]["options"] == 1
+    )
+    assert (
+        pooled_chisquare_pvalue(
+            np.array([left_alone, 1400 - left_alone], np.float64), np.array([200.0, 1200.0])
+        )
+        > ALPHA
+    )
 
 
 class _Faces(Dataset):
@@ -110,15 +126,21 @@ class _Faces(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int):
-        target = np.array([[10, 10, 40, 40] + [15, 20, 30, 20, 22, 28, 16, 34, 28, 34] + [1]], np.float32)
+        target = np.array(
+            [[10, 10, 40, 40] + [15, 20, 30, 20, 22, 28, 16, 34, 28, 34] + [1]], np.float32
+        )
         return self.pipe(self.images[index], target, index=index)
 
 
 def _collect(num_workers: int, epoch: int) -> list[torch.Tensor]:
     pipe = T.retinaface(48, seed=123)
     pipe.set_epoch(epoch)
-    loader = DataLoader(_Faces(pipe), batch_size=4, num_workers=num_workers,
-                        collate_fn=lambda b: (torch.stack([x for x, _ in b]), [t for _, t in b]))
+    loader = DataLoader(
+        _Faces(pipe),
+        batch_size=4,
+        num_workers=num_workers,
+        collate_fn=lambda b: (torch.stack([x for x, _ in b]), [t for _, t in b]),
+    )
     out = []
     for images, targets in loader:
         out.append(images)

@@ -1,6 +1,7 @@
 """fastloader.transforms: native detection augmentation (crop, distort, expand, flip, resize,
 normalize) keyed by (seed, epoch, index), per sample or written straight into a batch slot."""
 
+from .deferred import AugmentedImage
 from .ops import (
     FACE_5_POINT_PAIRS,
     INTER_AREA,
@@ -17,7 +18,6 @@ from .ops import (
     Resize,
     SquareCrop,
 )
-from .deferred import AugmentedImage
 from .pipeline import AugmentPipeline, AugmentPlan
 from .presets import detection, retinaface, ssd
 

@@ -31,7 +31,9 @@ def image_size(path: str) -> tuple[int, int]:
     if suffix == ".npy":
         array = np.load(path, mmap_mode="r")
         if array.ndim != 3 or array.shape[0] not in (1, 3, 4):
-            raise ValueError(f"{path}: a .npy image should be uint8 [C, H, W], has shape {array.shape}")
+            raise ValueError(
+                f"{path}: a .npy image should be uint8 [C, H, W], has shape {array.shape}"
+            )
         return int(array.shape[1]), int(array.shape[2])
     if suffix in _JPEG_SUFFIXES and _simplejpeg is not None:
         with open(path, "rb") as f:
@@ -73,7 +75,9 @@ class AugmentedImage:
 
     __slots__ = ("pipeline", "source", "target", "index", "epoch", "height", "width", "plan")
 
-    def __init__(self, pipeline: AugmentPipeline, source: Any, target: Any, index: int, epoch: int) -> None:
+    def __init__(
+        self, pipeline: AugmentPipeline, source: Any, target: Any, index: int, epoch: int
+    ) -> None:
         if isinstance(source, (str, os.PathLike)):
             source = os.fspath(source)
             self.height, self.width = image_size(source)
@@ -110,7 +114,8 @@ class AugmentedImage:
             image = read_image(self.source)
             if tuple(image.shape[1:]) != (self.height, self.width):
                 raise ValueError(
-                    f"{self.source}: decoded {tuple(image.shape[1:])}, its header said {(self.height, self.width)}"
+                    f"{self.source}: decoded {tuple(image.shape[1:])}, "
+                    f"its header said {(self.height, self.width)}"
                 )
         else:
             image = self.source

@@ -31,7 +31,11 @@ FACE_5_POINT_PAIRS: tuple[tuple[int, int], ...] = ((0, 1), (3, 4))
 
 
 def _probability(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0.0 <= float(value) <= 1.0
+    ):
         raise ValueError(f"{name} should be a number in [0, 1], but got {name}={value!r}")
     return float(value)
 
@@ -40,16 +44,22 @@ def _real(value: Any, name: str, low: float, high: float) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or not low <= value <= high
+        or not math.isfinite(float(value))
+        or not low <= float(value) <= high
     ):
         raise ValueError(f"{name} should be a number in [{low}, {high}], but got {name}={value!r}")
     return float(value)
 
 
 def _int(value: Any, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
-        raise ValueError(f"{name} should be an integer in [{low}, {high}], but got {name}={value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not low <= int(value) <= high
+    ):
+        raise ValueError(
+            f"{name} should be an integer in [{low}, {high}], but got {name}={value!r}"
+        )
     return int(value)
 
 
@@ -67,7 +77,7 @@ def interp_code(value: Any, name: str = "interpolation") -> int:
     """An OpenCV interpolation code from a cv2.INTER_* int or a name ('linear', 'area', ...)."""
     if isinstance(value, str) and value.lower() in _INTERP_NAMES:
         return _INTERP_NAMES[value.lower()]
-    if not isinstance(value, bool) and isinstance(value, numbers.Integral) and 0 <= value <= 4:
+    if not isinstance(value, bool) and isinstance(value, numbers.Integral) and 0 <= int(value) <= 4:
         return int(value)
     raise ValueError(
         f"{name} should be cv2.INTER_NEAREST/LINEAR/CUBIC/AREA/LANCZOS4 (0-4) or one of "
@@ -119,9 +129,7 @@ class SquareCrop(Op):
 
     def spec(self) -> dict[str, Any]:
         lo, hi = _range(self.scale_range, "scale_range", 1e-9, 1.0)
-        scales = [] if self.scales is None else [
-            _real(s, "scales", 1e-9, 1.0) for s in self.scales
-        ]
+        scales = [] if self.scales is None else [_real(s, "scales", 1e-9, 1.0) for s in self.scales]
         if self.scales is not None and not scales:
             raise ValueError("scales should hold at least one scale, or be None")
         return {
@@ -182,7 +190,9 @@ class IoUCrop(Op):
             "aspect_min": alo,
             "aspect_max": ahi,
             "trials": trials,
-            "max_options": _int(self.max_options, "max_options", 1, ((1 << 17) - 1) // (1 + 4 * trials)),
+            "max_options": _int(
+                self.max_options, "max_options", 1, ((1 << 17) - 1) // (1 + 4 * trials)
+            ),
             "probability": _probability(self.probability, "probability"),
         }
 
@@ -305,7 +315,10 @@ class PadToSquare(Op):
     probability: float = 1.0
 
     def spec(self) -> dict[str, Any]:
-        return {"kind": "pad_to_square", "probability": _probability(self.probability, "probability")}
+        return {
+            "kind": "pad_to_square",
+            "probability": _probability(self.probability, "probability"),
+        }
 
 
 @dataclass(frozen=True)
@@ -354,7 +367,9 @@ class Resize(Op):
             if isinstance(size, numbers.Integral) and not isinstance(size, bool):
                 size = (int(size), int(size))
             if not isinstance(size, Sequence) or len(size) != 2:
-                raise ValueError(f"size should be an int or (height, width), but got size={self.size!r}")
+                raise ValueError(
+                    f"size should be an int or (height, width), but got size={self.size!r}"
+                )
             out["out_height"] = _int(size[0], "size[0]", 1, 1 << 16)
             out["out_width"] = _int(size[1], "size[1]", 1, 1 << 16)
         else:

@@ -56,16 +56,22 @@ def image_array(image: Any, name: str = "image") -> np.ndarray:
             return image.detach().numpy().transpose(1, 2, 0)
         if image.dim() == 2:
             return image.detach().numpy()
-        raise ValueError(f"{name} should be a [C, H, W] or [H, W] tensor, but has shape {tuple(image.shape)}")
+        raise ValueError(
+            f"{name} should be a [C, H, W] or [H, W] tensor, but has shape {tuple(image.shape)}"
+        )
     if not isinstance(image, np.ndarray):
         try:
             image = np.asarray(image)  # PIL images and other array-likes
         except Exception as error:  # pragma: no cover - depends on the object
-            raise TypeError(f"{name} should be a numpy array or a tensor, got {type(image).__name__}") from error
+            raise TypeError(
+                f"{name} should be a numpy array or a tensor, got {type(image).__name__}"
+            ) from error
     if image.dtype != np.uint8:
         raise TypeError(f"{name} should be a uint8 array, but got dtype {image.dtype}")
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
-        raise ValueError(f"{name} should be [H, W] or [H, W, C] with C in (1, 3, 4), but has shape {image.shape}")
+        raise ValueError(
+            f"{name} should be [H, W] or [H, W, C] with C in (1, 3, 4), but has shape {image.shape}"
+        )
     return image
 
 
@@ -166,7 +172,9 @@ class AugmentPipeline:
             raise TypeError("ops should be a sequence of fastloader.transforms ops")
         for i, op in enumerate(ops):
             if not isinstance(op, Op):
-                raise TypeError(f"ops[{i}] should be a fastloader.transforms op, but got {type(op).__name__}")
+                raise TypeError(
+                    f"ops[{i}] should be a fastloader.transforms op, but got {type(op).__name__}"
+                )
         if dtype not in _DTYPES:
             raise ValueError(f"dtype should be one of {list(_DTYPES)}, but got dtype={dtype!r}")
         if layout not in _LAYOUTS:
@@ -183,10 +191,14 @@ class AugmentPipeline:
                 raise ValueError(f"fill should be integers in [0, 255], but got fill={fill!r}")
             fill_t = tuple(int(f) for f in fill_f)
         if min_box_size is not None:
-            if isinstance(min_box_size, bool) or not isinstance(min_box_size, numbers.Real) or not (
-                math.isfinite(min_box_size) and min_box_size >= 0
+            if (
+                isinstance(min_box_size, bool)
+                or not isinstance(min_box_size, numbers.Real)
+                or not (math.isfinite(min_box_size) and min_box_size >= 0)
             ):
-                raise ValueError(f"min_box_size should be None or a number >= 0, but got {min_box_size!r}")
+                raise ValueError(
+                    f"min_box_size should be None or a number >= 0, but got {min_box_size!r}"
+                )
         if seed is None:
             seed = int(torch.randint(0, 1 << 62, ()).item())
         self._seed = non_negative_int(seed, "seed", 1 << 64, "2**64")
@@ -245,7 +257,12 @@ class AugmentPipeline:
         return non_negative_int(index, "index", 1 << 64, "2**64")
 
     def plan(
-        self, height: int, width: int, target: Any = None, index: int | None = None, epoch: int | None = None
+        self,
+        height: int,
+        width: int,
+        target: Any = None,
+        index: int | None = None,
+        epoch: int | None = None,
     ) -> Any:
         """Draw the parameters of one sample and move its boxes (the image is not needed).
 
@@ -255,8 +272,13 @@ class AugmentPipeline:
         boxes, landmarks = self._boxes(target)
         ep = self._epoch if epoch is None else non_negative_int(epoch, "epoch", 1 << 32, "2**32")
         return self._core.plan(
-            non_negative_int(height, "height"), non_negative_int(width, "width"),
-            boxes, landmarks, self._seed, ep, self._index(index),
+            non_negative_int(height, "height"),
+            non_negative_int(width, "width"),
+            boxes,
+            landmarks,
+            self._seed,
+            ep,
+            self._index(index),
         )
 
     def output_shape(self, plan: Any) -> tuple[int, int, int]:
@@ -278,9 +300,13 @@ class AugmentPipeline:
         elif isinstance(out, np.ndarray):
             view = out
         else:
-            raise TypeError(f"out should be a tensor or a numpy array, but got {type(out).__name__}")
+            raise TypeError(
+                f"out should be a tensor or a numpy array, but got {type(out).__name__}"
+            )
         if tuple(view.shape) != self.output_shape(plan):
-            raise ValueError(f"out should have shape {self.output_shape(plan)}, but has {tuple(view.shape)}")
+            raise ValueError(
+                f"out should have shape {self.output_shape(plan)}, but has {tuple(view.shape)}"
+            )
         self._core.render(plan, array, view, self.layout != "HWC")
 
     def empty_output(self, plan: Any) -> torch.Tensor:
@@ -306,7 +332,11 @@ class AugmentPipeline:
                     if np.ndim(value) == 3:
                         moved = moved.reshape(len(keep), -1, 2)
                     out[key] = _like(moved, value)
-                elif isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim >= 1 and len(value) == n:
+                elif (
+                    isinstance(value, (np.ndarray, torch.Tensor))
+                    and value.ndim >= 1
+                    and len(value) == n
+                ):
                     out[key] = _select(value, keep)
                 else:
                     out[key] = value
@@ -332,7 +362,8 @@ class AugmentPipeline:
             lm = _as_float_rows(landmarks, "target['landmarks']", None)
             if lm.shape[0] != boxes.shape[0] or lm.shape[1] % 2:
                 raise ValueError(
-                    f"target['landmarks'] should have shape [N, 2 * points] with N = {boxes.shape[0]}, "
+                    "target['landmarks'] should have shape [N, 2 * points] with "
+                    f"N = {boxes.shape[0]}, "
                     f"but has shape {tuple(lm.shape)}"
                 )
             return boxes, lm
@@ -345,8 +376,9 @@ class AugmentPipeline:
         if rows.shape[0] == 0:
             return np.zeros((0, 4), np.float32), None
         boxes = np.ascontiguousarray(rows[:, :4])
-        lm = np.ascontiguousarray(rows[:, 4:-1]) if rows.ndim == 2 and rows.shape[1] > 5 else None
-        return boxes, lm
+        if rows.shape[1] <= 5:
+            return boxes, None
+        return boxes, np.ascontiguousarray(rows[:, 4:-1])
 
     def defer(
         self, source: Any, target: Any = None, index: int | None = None, epoch: int | None = None
@@ -361,7 +393,9 @@ class AugmentPipeline:
         deferred = AugmentedImage(self, source, target, self._index(index), ep)
         return deferred, deferred.targets()
 
-    def __call__(self, image: Any, target: Any = None, index: int | None = None) -> tuple[torch.Tensor, Any]:
+    def __call__(
+        self, image: Any, target: Any = None, index: int | None = None
+    ) -> tuple[torch.Tensor, Any]:
         """Augment one sample: returns the output image tensor and the moved target."""
         array = image_array(image)
         plan = self.plan(array.shape[0], array.shape[1], target, index)

@@ -35,7 +35,13 @@ def retinaface(
     mean: Any = BGR_MEANS,
     crop_scales: Sequence[float] | None = None,
     flip_pairs: Sequence[tuple[int, int]] = FACE_5_POINT_PAIRS,
-    interpolations: Sequence[int] = (INTER_LINEAR, INTER_CUBIC, INTER_AREA, INTER_NEAREST, INTER_LANCZOS4),
+    interpolations: Sequence[int] = (
+        INTER_LINEAR,
+        INTER_CUBIC,
+        INTER_AREA,
+        INTER_NEAREST,
+        INTER_LANCZOS4,
+    ),
     input_order: str = "RGB",
     output_order: str = "BGR",
     dtype: torch.dtype = torch.float32,
@@ -81,8 +87,12 @@ def retinaface(
         Resize(size, interpolation=tuple(interpolations)),
     ]
     kwargs: dict[str, Any] = dict(
-        mean=mean, dtype=dtype, input_order=input_order, output_order=output_order,
-        normalize_boxes=True, seed=seed,
+        mean=mean,
+        dtype=dtype,
+        input_order=input_order,
+        output_order=output_order,
+        normalize_boxes=True,
+        seed=seed,
     )
     kwargs.update(overrides)
     return AugmentPipeline(ops, **kwargs)
@@ -134,8 +144,12 @@ def ssd(
         Resize(size, interpolation=INTER_LINEAR),
     ]
     kwargs: dict[str, Any] = dict(
-        mean=mean, dtype=dtype, input_order=input_order, output_order=output_order,
-        normalize_boxes=True, seed=seed,
+        mean=mean,
+        dtype=dtype,
+        input_order=input_order,
+        output_order=output_order,
+        normalize_boxes=True,
+        seed=seed,
     )
     kwargs.update(overrides)
     return AugmentPipeline(ops, **kwargs)
@@ -186,11 +200,19 @@ def detection(
     """
     ops = [
         Flip(pairs=flip_pairs, probability=flip_probability),
-        Resize(shorter_side=min_size, max_size=max_size, size_divisibility=size_divisibility,
-               interpolation=interpolation),
+        Resize(
+            shorter_side=min_size,
+            max_size=max_size,
+            size_divisibility=size_divisibility,
+            interpolation=interpolation,
+        ),
     ]
     kwargs: dict[str, Any] = dict(
-        mean=mean, std=std, dtype=dtype, input_order=input_order, output_order=output_order,
+        mean=mean,
+        std=std,
+        dtype=dtype,
+        input_order=input_order,
+        output_order=output_order,
         seed=seed,
     )
     kwargs.update(overrides)
