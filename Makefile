@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.fastloader-installed
 SOURCES := pyproject.toml CMakeLists.txt $(shell find csrc python -type f 2>/dev/null)
 
-.PHONY: test bench bench-sampler bench-collate bench-ring bench-distributed bench-policies
+.PHONY: test bench bench-sampler bench-collate bench-ring bench-augment bench-distributed bench-policies
 .PHONY: bench-publish dev clean
 .PHONY: cpp-test cpp-test-tsan cpp-test-aarch64
 .PHONY: wheel wheel-check wheel-install-check wheel-all lint typecheck gpu-check gpu-check-offline gpu-train-step
@@ -41,6 +41,10 @@ bench-collate: $(INSTALLED)
 bench-ring: $(INSTALLED)
 	$(PY) bench/bench_ring.py --markdown $(BENCH_OUT)/ring-loader.md
 
+# One core: simplejpeg + transforms.retinaface(640) against cv2.imread + Pytorch_Retinaface's preproc.
+bench-augment: $(INSTALLED)
+	$(PY) bench/bench_augment.py --markdown $(BENCH_OUT)/augment.md
+
 # Distributed per-rank epochs, memory per rank and resume time (n = 1e7; --quick for 1e6).
 bench-distributed: $(INSTALLED)
 	$(PY) bench/bench_distributed.py --markdown $(BENCH_OUT)/distributed.md
@@ -51,7 +55,7 @@ bench-policies: $(INSTALLED)
 
 # Refreshes the committed figures: every benchmark above, written into bench/results/.
 bench-publish: BENCH_OUT := bench/results
-bench-publish: bench bench-sampler bench-collate bench-ring bench-distributed bench-policies
+bench-publish: bench bench-sampler bench-collate bench-ring bench-augment bench-distributed bench-policies
 
 # The core's C++ unit tests under AddressSanitizer and UBSan (no Python involved).
 cpp-test: $(PY)
