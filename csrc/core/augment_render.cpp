@@ -445,8 +445,27 @@ void horizontal(const float* row, const Taps& t, int64_t dst, const float* fill,
 // levels = round(clamp(base + sum_j weights[j] * planes[j][0..n))) as floats (cv2's uint8 levels).
 FASTLOADER_DISPATCH void vertical_levels(float* levels, const float* const* planes, const float* weights,
                                          int taps, int64_t n, float base) {
-  for (int64_t x = 0; x < n; ++x) levels[x] = base;
-  for (int j = 0; j < taps; ++j) {
+  // Up to four taps per pass, summed in tap order (so any split gives the same floats).
+  int j = 0;
+  if (taps >= 4) {
+    const float w0 = weights[0], w1 = weights[1], w2 = weights[2], w3 = weights[3];
+    const float *h0 = planes[0], *h1 = planes[1], *h2 = planes[2], *h3 = planes[3];
+    for (int64_t x = 0; x < n; ++x) levels[x] = base + w0 * h0[x] + w1 * h1[x] + w2 * h2[x] + w3 * h3[x];
+    j = 4;
+  } else if (taps >= 2) {
+    const float w0 = weights[0], w1 = weights[1];
+    const float *h0 = planes[0], *h1 = planes[1];
+    for (int64_t x = 0; x < n; ++x) levels[x] = base + w0 * h0[x] + w1 * h1[x];
+    j = 2;
+  } else {
+    for (int64_t x = 0; x < n; ++x) levels[x] = base;
+  }
+  for (; j + 4 <= taps; j += 4) {
+    const float w0 = weights[j], w1 = weights[j + 1], w2 = weights[j + 2], w3 = weights[j + 3];
+    const float *h0 = planes[j], *h1 = planes[j + 1], *h2 = planes[j + 2], *h3 = planes[j + 3];
+    for (int64_t x = 0; x < n; ++x) levels[x] = levels[x] + w0 * h0[x] + w1 * h1[x] + w2 * h2[x] + w3 * h3[x];
+  }
+  for (; j < taps; ++j) {
     const float w = weights[j];
     const float* h = planes[j];
     for (int64_t x = 0; x < n; ++x) levels[x] += w * h[x];
