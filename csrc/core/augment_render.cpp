@@ -131,7 +131,8 @@ struct Distorter {
   // Blocks of pixels in planar form: the LUT passes are scalar lookups, the HSV arithmetic is
   // branch-free int32 / float maths the compiler vectorizes (OpenCV's reciprocal tables are
   // recomputed by float division, equal to them for every entry: tested).
-  FASTLOADER_DISPATCH void apply(uint8_t* px, int64_t count, int bidx) const {
+  // Reads `in`, writes `out` (they may be the same pixels).
+  FASTLOADER_DISPATCH void apply(const uint8_t* in, uint8_t* px, int64_t count, int bidx) const {
     constexpr int64_t kBlock = 256;
     alignas(64) int32_t b[kBlock], g[kBlock], r[kBlock], h[kBlock], s[kBlock], v[kBlock];
     alignas(64) float fb[kBlock], fg[kBlock], fr[kBlock];
@@ -139,17 +140,18 @@ struct Distorter {
     for (int64_t start = 0; start < count; start += kBlock) {
       const int64_t n = std::min(kBlock, count - start);
       uint8_t* p = px + 3 * start;
+      const uint8_t* q = in + 3 * start;
       if (pre_identity_) {
         for (int64_t i = 0; i < n; ++i) {
-          b[i] = p[3 * i + bidx];
-          g[i] = p[3 * i + 1];
-          r[i] = p[3 * i + (bidx ^ 2)];
+          b[i] = q[3 * i + bidx];
+          g[i] = q[3 * i + 1];
+          r[i] = q[3 * i + (bidx ^ 2)];
         }
       } else {
         for (int64_t i = 0; i < n; ++i) {
-          b[i] = pre[p[3 * i + bidx]];
-          g[i] = pre[p[3 * i + 1]];
-          r[i] = pre[p[3 * i + (bidx ^ 2)]];
+          b[i] = pre[q[3 * i + bidx]];
+          g[i] = pre[q[3 * i + 1]];
+          r[i] = pre[q[3 * i + (bidx ^ 2)]];
         }
       }
       for (int64_t i = 0; i < n; ++i) {
@@ -227,7 +229,7 @@ struct Distorter {
 void distort_pixels(uint8_t* pixels, int64_t count, int bidx, const PhotometricParams& p) {
   if (bidx != 0 && bidx != 2) throw std::invalid_argument("bidx must be 0 or 2");
   if (count < 0) throw std::invalid_argument("count must be non-negative");
-  Distorter(p).apply(pixels, count, bidx);
+  Distorter(p).apply(pixels, pixels, count, bidx);
 }
 
 uint16_t float_to_half(float value) noexcept {
@@ -532,8 +534,13 @@ void Pipeline::render(const Plan& plan, const ImageView& src, const OutputView& 
       for (int64_t y = 0; y < rh; ++y) {
         uint8_t* out = &scratch[static_cast<size_t>(y * rw * 3)];
         const uint8_t* in = src.data + (y0 + y) * src.row_stride + x0 * src.col_stride;
-        if (src.channels >= 3 && src.col_stride == 3 && src.channel_stride == 1) {
-          std::memcpy(out, in, static_cast<size_t>(rw * 3));
+        if (src.channels == 3 && src.col_stride == 3 && src.channel_stride == 1) {
+          // Distorted straight from the source row (the scratch is written once).
+          if (distorter)
+            distorter->apply(in, out, rw, bidx);
+          else
+            std::memcpy(out, in, static_cast<size_t>(rw * 3));
+          continue;
         } else if (src.channels == 1) {
           for (int64_t x = 0; x < rw; ++x) out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = in[x * src.col_stride];
         } else {
@@ -545,7 +552,7 @@ void Pipeline::render(const Plan& plan, const ImageView& src, const OutputView& 
             out[3 * x + 2] = p[2 * cs];
           }
         }
-        if (distorter) distorter->apply(out, rw, bidx);
+        if (distorter) distorter->apply(out, out, rw, bidx);
       }
       work = scratch.data();
       work_stride = rw * 3;
