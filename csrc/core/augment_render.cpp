@@ -277,6 +277,12 @@ struct Taps {
   std::vector<float> fill_weight;
 };
 
+struct FlatTaps {
+  std::vector<std::pair<int64_t, float>> list;
+  std::vector<size_t> begin;
+  size_t count(int64_t d) const { return begin[static_cast<size_t>(d) + 1] - begin[static_cast<size_t>(d)]; }
+};
+
 // OpenCV's cubic coefficients (A = -0.75).
 void cubic_coeffs(float x, float* c) {
   const float A = -0.75f;
@@ -319,12 +325,15 @@ Taps build_taps(Interp interp, bool area_down, int64_t src, int64_t dst,
                 const std::vector<int32_t>& map) {
   const double inv_scale = static_cast<double>(dst) / static_cast<double>(src);
   const double scale = 1.0 / inv_scale;
-  std::vector<std::vector<std::pair<int64_t, float>>> raw(static_cast<size_t>(dst));
+  // All positions' taps in one flat list (position d owns [begin[d], begin[d + 1])).
+  FlatTaps taps;
+  taps.list.reserve(static_cast<size_t>(dst) * 4);
+  taps.begin.resize(static_cast<size_t>(dst) + 1);
   const auto clamp = [src](int64_t i) { return std::min<int64_t>(std::max<int64_t>(i, 0), src - 1); };
   for (int64_t d = 0; d < dst; ++d) {
-    auto& taps = raw[static_cast<size_t>(d)];
+    taps.begin[static_cast<size_t>(d)] = taps.list.size();
     if (interp == Interp::Nearest) {
-      taps.emplace_back(std::min<int64_t>(floor_to_int(static_cast<double>(d) * scale), src - 1), 1.0f);
+      taps.list.emplace_back(std::min<int64_t>(floor_to_int(static_cast<double>(d) * scale), src - 1), 1.0f);
     } else if (interp == Interp::Area && area_down) {
       const double fs1 = static_cast<double>(d) * scale, fs2 = fs1 + scale;
       const double cell = std::min(scale, static_cast<double>(src) - fs1);
@@ -334,10 +343,10 @@ Taps build_taps(Interp interp, bool area_down, int64_t src, int64_t dst,
       s2 = std::min(s2, src - 1);
       s1 = std::min(s1, s2);
       if (static_cast<double>(s1) - fs1 > 1e-3)
-        taps.emplace_back(s1 - 1, static_cast<float>((static_cast<double>(s1) - fs1) / cell));
-      for (int64_t s = s1; s < s2; ++s) taps.emplace_back(s, static_cast<float>(1.0 / cell));
+        taps.list.emplace_back(s1 - 1, static_cast<float>((static_cast<double>(s1) - fs1) / cell));
+      for (int64_t s = s1; s < s2; ++s) taps.list.emplace_back(s, static_cast<float>(1.0 / cell));
       if (fs2 - static_cast<double>(s2) > 1e-3)
-        taps.emplace_back(s2, static_cast<float>(
+        taps.list.emplace_back(s2, static_cast<float>(
                                   std::min(std::min(fs2 - static_cast<double>(s2), 1.0), cell) / cell));
     } else {
       int64_t sx;
@@ -354,44 +363,46 @@ Taps build_taps(Interp interp, bool area_down, int64_t src, int64_t dst,
       if (interp == Interp::Linear || interp == Interp::Area) {
         if (sx < 0) fx = 0, sx = 0;
         if (sx >= src - 1) fx = 0, sx = src - 1;
-        taps.emplace_back(sx, 1.0f - fx);
-        taps.emplace_back(clamp(sx + 1), fx);
+        taps.list.emplace_back(sx, 1.0f - fx);
+        taps.list.emplace_back(clamp(sx + 1), fx);
       } else if (interp == Interp::Cubic) {
         float c[4];
         cubic_coeffs(fx, c);
-        for (int j = 0; j < 4; ++j) taps.emplace_back(clamp(sx - 1 + j), c[j]);
+        for (int j = 0; j < 4; ++j) taps.list.emplace_back(clamp(sx - 1 + j), c[j]);
       } else {
         float c[8];
         lanczos_coeffs(fx, c);
-        for (int j = 0; j < 8; ++j) taps.emplace_back(clamp(sx - 3 + j), c[j]);
+        for (int j = 0; j < 8; ++j) taps.list.emplace_back(clamp(sx - 3 + j), c[j]);
       }
     }
   }
+  taps.begin[static_cast<size_t>(dst)] = taps.list.size();
   Taps out;
   size_t k = 1;
-  for (const auto& taps : raw) k = std::max(k, taps.size());
+  for (int64_t d = 0; d < dst; ++d) k = std::max(k, taps.count(d));
   out.k = static_cast<int>(k);
   out.index.assign(static_cast<size_t>(dst) * k, 0);
   out.weight.assign(static_cast<size_t>(dst) * k, 0.0f);
   out.fill_weight.assign(static_cast<size_t>(dst), 0.0f);
   for (int64_t d = 0; d < dst; ++d) {
-    const auto& taps = raw[static_cast<size_t>(d)];
+    const std::pair<int64_t, float>* row = &taps.list[taps.begin[static_cast<size_t>(d)]];
+    const size_t count = taps.count(d);
     // The region index of the first real tap pads the unused slots (weight 0), keeping them in
     // range and near their neighbours.
     int32_t pad_index = 0;
-    for (const auto& [s, w] : taps)
-      if (map[static_cast<size_t>(s)] >= 0) {
-        pad_index = map[static_cast<size_t>(s)];
+    for (size_t j = 0; j < count; ++j)
+      if (map[static_cast<size_t>(row[j].first)] >= 0) {
+        pad_index = map[static_cast<size_t>(row[j].first)];
         break;
       }
     for (size_t j = 0; j < k; ++j) out.index[static_cast<size_t>(d) * k + j] = pad_index;
-    for (size_t j = 0; j < taps.size(); ++j) {
-      const int32_t r = map[static_cast<size_t>(taps[j].first)];
+    for (size_t j = 0; j < count; ++j) {
+      const int32_t r = map[static_cast<size_t>(row[j].first)];
       if (r < 0) {
-        out.fill_weight[static_cast<size_t>(d)] += taps[j].second;
+        out.fill_weight[static_cast<size_t>(d)] += row[j].second;
       } else {
         out.index[static_cast<size_t>(d) * k + j] = r;
-        out.weight[static_cast<size_t>(d) * k + j] = taps[j].second;
+        out.weight[static_cast<size_t>(d) * k + j] = row[j].second;
       }
     }
   }
