@@ -158,3 +158,16 @@ def test_samples_are_bit_identical_for_any_num_workers():
             assert torch.equal(a, b)
     other = _collect(0, epoch=3)
     assert not all(torch.equal(a, b) for a, b in zip(base, other, strict=True))
+
+
+@pytest.mark.multiprocess
+def test_pooled_outputs_cross_worker_processes_unbatched():
+    # The per-sample outputs live in recycled pool memory; a worker must still hand them over.
+    pipe = T.retinaface(32, seed=5)
+    dataset = _Faces(pipe)
+    direct = [dataset[i][0] for i in range(len(dataset))]
+    loader = DataLoader(dataset, batch_size=None, num_workers=2)
+    got = [image.clone() for image, _ in loader]
+    assert len(got) == len(direct)
+    for a, b in zip(direct, got, strict=True):
+        assert torch.equal(a, b)
