@@ -2,13 +2,14 @@
 native augment) against Pytorch_Retinaface's way (cv2.imread + preproc(640, (104, 117, 123)))
 on the same ~1024-wide JPEGs, with the decode alone as the floor.
 
-    .venv/bin/python bench/bench_augment.py [--images 24] [--rounds 5]
+    .venv/bin/python bench/bench_augment.py [--images 24] [--rounds 5] [--markdown out.md]
 
-Needs opencv-python-headless and simplejpeg. Prints per-sample medians over interleaved rounds
-with their min-max spread and the ratio. The stock side is `stock_preproc` below:
-Pytorch_Retinaface's
-data/data_augment.py `preproc` (MIT) rewritten op for op with the same cv2 / numpy calls
-(random.* draws, cv2.cvtColor HSV round trip, cv2.resize with one of five interpolations).
+Needs opencv-python-headless and simplejpeg (the bench extra). Prints per-sample medians over
+interleaved rounds (fastloader.bench.harness) with their min-max spread, wall clock and process
+CPU time side by side, and the speed-up as the median of per-round ratios. The stock side is
+`stock_preproc` below: Pytorch_Retinaface's data/data_augment.py `preproc` (MIT) rewritten op
+for op with the same cv2 / numpy calls (random.* draws, cv2.cvtColor HSV round trip, cv2.resize
+with one of five interpolations).
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ try:
 except ImportError as error:  # pragma: no cover - bench extras
     sys.exit(f"bench_augment needs opencv-python-headless and simplejpeg: {error}")
 
+from fastloader.bench.harness import (
+    Section,
+    duration,
+    load_average,
+    ratio,
+    run_rounds,
+    write_report,
+)
 from fastloader.transforms import retinaface
 
 MEANS = (104, 117, 123)
@@ -221,43 +230,70 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--markdown", help="also write the tables to this markdown file")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     random.seed(0)
+    load = load_average()
     pipe = retinaface(640, input_order="BGR", seed=0)
+    names = (
+        "stock: cv2.imread + preproc",
+        "fastloader: simplejpeg + retinaface(640)",
+        "floor: simplejpeg decode only",
+    )
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as folder:
         samples = make_images(folder, args.images)
-        runners = {
-            "stock cv2.imread + preproc": run_stock,
-            "fastloader decode + retinaface(640)": make_ours(pipe),
-            "floor: simplejpeg decode only": run_decode,
-        }
+        runners = dict(zip(names, (run_stock, make_ours(pipe), run_decode), strict=True))
         for run in runners.values():  # warm-up: page cache, imports, first allocations
             run(samples[:4])
-        times: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
-        names = list(runners)
-        for r in range(args.rounds):
-            for name in names if r % 2 == 0 else reversed(names):
-                times[name].append(runners[name](samples))
-    print(
-        f"{args.images} JPEGs ~1024 wide -> 640x640 float32 CHW, one core, {args.rounds} "
-        "interleaved rounds: median [min-max] ms per sample"
+
+        def case(name: str):
+            def timed() -> float:
+                wall, used = runners[name](samples)
+                cpu[name].append(used)
+                return wall
+
+            return timed
+
+        wall = run_rounds({name: case(name) for name in names}, args.rounds)
+    stock, ours, floor = names
+    section = Section(
+        f"{args.images} JPEGs ~1024 wide to 640x640 float32 CHW, one core: per sample, "
+        f"{args.rounds} interleaved rounds"
     )
-    for column, label in ((0, "wall clock"), (1, "process CPU time")):
-        print(f" {label}:")
-        for name, values in times.items():
-            v = [1e3 * t[column] for t in values]
-            print(f"  {name:40s} {statistics.median(v):7.2f} [{min(v):.2f}-{max(v):.2f}]")
-        stock = [t[column] for t in times[names[0]]]
-        ours = [t[column] for t in times[names[1]]]
-        floor = [t[column] for t in times[names[2]]]
-        ratios = [a / b for a, b in zip(stock, ours, strict=True)]
-        print(
-            f"  speed-up over stock: {statistics.median(stock) / statistics.median(ours):.2f}x "
-            f"(per-round {min(ratios):.2f}-{max(ratios):.2f}x); decode share of ours: "
-            f"{100 * statistics.median(floor) / statistics.median(ours):.0f}%"
+    section.table(
+        ["", "wall clock", "process CPU time"],
+        [[name, duration(wall[name], "ms"), duration(cpu[name], "ms")] for name in names]
+        + [
+            ["speed-up over stock", ratio(wall[stock], wall[ours]), ratio(cpu[stock], cpu[ours])],
+            [
+                "decode share of fastloader's time",
+                f"{100 * statistics.median(wall[floor]) / statistics.median(wall[ours]):.0f}%",
+                f"{100 * statistics.median(cpu[floor]) / statistics.median(cpu[ours]):.0f}%",
+            ],
+        ],
+    )
+    section.note(
+        "Ratios are medians of per-round ratios (min-max over rounds). Process CPU time is what "
+        "each side itself used: the steadier figure when other jobs share the cores. Stock: "
+        "cv2.imread + Pytorch_Retinaface's preproc(640, (104, 117, 123)) (cv2.setNumThreads(1)); "
+        "fastloader: simplejpeg.decode_jpeg(colorspace='BGR') + "
+        "transforms.retinaface(640, input_order='BGR'); floor: the decode alone. Synthetic "
+        "~1024x(576-768) JPEGs (quality 90), 1-8 faces each with 5 landmarks."
+    )
+    print(section.text())
+    if args.markdown:
+        path = write_report(
+            args.markdown,
+            "fastloader: detection augmentation on one core",
+            "python bench/bench_augment.py" + (f" --images {args.images} --rounds {args.rounds}"),
+            [section],
+            extra=f", OpenCV {cv2.__version__} (1 thread), simplejpeg {simplejpeg.__version__}",
+            load=load,
         )
+        print(f"written to {path}")
 
 
 if __name__ == "__main__":
