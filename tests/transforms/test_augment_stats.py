@@ -171,3 +171,40 @@ def test_pooled_outputs_cross_worker_processes_unbatched():
     assert len(got) == len(direct)
     for a, b in zip(direct, got, strict=True):
         assert torch.equal(a, b)
+
+
+def _stack(batch):
+    return torch.stack([image for image, _ in batch]), [torch.from_numpy(t) for _, t in batch]
+
+
+@pytest.mark.multiprocess
+# torchdata's StatefulDataLoader touches torch.set_vital, deprecated in this torch.
+@pytest.mark.filterwarnings("ignore:.set_vital. is deprecated:UserWarning")
+def test_a_resumed_stateful_loader_yields_the_same_augmented_batches():
+    from torchdata.stateful_dataloader import StatefulDataLoader
+
+    from fastloader import FastWeightedSampler
+
+    def loader():
+        pipe = T.retinaface(40, seed=77)
+        pipe.set_epoch(1)
+        dataset = _Faces(pipe)
+        sampler = FastWeightedSampler(np.ones(len(dataset)), num_samples=12, seed=3)
+        return StatefulDataLoader(
+            dataset, batch_size=3, sampler=sampler, num_workers=2, collate_fn=_stack
+        )
+
+    whole = list(loader())
+    assert len(whole) == 4
+    first = loader()
+    iterator = iter(first)
+    next(iterator)
+    state = first.state_dict()
+    resumed = loader()
+    resumed.load_state_dict(state)
+    rest = list(resumed)
+    assert len(rest) == 3
+    for (a_images, a_targets), (b_images, b_targets) in zip(whole[1:], rest, strict=True):
+        assert torch.equal(a_images, b_images)
+        for a, b in zip(a_targets, b_targets, strict=True):
+            assert torch.equal(a, b)
