@@ -224,6 +224,14 @@ void register_augment(py::module_& m) {
           py::arg("seed"), py::arg("epoch"), py::arg("index"),
           "Draw one sample's parameters and move its targets (the image is not read).")
       .def(
+          "plan_for_reduced_source",
+          [](const Pipeline& self, const Plan& plan, int64_t height, int64_t width) {
+            return std::make_shared<Plan>(self.for_reduced_source(plan, height, width));
+          },
+          py::arg("plan"), py::arg("height"), py::arg("width"),
+          "The plan re-expressed for the same image decoded at height x width (a reduced-DCT "
+          "JPEG decode).")
+      .def(
           "render",
           [](const Pipeline& self, const Plan& plan, py::array image, py::array out, bool channels_first) {
             if (!py::isinstance<py::array_t<uint8_t>>(image))

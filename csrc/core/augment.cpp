@@ -579,4 +579,53 @@ Plan Pipeline::plan(int64_t height, int64_t width, const BoxesIn& in, uint64_t s
   return plan;
 }
 
+namespace {
+
+// One axis of for_reduced_source: canvas pixel c' of the reduced canvas shows reduced source pixel
+// sign * c' + offset'; the map is the original scaled by 1 / ratio, rounded to whole pixels.
+AxisMap reduce_axis(const AxisMap& a, int64_t canvas, int64_t src, int64_t reduced,
+                    int64_t& reduced_canvas) {
+  const double ratio = static_cast<double>(src) / static_cast<double>(reduced);
+  reduced_canvas = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(canvas) / ratio + 0.5));
+  const auto round_div = [ratio](int64_t v) {  // round(v / ratio) without libm (v may be < 0)
+    const double x = static_cast<double>(v) / ratio + 0.5;
+    const int64_t t = static_cast<int64_t>(x);
+    return static_cast<double>(t) > x ? t - 1 : t;
+  };
+  AxisMap b;
+  b.sign = a.sign;
+  b.offset = a.sign > 0 ? round_div(a.offset) : round_div(a.offset + 1) - 1;
+  b.lo = round_div(a.lo);
+  b.hi = round_div(a.hi);
+  // Keep every shown pixel inside the reduced source and the reduced canvas.
+  if (b.sign > 0) {
+    b.lo = std::max(b.lo, -b.offset);
+    b.hi = std::min(b.hi, reduced - b.offset);
+  } else {
+    b.lo = std::max(b.lo, b.offset - reduced + 1);
+    b.hi = std::min(b.hi, b.offset + 1);
+  }
+  b.lo = std::min(std::max<int64_t>(b.lo, 0), reduced_canvas);
+  b.hi = std::min(std::max(b.hi, b.lo), reduced_canvas);
+  if (a.hi <= a.lo) b.hi = b.lo;
+  return b;
+}
+
+}  // namespace
+
+Plan Pipeline::for_reduced_source(const Plan& plan, int64_t height, int64_t width) const {
+  if (!plan.resized)
+    throw std::invalid_argument("only a plan that ends in a resize can use a reduced source");
+  if (height < 1 || width < 1 || height > plan.src_height || width > plan.src_width)
+    throw std::invalid_argument("the reduced source must be 1.." + std::to_string(plan.src_height) +
+                                " x 1.." + std::to_string(plan.src_width) + ", got " +
+                                std::to_string(height) + "x" + std::to_string(width));
+  Plan out = plan;
+  out.src_height = height;
+  out.src_width = width;
+  out.cols = reduce_axis(plan.cols, plan.canvas_width, plan.src_width, width, out.canvas_width);
+  out.rows = reduce_axis(plan.rows, plan.canvas_height, plan.src_height, height, out.canvas_height);
+  return out;
+}
+
 }  // namespace fastloader::augment

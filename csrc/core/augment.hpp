@@ -159,6 +159,12 @@ class Pipeline {
   Plan plan(int64_t height, int64_t width, const BoxesIn& boxes, uint64_t seed, uint64_t epoch,
             uint64_t index) const;
 
+  // The plan re-expressed for the same image decoded smaller (a JPEG decoded at 1/2, 1/4, 1/8
+  // scale): height x width, at most the plan's source size. The canvas shrinks by the same
+  // factor and the resize maps it to the same output; edges move by at most half a reduced
+  // pixel. Only plans that end in a resize can be rescaled (their output size is fixed).
+  Plan for_reduced_source(const Plan& plan, int64_t height, int64_t width) const;
+
   // Writes the augmented image of `plan` into dst ([3, out_height, out_width] by its strides).
   // `src` must be the image the plan was made for.
   void render(const Plan& plan, const ImageView& src, const OutputView& dst) const;

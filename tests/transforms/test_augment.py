@@ -445,3 +445,48 @@ def test_deferred_images_write_the_same_pixels_into_a_slot(tmp_path):
     clone = pickle.loads(pickle.dumps(deferred))
     torch.testing.assert_close(clone.materialize(), want, rtol=0, atol=0)
     assert doctest.testmod(deferred_module).failed == 0
+
+
+def test_reduced_dct_decode_keeps_targets_and_geometry(tmp_path):
+    from PIL import Image
+
+    from fastloader.io.decode import read_image
+
+    image = _image(600, 800)
+    path = str(tmp_path / "big.jpg")
+    Image.fromarray(image).save(path, quality=95)
+    boxes, lms, labels = _targets(600, 800, 5)
+    target = {"boxes": boxes, "landmarks": lms, "labels": labels}
+    pipe = T.AugmentPipeline(
+        [T.Flip(), T.Resize(64, interpolation="area")], seed=1, dtype=torch.uint8
+    )
+    for index in range(4):
+        deferred, moved = pipe.defer(path, target, index=index)
+        assert deferred.decode_factor == 8  # 800 / 64 and 600 / 64 are both >= 8
+        reduced = pipe.empty_output(deferred.plan)
+        deferred.write_into(reduced)
+        full = pipe.empty_output(deferred.plan)
+        deferred.write_into(full, reduced_decode=False)
+        want, want_target = pipe(read_image(path), target, index=index)
+        torch.testing.assert_close(full, want, rtol=0, atol=0)
+        np.testing.assert_array_equal(moved["boxes"], want_target["boxes"])
+        # The same picture from an eighth-scale decode: small level differences only.
+        diff = (reduced.double() - full.double()).abs()
+        assert 0 < diff.mean() < 3.0, diff.mean()
+        # ... and aligned: a one-pixel shift of the full decode is further away.
+        shifted = (reduced.double() - torch.roll(full, 1, dims=2).double()).abs()
+        assert diff.mean() < shifted.mean()
+    # A region shrunk by less than 2x is decoded whole.
+    small = T.AugmentPipeline([T.Resize((500, 700))], seed=0).defer(path, None, index=0)[0]
+    assert small.decode_factor == 1
+
+
+def test_reduced_source_plans_are_checked():
+    pipe = T.AugmentPipeline([T.Flip()], seed=0)
+    plan = pipe.plan(40, 40, None, 0)
+    with pytest.raises(ValueError, match="ends in a resize"):
+        pipe._core.plan_for_reduced_source(plan, 20, 20)
+    resized = T.AugmentPipeline([T.Resize(8)], seed=0)
+    plan = resized.plan(40, 40, None, 0)
+    with pytest.raises(ValueError, match="reduced source"):
+        resized._core.plan_for_reduced_source(plan, 50, 20)

@@ -107,11 +107,50 @@ class AugmentedImage:
         """The target moved by the plan (what :meth:`AugmentPipeline.defer` returned)."""
         return self.pipeline.targets(self.plan, self.target)
 
-    def write_into(self, out: Any) -> None:
+    @property
+    def decode_factor(self) -> int:
+        """The JPEG scale :meth:`write_into` decodes a path at: 8, 4 or 2 when the resize shrinks
+        the kept region by at least that much (libjpeg-turbo's reduced DCT), else 1."""
+        if not (isinstance(self.source, str) and self.plan.resized and _simplejpeg is not None):
+            return 1
+        if os.path.splitext(self.source)[1].lower() not in _JPEG_SUFFIXES:
+            return 1
+        plan = self.plan
+        shrink = min(
+            plan.canvas_width / plan.content_width, plan.canvas_height / plan.content_height
+        )
+        return next((f for f in (8, 4, 2) if shrink >= f), 1)
+
+    def write_into(self, out: Any, reduced_decode: bool = True) -> None:
         """Decode (for a path) and write the augmented image into `out` (a tensor or ndarray of
-        :attr:`shape` and :attr:`dtype`, any strides)."""
+        :attr:`shape` and :attr:`dtype`, any strides).
+
+        With ``reduced_decode`` a JPEG whose kept region the resize shrinks by 2x or more is
+        decoded at 1/2, 1/4 or 1/8 scale (:attr:`decode_factor`) and the plan re-expressed for
+        it: far less decoding, the same targets, pixels within a fraction of a source pixel of
+        the full decode's geometry (not bit-equal to it)."""
+        input_rgb = self.pipeline._output["input_rgb"]
+        factor = self.decode_factor if reduced_decode else 1
+        if factor > 1:
+            assert _simplejpeg is not None and isinstance(self.source, str)
+            with open(self.source, "rb") as f:
+                data = f.read()
+            # The smallest scale (M / 8) at least the size over `factor`: 1 / factor itself.
+            image = _simplejpeg.decode_jpeg(
+                data,
+                colorspace="RGB" if input_rgb else "BGR",
+                min_height=-(-self.height // factor),
+                min_width=-(-self.width // factor),
+            )
+            plan = self.pipeline._core.plan_for_reduced_source(
+                self.plan, int(image.shape[0]), int(image.shape[1])
+            )
+            self.pipeline.render(plan, image, out)
+            return
         if isinstance(self.source, str):
             image = read_image(self.source)
+            if not input_rgb:  # read_image gives RGB; the pipeline was told BGR
+                image = image.flip(0).contiguous()
             if tuple(image.shape[1:]) != (self.height, self.width):
                 raise ValueError(
                     f"{self.source}: decoded {tuple(image.shape[1:])}, "
