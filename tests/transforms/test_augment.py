@@ -490,3 +490,18 @@ def test_reduced_source_plans_are_checked():
     plan = resized.plan(40, 40, None, 0)
     with pytest.raises(ValueError, match="reduced source"):
         resized._core.plan_for_reduced_source(plan, 50, 20)
+
+
+def test_widerface_with_the_retinaface_preset_collates_float_batches(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from fastloader import DetectionCollate, WIDERFace
+    from fastloader.datasets import synthetic_widerface
+
+    synthetic_widerface(str(tmp_path), 6, seed=0, width=160)
+    dataset = WIDERFace(str(tmp_path), "train", transform=T.retinaface(64, seed=0))
+    batch = next(iter(DataLoader(dataset, batch_size=3, collate_fn=DetectionCollate())))
+    assert batch.images.shape == (3, 3, 64, 64) and batch.images.dtype == torch.float32
+    image, target = dataset[0]
+    assert image.shape == (3, 64, 64) and target.shape[1] == 15
+    assert target.dtype == torch.float32 and ((target[:, :4] >= 0) & (target[:, :4] <= 1)).all()
