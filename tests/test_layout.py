@@ -14,12 +14,13 @@ PACKAGE = Path(fastloader.__file__).resolve().parent
 ALLOWED = {
     "_util": set(),
     "io": {"_util"},
-    "datasets": {"_util", "io"},
+    "transforms": {"_util", "io"},
+    "datasets": {"_util", "io", "transforms"},
     "sampling": {"_util"},
-    "collate": {"_util", "io"},
+    "collate": {"_util", "io", "transforms"},
     "tuning": {"_util"},
-    "bench": {"_util", "io", "datasets", "sampling", "collate", "tuning"},
-    "": {"_util", "io", "datasets", "sampling", "collate", "tuning"},  # the root __init__.py
+    "bench": {"_util", "io", "datasets", "sampling", "collate", "tuning", "transforms"},
+    "": {"_util", "io", "datasets", "sampling", "collate", "tuning", "transforms"},  # root
 }
 
 
