@@ -32,9 +32,13 @@ from .sampling.distributed import (
 from .sampling.grouping import AspectRatioGroupedBatchSampler, create_aspect_ratio_groups
 from .sampling.policies import ClassAwareSampler, RepeatFactorSampler
 from .sampling.weighted import FastWeightedBatchSampler, FastWeightedSampler
+
+# Importing it also makes fastloader.transforms (the presets) reachable after `import fastloader`.
+from .transforms import AugmentPipeline
 from .tuning.tuner import SampleLoadError, TuneReport, WorkerMeasurement, tune_num_workers
 
 __all__ = [
+    "AugmentPipeline",
     "FastWeightedSampler",
     "FastWeightedBatchSampler",
     "DistributedWeightedSampler",
