@@ -30,7 +30,13 @@ from .gpu_step import MODELS, StepSettings, gpu_step_section
 from .harness import DEFAULT_OUT, Section, load_average, machine_line, write_report
 from .loaders import CONFIGS, LoaderResults
 from .progress import Progress
-from .sections import annotation_section, collate_section, padding_section, sampler_section
+from .sections import (
+    annotation_section,
+    collate_section,
+    padding_section,
+    sampler_section,
+    write_annotations,
+)
 
 __all__ = ["main"]
 
@@ -113,7 +119,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--root",
         type=Path,
         default=None,
-        help="dataset folder (default: a cache under the temp directory)",
+        help="dataset folder (default: a cache under the temp directory); with --annotations-only, "
+        "the folder for the generated Annotations. Only a new or empty folder, or one the bench "
+        "wrote itself, is written to: anything else is refused untouched",
     )
     parser.add_argument("--num-images", type=int, default=None, help="default 128, --quick 64")
     parser.add_argument(
@@ -143,7 +151,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--no-ring", action="store_true", help="fastloader's collate without the shared ring"
     )
     parser.add_argument(
-        "--annotations", type=int, default=0, help="also time reading N generated XML files"
+        "--annotations",
+        type=int,
+        default=0,
+        help="also time reading N generated XML files (written beside the dataset folder)",
     )
     parser.add_argument(
         "--annotations-only",
@@ -189,10 +200,25 @@ def _header(command: str, jpeg: SyntheticDetection, batch_size: int, load: str) 
     ]
 
 
+def _refused(error: ValueError) -> int:
+    """A refused argument or folder: its message, no traceback, exit status 2 (argparse's)."""
+    print(f"python -m fastloader.bench: error: {error}", file=sys.stderr)
+    return 2
+
+
+def _annotations_folder(count: int, beside: Path | None = None) -> Path:
+    # "bench" in the name: folders of older versions (no marker, so refused) are never met.
+    return (beside or Path(tempfile.gettempdir())) / f"fastloader-bench-annotations-{count}"
+
+
 def _annotations_only(args: argparse.Namespace, command: str) -> int:
     count = args.annotations or 100_000
     load = load_average()
-    root = args.root or Path(tempfile.gettempdir()) / f"fastloader-annotations-{count}"
+    root = args.root or _annotations_folder(count)
+    try:
+        write_annotations(root, count)  # refuses a folder it did not write, before any timing
+    except ValueError as error:
+        return _refused(error)
     section = annotation_section(count, root)
     _write_one_section(
         args.out / "annotations.md", "reading VOC annotations", command, load, "", section
@@ -214,10 +240,13 @@ def _ring_only(args: argparse.Namespace, command: str) -> int:
     common: dict[str, Any] = dict(
         num_images=args.num_images or 128, min_size=size, max_size=size, seed=0
     )
-    datasets = {
-        fmt: SyntheticDetection(args.root, image_format=fmt, read_into_batch=True, **common)
-        for fmt in ("jpeg", "npy")
-    }
+    try:
+        datasets = {
+            fmt: SyntheticDetection(args.root, image_format=fmt, read_into_batch=True, **common)
+            for fmt in ("jpeg", "npy")
+        }
+    except ValueError as error:  # a --root it did not write, or a bad size
+        return _refused(error)
     candidates = args.candidates or default_candidates()
     section = ring_section(datasets, candidates, args.seconds or 0.6, max(1, args.rounds))
     _write_one_section(
@@ -261,13 +290,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.ring_only:
         return _ring_only(args, command)
     load = load_average()
-    progress = Progress(steps, enabled=not args.no_progress)
-    try:
-        common: dict[str, Any] = dict(num_images=num_images, min_size=size, max_size=size, seed=0)
+    common: dict[str, Any] = dict(num_images=num_images, min_size=size, max_size=size, seed=0)
+    try:  # every folder written (or refused) before minutes of timing
         jpeg = SyntheticDetection(args.root, **common)
         # read_into_batch: fastloader's set-up reads each .npy straight into its batch (the
         # floor still calls dataset[i], which reads every image whole).
         npy = SyntheticDetection(args.root, image_format="npy", read_into_batch=True, **common)
+        annotations = _annotations_folder(args.annotations, jpeg.root.parent)
+        if args.annotations:
+            write_annotations(annotations, args.annotations)
+    except ValueError as error:  # a --root it did not write, or a bad size
+        return _refused(error)
+    progress = Progress(steps, enabled=not args.no_progress)
+    try:
         progress.step("dataset")
         for path in (*jpeg.root.glob("JPEGImages/*"), *jpeg.root.glob("Predecoded/*")):
             path.read_bytes()  # into the page cache, so the first setting measured is not slower
@@ -292,8 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sections.append(_gpu_model_section(args.gpu_model, jpeg.root.parent))
             progress.write(sections[-1].text())
         if args.annotations:
-            folder = jpeg.root.parent / f"fastloader-annotations-{args.annotations}"
-            sections.append(annotation_section(args.annotations, folder))
+            sections.append(annotation_section(args.annotations, annotations))
             progress.write(sections[-1].text())
         args.out.mkdir(parents=True, exist_ok=True)
         plot_message = _plot(args.out / "latest.png", jpeg, shares, results, candidates)

@@ -3,7 +3,10 @@ padding with and without aspect-ratio grouping, and reading VOC annotations."""
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+import json
+import os
+import stat
 import statistics
 import time
 from pathlib import Path
@@ -15,13 +18,21 @@ from torch.utils.data import BatchSampler, WeightedRandomSampler
 
 from ..collate.detection_collate import DetectionCollate, fast_detection_collate
 from ..datasets.synthetic import SyntheticDetection
+from ..datasets.voc import VOC_CLASSES, VOCDetection
 from ..sampling.weighted import FastWeightedBatchSampler, FastWeightedSampler
 from .harness import Section, duration, interleaved, ratio
 from .padding import PaddingCase, padded_pixels
 from .progress import Progress
 from .stock import detection_collate, detectron2_style_padding
 
-__all__ = ["annotation_section", "collate_section", "padding_section", "sampler_section"]
+__all__ = [
+    "ANNOTATIONS_MARKER",
+    "annotation_section",
+    "collate_section",
+    "padding_section",
+    "sampler_section",
+    "write_annotations",
+]
 
 #: Calls shorter than this are repeated within a round, so a round's figure is a median of many.
 _BUDGET_S = 0.02
@@ -225,28 +236,102 @@ def padding_section(repeats: int, batch_size: int, progress: Progress) -> Sectio
     return section
 
 
-def annotation_section(count: int, folder: Path) -> Section:
-    """Reading labels, weights and sizes of ``count`` VOC XML files (written once, then cached)."""
-    from ..datasets.voc import VOC_CLASSES, VOCDetection
+#: Written beside ``Annotations`` by annotation_section: which XML files there are its own.
+ANNOTATIONS_MARKER = "fastloader-bench-annotations.json"
+_WRITER = "fastloader.bench annotation_section"
 
-    annotations = folder / "Annotations"
-    existing = len(list(annotations.glob("*.xml"))) if annotations.is_dir() else 0
-    if existing != count:
-        shutil.rmtree(annotations, ignore_errors=True)
-        annotations.mkdir(parents=True)
-        obj = (
-            "<object><name>{}</name><pose>Left</pose><truncated>0</truncated><difficult>{}"
-            "</difficult><bndbox><xmin>48</xmin><ymin>240</ymin><xmax>195</xmax><ymax>371</ymax>"
-            "</bndbox></object>"
+
+def _annotation_name(index: int) -> str:
+    return f"{index:06d}.xml"
+
+
+def _own_annotation_count(folder: Path) -> int | None:
+    """How many XML files the marker of ``folder`` says annotation_section wrote, or None."""
+    try:
+        marker = json.loads((folder / ANNOTATIONS_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(marker, dict) or marker.get("writer") != _WRITER:
+        return None
+    count = marker.get("count")
+    return count if isinstance(count, int) and count >= 0 else None
+
+
+def _write_marker(folder: Path, count: int) -> None:
+    (folder / ANNOTATIONS_MARKER).write_text(json.dumps({"writer": _WRITER, "count": count}))
+
+
+def _refuse_foreign(annotations: Path, own: int) -> set[str]:
+    """The names in ``annotations`` (missing: none); raises when any is not one of the ``own``
+    XML files annotation_section wrote there (by the marker), before anything is changed."""
+    if not annotations.exists() and not annotations.is_symlink():
+        return set()
+    if not annotations.is_dir():
+        raise ValueError(
+            f"{annotations} is not a folder: the annotation section writes its XML files there. "
+            "Pass --root with a new or empty folder. Nothing was changed"
         )
-        for i in range(count):
-            objects = "".join(
-                obj.format(VOC_CLASSES[(i + k) % 20], int(k == 2)) for k in range(1 + i % 4)
-            )
-            (annotations / f"{i:06d}.xml").write_text(
-                f"<annotation><folder>VOC2007</folder><filename>{i:06d}.jpg</filename><size>"
-                f"<width>500</width><height>375</height><depth>3</depth></size>{objects}</annotation>"
-            )
+    ours = {_annotation_name(i) for i in range(own)}
+    present = set(os.listdir(annotations))
+    foreign = sorted(
+        name
+        for name in present
+        if name not in ours or not stat.S_ISREG(os.lstat(annotations / name).st_mode)
+    )
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise ValueError(
+            f"{annotations} holds {len(foreign)} entries the benchmark did not write "
+            f"({', '.join(foreign[:3])}{more}): it writes its generated XML files only into a "
+            "folder that is missing, empty or its own (named by "
+            f"{annotations.parent / ANNOTATIONS_MARKER}), and never deletes what it did not "
+            "write. Pass --root with a new or empty folder, or move those files away yourself. "
+            "Nothing was changed"
+        )
+    return present
+
+
+def write_annotations(folder: Path, count: int) -> bool:
+    """Makes ``folder/Annotations`` hold ``count`` generated VOC XML files; True if written now.
+
+    A folder it wrote before (its marker lists the files) is reused or brought to ``count``, its
+    own extra files removed by name; a folder holding anything else is refused untouched.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"root should be a folder, but {folder} is a file. Nothing was changed")
+    annotations = folder / "Annotations"
+    own = _own_annotation_count(folder) or 0
+    present = _refuse_foreign(annotations, own)
+    if own == count and present == {_annotation_name(i) for i in range(count)}:
+        return False
+    annotations.mkdir(parents=True, exist_ok=True)
+    # The marker covers every file that may exist while writing, so an interrupted run's output
+    # is still known to be ours.
+    _write_marker(folder, max(own, count))
+    obj = (
+        "<object><name>{}</name><pose>Left</pose><truncated>0</truncated><difficult>{}"
+        "</difficult><bndbox><xmin>48</xmin><ymin>240</ymin><xmax>195</xmax><ymax>371</ymax>"
+        "</bndbox></object>"
+    )
+    for i in range(count):
+        objects = "".join(
+            obj.format(VOC_CLASSES[(i + k) % 20], int(k == 2)) for k in range(1 + i % 4)
+        )
+        (annotations / _annotation_name(i)).write_text(
+            f"<annotation><folder>VOC2007</folder><filename>{i:06d}.jpg</filename><size>"
+            f"<width>500</width><height>375</height><depth>3</depth></size>{objects}</annotation>"
+        )
+    for i in range(count, own):  # our own files of an earlier, larger count
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(annotations / _annotation_name(i))  # unlink never follows a symlink
+    _write_marker(folder, count)
+    return True
+
+
+def annotation_section(count: int, folder: Path) -> Section:
+    """Reading labels, weights and sizes of ``count`` VOC XML files (written once, then cached)
+    under ``folder/Annotations``: refuses a folder holding files it did not write."""
+    write_annotations(folder, count)
     started = time.perf_counter()
     dataset = VOCDetection(folder, classes=VOC_CLASSES)
     listed = time.perf_counter()
