@@ -8,6 +8,7 @@
 #include <string>
 
 #include "bindings/register.hpp"
+#include "bindings/released_gil.hpp"
 #include "core/buffer_pool.hpp"
 
 namespace py = pybind11;
@@ -28,7 +29,7 @@ void register_buffer_pool(py::module_& m) {
                                      " is more than this platform can address");
              // bad_alloc (MemoryError) when the memory cannot be had.
              // Safe without the GIL: the allocation touches no Python object.
-             py::gil_scoped_release release;
+             ReleasedGil release;
              return std::make_unique<PooledBuffer>(static_cast<std::size_t>(bytes));
            }),
            py::arg("bytes"))

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bindings/register.hpp"
+#include "bindings/released_gil.hpp"
 #include "core/coco_index.hpp"
 #include "core/json_scanner.hpp"
 
@@ -43,7 +44,7 @@ void register_coco(py::module_& m) {
         CocoIndex index;
         {
           // Safe without the GIL: the reader touches only its own file mapping and vectors.
-          py::gil_scoped_release release;
+          ReleasedGil release;
           index = load_coco_index(path);
         }
         const int64_t k = index.num_keypoints;
@@ -81,7 +82,7 @@ void register_coco(py::module_& m) {
         const std::string_view text(data);
         try {
           // Safe without the GIL: `data` is immutable and held by this frame.
-          py::gil_scoped_release release;
+          ReleasedGil release;
           json_validate(text.data(), text.size());
         } catch (const JsonError& error) {
           size_t line, column;

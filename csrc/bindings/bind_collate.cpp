@@ -9,6 +9,7 @@
 
 #include "bindings/buffer_checks.hpp"
 #include "bindings/register.hpp"
+#include "bindings/released_gil.hpp"
 #include "core/collate.hpp"
 
 namespace py = pybind11;
@@ -104,7 +105,7 @@ void register_collate(py::module_& m) {
         // Safe without the GIL: `keep` and `dst.info` hold every image and the output for the
         // call and are released only after the GIL is taken back (declared before `release`);
         // `pattern` and `views` belong to this frame; the kernel touches no Python object.
-        py::gil_scoped_release release;
+        ReleasedGil release;
         pad_images(views, spec, reinterpret_cast<const unsigned char*>(pattern.data()), dst.data,
                    dst.bytes, threads);
       },
@@ -123,7 +124,7 @@ void register_collate(py::module_& m) {
         // Safe without the GIL: `keep` and `dst.info` (declared before `release`) hold sources
         // and output until the GIL is back; `views` belongs to this frame; no Python object is
         // touched by the kernel.
-        py::gil_scoped_release release;
+        ReleasedGil release;
         pack_arrays(views, element_size, dst.data, dst.bytes, threads);
       },
       py::arg("sources"), py::arg("element_size"), py::arg("out"), py::arg("threads") = 1,
@@ -138,7 +139,7 @@ void register_collate(py::module_& m) {
         const int64_t length = out.size();
         // Safe without the GIL: `counts` and `image_sizes` are C++ copies and `out` (held by the
         // argument for the whole call) is only written, not resized.
-        py::gil_scoped_release release;
+        ReleasedGil release;
         write_index_block(counts, image_sizes, data, length);
       },
       py::arg("counts"), py::arg("image_sizes"), py::arg("out"),

@@ -10,6 +10,7 @@
 
 #include "bindings/buffer_checks.hpp"
 #include "bindings/register.hpp"
+#include "bindings/released_gil.hpp"
 #include "core/detection_sampling.hpp"
 
 namespace py = pybind11;
@@ -45,7 +46,7 @@ void register_label_statistics(py::module_& m) {
         Int64Array counts(num_classes);
         int64_t* dst = counts.mutable_data();
         // Safe without the GIL: the inputs are held by the caller and `counts` is not shared yet.
-        py::gil_scoped_release release;
+        ReleasedGil release;
         images_per_class(table, dst);
         return counts;
       },
@@ -63,7 +64,7 @@ void register_label_statistics(py::module_& m) {
         Int64Array members(bounds[num_classes]);
         int64_t* dst = members.mutable_data();
         // Safe without the GIL: inputs are held by the caller, `members` is ours alone.
-        py::gil_scoped_release release;
+        ReleasedGil release;
         class_members(table, bounds, dst);
         return members;
       },
@@ -81,7 +82,7 @@ void register_label_statistics(py::module_& m) {
         DoubleArray out(table.num_images);
         double* dst = out.mutable_data();
         // Safe without the GIL: inputs are held by the caller, `out` is ours alone.
-        py::gil_scoped_release release;
+        ReleasedGil release;
         reduce_class_values(table, values, mode, empty_value, dst, threads);
         return out;
       },
@@ -98,7 +99,7 @@ void register_epochs(py::module_& m) {
         const double* data = input_vector<double>(factors, "factors");
         const int64_t n = factors.shape(0);
         // Safe without the GIL: `factors` is held by the caller and only read.
-        py::gil_scoped_release release;
+        ReleasedGil release;
         return repeat_factor_epoch_size(data, n, seed, epoch, threads);
       },
       py::arg("factors"), py::arg("seed"), py::arg("epoch"), py::arg("threads") = 1,
@@ -112,13 +113,13 @@ void register_epochs(py::module_& m) {
         std::unique_ptr<RepeatFactorEpoch> plan;
         {
           // Safe without the GIL: `factors` is held by the caller and only read.
-          py::gil_scoped_release release;
+          ReleasedGil release;
           plan = std::make_unique<RepeatFactorEpoch>(data, n, seed, epoch, threads);
         }
         Int64Array out(plan->size());
         int64_t* dst = out.mutable_data();
         // Safe without the GIL: the plan and `out` belong to this frame.
-        py::gil_scoped_release release;
+        ReleasedGil release;
         plan->write(dst, threads);
         return out;
       },
@@ -138,7 +139,7 @@ void register_epochs(py::module_& m) {
         Int64Array out(length);
         int64_t* dst = out.mutable_data();
         // Safe without the GIL: inputs are held by the caller, `out` is ours alone.
-        py::gil_scoped_release release;
+        ReleasedGil release;
         class_aware_epoch(bounds, member_data, num_classes, num_sample_class, seed, epoch, length,
                           dst, threads);
         return out;
@@ -161,7 +162,7 @@ void register_epochs(py::module_& m) {
         // One instantiation per id width; anything else is refused rather than converted.
         auto run = [&](const auto* ids) {
           // Safe without the GIL: inputs are held by the caller, `out` is ours alone.
-          py::gil_scoped_release release;
+          ReleasedGil release;
           return group_batches(index_data, count, ids, num_ids, num_groups, batch_size,
                                wanted_batches, dst, capacity);
         };

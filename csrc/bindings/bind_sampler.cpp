@@ -9,6 +9,7 @@
 
 #include "bindings/buffer_checks.hpp"
 #include "bindings/register.hpp"
+#include "bindings/released_gil.hpp"
 #include "core/weighted_sampling.hpp"
 
 namespace py = pybind11;
@@ -24,7 +25,7 @@ void bind_alias_table(py::module_& m) {
              const int64_t n = weights.shape(0);
              // Safe without the GIL: `weights` is held by the caller for the whole call and the
              // table is a new object no other thread can see yet.
-             py::gil_scoped_release release;
+             ReleasedGil release;
              return std::make_shared<AliasTable>(data, n);
            }),
            py::arg("weights"))
@@ -36,7 +37,7 @@ void bind_alias_table(py::module_& m) {
             int64_t* dst = output_vector<int64_t>(out, "out", non_negative(count, "count"));
             // Safe without the GIL: the table is immutable after construction and `out` is kept
             // alive by this frame; the kernel touches no Python object.
-            py::gil_scoped_release release;
+            ReleasedGil release;
             table.draw(seed, stream, start, count, dst, threads);
           },
           py::arg("seed"), py::arg("stream"), py::arg("start"), py::arg("out"), py::arg("count"),
@@ -48,7 +49,7 @@ void bind_alias_table(py::module_& m) {
              int64_t stride, const py::array& out, int64_t count, int threads) {
             int64_t* dst = output_vector<int64_t>(out, "out", non_negative(count, "count"));
             // Safe without the GIL: as for draw.
-            py::gil_scoped_release release;
+            ReleasedGil release;
             table.draw_strided(seed, stream, start, stride, count, dst, threads);
           },
           py::arg("seed"), py::arg("stream"), py::arg("start"), py::arg("stride"), py::arg("out"),
@@ -85,7 +86,7 @@ void register_sampler(py::module_& m) {
         int64_t* dst = output_vector<int64_t>(out, "out", non_negative(k, "k"));
         // Safe without the GIL: both buffers are owned by the caller's frame for the call, and
         // the kernel's scratch comes from the thread-safe BufferPool.
-        py::gil_scoped_release release;
+        ReleasedGil release;
         sample_without_replacement(data, n, k, seed, stream, dst, threads);
       },
       py::arg("weights"), py::arg("k"), py::arg("seed"), py::arg("stream"), py::arg("out"),
