@@ -8,6 +8,7 @@ Trainer(use_distributed_sampler=False); Lightning still calls set_epoch on batch
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 
@@ -19,11 +20,22 @@ from torch.utils.data import DataLoader
 WEIGHTS = torch.linspace(0.1, 1.0, 600, dtype=torch.float64)
 
 
+def _destroy_process_group() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 class TinyModel(L.LightningModule):
     def __init__(self, batch_sampler: bool, record: str | None) -> None:
         super().__init__()
         self.layer = torch.nn.Linear(1, 1)
         self.batch_sampler, self.record, self.seen = batch_sampler, record, []
+
+    def setup(self, stage: str) -> None:
+        # Lightning destroys only NCCL process groups at exit; a gloo one left alive can abort a
+        # rank as it exits ("terminate called without an active exception", pytorch#65513).
+        if torch.distributed.is_initialized():
+            atexit.register(_destroy_process_group)
 
     def train_dataloader(self) -> DataLoader:
         indices = torch.arange(len(WEIGHTS))  # the dataset: sample i is i
