@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bindings/register.hpp"
+#include "bindings/released_gil.hpp"
 #include "core/augment.hpp"
 
 namespace py = pybind11;
@@ -215,7 +216,7 @@ void register_augment(py::module_& m) {
             {
               // Safe without the GIL: boxes and landmarks are arrays this frame owns (forcecast
               // copies) and the pipeline is immutable; the core touches no Python object.
-              py::gil_scoped_release release;
+              ReleasedGil release;
               *plan = self.plan(height, width, in, seed, epoch, index);
             }
             return plan;
@@ -270,7 +271,7 @@ void register_augment(py::module_& m) {
             dst.col_stride = out.strides(xdim) / es;
             // Safe without the GIL: image and out are arrays held by this frame, the plan and the
             // pipeline are immutable; the kernel touches no Python object.
-            py::gil_scoped_release release;
+            ReleasedGil release;
             self.render(plan, src, dst);
           },
           py::arg("plan"), py::arg("image"), py::arg("out"), py::arg("channels_first"),
