@@ -169,9 +169,15 @@ class AugmentCore:
         epoch: int,
         index: int,
     ) -> AugmentPlan: ...
-    def plan_for_reduced_source(self, plan: AugmentPlan, height: int, width: int) -> AugmentPlan: ...
+    def plan_for_reduced_source(
+        self, plan: AugmentPlan, height: int, width: int
+    ) -> AugmentPlan: ...
     def render(
-        self, plan: AugmentPlan, image: npt.NDArray[Any], out: npt.NDArray[Any], channels_first: bool
+        self,
+        plan: AugmentPlan,
+        image: npt.NDArray[Any],
+        out: npt.NDArray[Any],
+        channels_first: bool,
     ) -> None: ...
 
 def augment_distort_pixels(
