@@ -19,9 +19,11 @@ from ..io.decode import (
     check_max_image_pixels,
     image_size,
     locate_npy,
+    max_image_pixels,
     read_image,
 )
 from ..io.deferred import DeferredSamples, ImageFile
+from ..transforms.pipeline import AugmentPipeline
 from .annotations import NUM_LANDMARKS, class_histogram, image_class_weights
 
 SAMPLE_FORMATS = ("tuple", "dict")
@@ -51,10 +53,19 @@ class Objects(NamedTuple):
 class DetectionDataset(Dataset):
     """The shared part of VOCDetection, COCODetection, YOLODetection and WIDERFace.
 
-    Kept private (not exported as ``fastloader.DetectionDataset``) on purpose: its hooks are
-    about to change when native ``fastloader.transforms`` pipelines are applied in the collate
-    (see :meth:`_fetch`), and a public base class would freeze them. Users subclass a reader,
-    or write a plain ``Dataset`` returning the same samples.
+    Kept private (not exported as ``fastloader.DetectionDataset``) on purpose: a public base
+    class would freeze its hooks. Users subclass a reader, or write a plain ``Dataset``
+    returning the same samples.
+
+    A ``transform`` that is a :class:`fastloader.transforms.AugmentPipeline` is run keyed by
+    the sample's position (its ``index``) and the pipeline's seed and epoch, never by global
+    random state, and fused into the collate: the batch fetch (``__getitems__``, tuple samples)
+    hands :class:`~fastloader.DetectionCollate` each image as an
+    :class:`~fastloader.transforms.AugmentedImage` planned from the file's header, which it
+    decodes and augments straight into its batch row (or ring slot). ``dataset[i]`` goes the
+    same way into a tensor of its own, so it equals row ``i`` of any batch bit for bit. Targets
+    keep the reader's layout (:attr:`target_columns`), their boxes and landmarks moved (and
+    divided by the output size where the pipeline's ``normalize_boxes`` says so).
 
     A reader sets ``classes``, calls :meth:`__init__` with the sample options, and implements:
 
@@ -228,19 +239,23 @@ class DetectionDataset(Dataset):
         return DeferredSamples(samples) if deferred else samples
 
     def _defers(self) -> bool:
-        """Whether a batch fetch leaves ``.npy`` images in their files for the collate."""
-        # NOTE(augmentation): the one place that decides what a batch fetch defers. When
-        # ``transform`` is a native ``fastloader.transforms`` pipeline, this is where it becomes
-        # True too, and ``_fetch`` hands the collate each sample's transform with its
-        # ImageFile instead of applying it, so decoding and augmenting write straight into the
-        # batch.
-        return self.read_into_batch and self.transform is None and self.sample_format == "tuple"
+        """Whether a batch fetch leaves images for the collate to write: ``.npy`` images in
+        their files (``read_into_batch``) or images an AugmentPipeline decodes and augments
+        into the batch (tuple samples: the collate takes deferred ``(image, target)`` pairs)."""
+        if self.sample_format != "tuple":
+            return False
+        return isinstance(self.transform, AugmentPipeline) or (
+            self.read_into_batch and self.transform is None
+        )
 
     def _fetch(self, position: int, deferred: bool) -> Any:
         """The one fetch path of every reader: sample ``position`` formatted and transformed;
         with ``deferred``, a ``.npy`` image stays in its file as an
-        :class:`~fastloader.io.deferred.ImageFile` (its header checked, its pixels unread)."""
+        :class:`~fastloader.io.deferred.ImageFile` (its header checked, its pixels unread), or
+        with an AugmentPipeline, becomes an AugmentedImage (see :meth:`_augmented`)."""
         image_path, record = self._source(position)
+        if isinstance(self.transform, AugmentPipeline):
+            return self._augmented(self.transform, position, image_path, record, deferred)
         image = self._load(position, image_path, deferred)
         objects = self._objects(position, record, image_path, tuple(image.shape))
         sample = self._format(image, objects)
@@ -256,6 +271,51 @@ class DetectionDataset(Dataset):
             return read_image(image_path, self.decoder, max_image_pixels=self.max_image_pixels)
         except ValueError as exc:
             self._raise_image_error(position, exc)
+
+    def _augmented(
+        self,
+        pipeline: AugmentPipeline,
+        position: int,
+        image_path: str,
+        record: Any,
+        deferred: bool,
+    ) -> Any:
+        """Sample ``position`` through ``pipeline``, keyed by ``index=position``: planned from
+        the image header (no pixel decoded yet); deferred, the image is an AugmentedImage for
+        the collate to write into the batch, else it is written into a tensor of its own now
+        (the same pixels either way)."""
+        try:
+            height, width = image_size(image_path)
+            limit = max_image_pixels() if self.max_image_pixels is None else self.max_image_pixels
+            if limit is not None and height * width > limit:
+                raise ValueError(
+                    f"{image_path}: image too large: the header says {height}x{width} (HxW) = "
+                    f"{height * width} pixels, above the limit of {limit} (max_image_pixels): "
+                    "refused before decoding"
+                )
+        except ValueError as exc:
+            self._raise_image_error(position, exc)
+        objects = self._objects(position, record, image_path, (3, height, width))
+        count, num_landmarks = len(objects.labels), objects.landmarks.shape[1]
+        target: dict[str, Any] = {
+            "boxes": objects.boxes,
+            "labels": objects.labels,
+            "landmarks": objects.landmarks.reshape(count, 2 * num_landmarks),
+        }
+        if self.sample_format == "dict":
+            target.update(objects.extras or {})
+        image, moved = pipeline.defer(image_path, target, index=position, size=(height, width))
+        kept = len(moved["labels"])
+        landmarks = np.asarray(moved["landmarks"], np.float32).reshape(kept, num_landmarks, 2)
+        if self.sample_format == "dict":
+            sample: dict[str, Any] = {"image": image.read()}
+            for name, values in moved.items():
+                if name == "landmarks":
+                    values = landmarks
+                sample[name] = torch.from_numpy(np.array(values))
+            return sample
+        moved_objects = Objects(moved["boxes"], moved["labels"], landmarks)
+        return (image if deferred else image.read()), self._target(moved_objects)
 
     def _raise_image_error(self, position: int, exc: ValueError) -> NoReturn:
         message = self._image_error(position, str(exc))
@@ -288,6 +348,7 @@ class DetectionDataset(Dataset):
         return torch.from_numpy(target)
 
     def _apply_transform(self, sample: Any) -> Any:
+        """``transform(sample)``; AugmentPipeline transforms never come here (see _fetch)."""
         assert self.transform is not None
         return self.transform(sample)
 

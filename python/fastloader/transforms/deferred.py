@@ -76,11 +76,26 @@ class AugmentedImage:
     __slots__ = ("pipeline", "source", "target", "index", "epoch", "height", "width", "plan")
 
     def __init__(
-        self, pipeline: AugmentPipeline, source: Any, target: Any, index: int, epoch: int
+        self,
+        pipeline: AugmentPipeline,
+        source: Any,
+        target: Any,
+        index: int,
+        epoch: int,
+        size: tuple[int, int] | None = None,
     ) -> None:
         if isinstance(source, (str, os.PathLike)):
             source = os.fspath(source)
-            self.height, self.width = image_size(source)
+            if size is None:
+                try:
+                    size = image_size(source)
+                except FileNotFoundError:
+                    raise ValueError(f"{source}: image file not found") from None
+                except Exception as exc:  # each format's own errors: one message naming the file
+                    raise ValueError(
+                        f"{source}: cannot read the image header: {type(exc).__name__}: {exc}"
+                    ) from None
+            self.height, self.width = int(size[0]), int(size[1])
         else:
             array = image_array(source, "source")
             self.height, self.width = int(array.shape[0]), int(array.shape[1])
@@ -89,7 +104,8 @@ class AugmentedImage:
         self.plan = pipeline.plan(self.height, self.width, target, index, epoch)
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return (self.pipeline, self.source, self.target, self.index, self.epoch)
+        size = (self.height, self.width)
+        return (self.pipeline, self.source, self.target, self.index, self.epoch, size)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         AugmentedImage.__init__(self, *state)
@@ -122,6 +138,27 @@ class AugmentedImage:
         return next((f for f in (8, 4, 2) if shrink >= f), 1)
 
     def write_into(self, out: Any, reduced_decode: bool = True) -> None:
+        """Decode (for a path) and write the augmented image into `out`; see :meth:`_write_into`.
+
+        Raises:
+            ValueError: the file cannot be decoded or does not match its header (named)."""
+        if not isinstance(self.source, str):
+            self._write_into(out, reduced_decode)
+            return
+        try:
+            self._write_into(out, reduced_decode)
+        except (TypeError, IndexError):
+            raise  # a wrong `out`: the caller's error, not the file's
+        except ValueError as exc:
+            if str(exc).startswith(self.source):
+                raise
+            raise ValueError(f"{self.source}: cannot decode the image: {exc}") from None
+        except Exception as exc:  # the decoder's own error types: one message naming the file
+            raise ValueError(
+                f"{self.source}: cannot decode the image: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def _write_into(self, out: Any, reduced_decode: bool = True) -> None:
         """Decode (for a path) and write the augmented image into `out` (a tensor or ndarray of
         :attr:`shape` and :attr:`dtype`, any strides).
 
@@ -165,3 +202,8 @@ class AugmentedImage:
         out = self.pipeline.empty_output(self.plan)
         self.write_into(out)
         return out
+
+    def read(self) -> torch.Tensor:
+        """The augmented image as a new tensor (:class:`~fastloader.io.deferred.DeferredImage`'s
+        read, for collate functions that take ordinary samples): :meth:`materialize`."""
+        return self.materialize()

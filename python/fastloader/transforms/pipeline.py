@@ -93,6 +93,15 @@ def _as_float_rows(value: Any, name: str, width: int | None) -> np.ndarray:
     return array
 
 
+def _shared_epoch_cell() -> torch.Tensor:
+    """The pipeline's epoch: one int64 in shared memory (see :meth:`AugmentPipeline.set_epoch`)."""
+    cell = torch.zeros(1, dtype=torch.int64)
+    try:
+        return cell.share_memory_()
+    except RuntimeError:  # pragma: no cover - no shared memory: each process keeps its own epoch
+        return cell
+
+
 def _like(values: np.ndarray, reference: Any) -> Any:
     return torch.from_numpy(values) if isinstance(reference, torch.Tensor) else values
 
@@ -203,7 +212,7 @@ class AugmentPipeline:
         if seed is None:
             seed = int(torch.randint(0, 1 << 62, ()).item())
         self._seed = non_negative_int(seed, "seed", 1 << 64, "2**64")
-        self._epoch = 0
+        self._epoch_cell = _shared_epoch_cell()
         self.ops: tuple[Op, ...] = tuple(ops)
         self.dtype = dtype
         self.layout = layout
@@ -233,7 +242,7 @@ class AugmentPipeline:
 
     def __repr__(self) -> str:
         ops = ", ".join(repr(op) for op in self.ops)
-        return f"AugmentPipeline([{ops}], seed={self._seed}, epoch={self._epoch})"
+        return f"AugmentPipeline([{ops}], seed={self._seed}, epoch={self.epoch})"
 
     @property
     def seed(self) -> int:
@@ -241,14 +250,19 @@ class AugmentPipeline:
 
     @property
     def epoch(self) -> int:
-        return self._epoch
+        return int(self._epoch_cell[0])
 
     def set_epoch(self, epoch: int) -> None:
-        """Key the following samples by this epoch (call it where you call the sampler's).
+        """Key the following samples by this epoch (call it where you call the sampler's, before
+        ``iter(loader)`` starts the epoch).
 
-        With ``persistent_workers=True`` the workers keep their copy: pass the epoch through the
-        dataset instead (``plan(..., epoch=)``)."""
-        self._epoch = non_negative_int(epoch, "epoch", 1 << 32, "2**32")
+        The epoch lives in a one-element shared-memory int64 tensor that DataLoader workers'
+        copies of the pipeline share (forked workers inherit the mapping, spawned ones receive
+        it through torch's shared-memory pickling), so with ``persistent_workers=True`` the
+        workers see the new epoch too. Batches a worker fetched before the call (the loader
+        prefetches when ``iter(loader)`` runs) keep the epoch they were planned with: set it
+        first. A plainly pickled or deep-copied pipeline gets its own cell."""
+        self._epoch_cell[0] = non_negative_int(epoch, "epoch", 1 << 32, "2**32")
 
     def _index(self, index: int | None) -> int:
         if index is None:
@@ -271,7 +285,7 @@ class AugmentPipeline:
         whose ``records`` hold every drawn parameter; :meth:`render` writes the image of it and
         :meth:`targets` builds the moved target."""
         boxes, landmarks = self._boxes(target)
-        ep = self._epoch if epoch is None else non_negative_int(epoch, "epoch", 1 << 32, "2**32")
+        ep = self.epoch if epoch is None else non_negative_int(epoch, "epoch", 1 << 32, "2**32")
         return self._core.plan(
             non_negative_int(height, "height"),
             non_negative_int(width, "width"),
@@ -388,16 +402,22 @@ class AugmentPipeline:
         return boxes, np.ascontiguousarray(rows[:, 4:-1])
 
     def defer(
-        self, source: Any, target: Any = None, index: int | None = None, epoch: int | None = None
+        self,
+        source: Any,
+        target: Any = None,
+        index: int | None = None,
+        epoch: int | None = None,
+        size: tuple[int, int] | None = None,
     ) -> tuple[Any, Any]:
         """Plan a sample now and write its image later: returns an
-        :class:`~fastloader.transforms.AugmentedImage` (``shape``, ``dtype``, ``write_into(out)``)
-        and the moved target. `source` is an image file path or an image array / tensor; a
-        path's size is read from its header and the pixels are decoded by ``write_into``."""
+        :class:`~fastloader.transforms.AugmentedImage` (``shape``, ``dtype``, ``write_into(out)``,
+        ``read()``) and the moved target. `source` is an image file path or an image array /
+        tensor; a path's ``(height, width)`` is read from its header unless ``size`` gives it,
+        and the pixels are decoded by ``write_into``."""
         from .deferred import AugmentedImage
 
-        ep = self._epoch if epoch is None else non_negative_int(epoch, "epoch", 1 << 32, "2**32")
-        deferred = AugmentedImage(self, source, target, self._index(index), ep)
+        ep = self.epoch if epoch is None else non_negative_int(epoch, "epoch", 1 << 32, "2**32")
+        deferred = AugmentedImage(self, source, target, self._index(index), ep, size)
         return deferred, deferred.targets()
 
     def __call__(
