@@ -41,9 +41,11 @@ bench-collate: $(INSTALLED)
 bench-ring: $(INSTALLED)
 	$(PY) bench/bench_ring.py --markdown $(BENCH_OUT)/ring-loader.md
 
-# One core: simplejpeg + transforms.retinaface(640) against cv2.imread + Pytorch_Retinaface's preproc.
+# One core: simplejpeg + transforms.retinaface(640) against cv2.imread + Pytorch_Retinaface's preproc;
+# then whole DataLoaders (num_workers=2, batch 32) on a WIDER-FACE-layout folder, against the floors.
 bench-augment: $(INSTALLED)
 	$(PY) bench/bench_augment.py --markdown $(BENCH_OUT)/augment.md
+	$(PY) bench/bench_augment.py --end-to-end --markdown $(BENCH_OUT)/augment_end_to_end.md
 
 # Distributed per-rank epochs, memory per rank and resume time (n = 1e7; --quick for 1e6).
 bench-distributed: $(INSTALLED)

@@ -3,13 +3,20 @@ native augment) against Pytorch_Retinaface's way (cv2.imread + preproc(640, (104
 on the same ~1024-wide JPEGs, with the decode alone as the floor.
 
     .venv/bin/python bench/bench_augment.py [--images 24] [--rounds 5] [--markdown out.md]
+    .venv/bin/python bench/bench_augment.py --end-to-end [--images 256] [--rounds 3] \
+        [--markdown bench/results/augment_end_to_end.md]
+
+--end-to-end: whole DataLoaders on a synthetic WIDER-FACE-layout folder (1024-wide JPEGs, under
+the temp directory), num_workers=2, batch 32, 640x640 float32: Pytorch_Retinaface's dataset
+(cv2.imread + preproc) + WeightedRandomSampler + detection_collate against WIDERFace(transform=
+retinaface(640)) + FastWeightedBatchSampler + DetectionCollate(shared_ring=True), each against its
+per-sample floor (fastloader.bench.augmented).
 
 Needs opencv-python-headless and simplejpeg (the bench extra). Prints per-sample medians over
 interleaved rounds (fastloader.bench.harness) with their min-max spread, wall clock and process
 CPU time side by side, and the speed-up as the median of per-round ratios. The stock side is
-`stock_preproc` below: Pytorch_Retinaface's data/data_augment.py `preproc` (MIT) rewritten op
-for op with the same cv2 / numpy calls (random.* draws, cv2.cvtColor HSV round trip, cv2.resize
-with one of five interpolations).
+`fastloader.bench.augmented.stock_preproc`: Pytorch_Retinaface's data/data_augment.py `preproc`
+(MIT) rewritten op for op with the same cv2 / numpy calls.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ try:
 except ImportError as error:  # pragma: no cover - bench extras
     sys.exit(f"bench_augment needs opencv-python-headless and simplejpeg: {error}")
 
+from fastloader.bench.augmented import augmented_section, stock_preproc
 from fastloader.bench.harness import (
     Section,
     duration,
@@ -40,119 +48,6 @@ from fastloader.bench.harness import (
     write_report,
 )
 from fastloader.transforms import retinaface
-
-MEANS = (104, 117, 123)
-INTERPOLATIONS = (
-    cv2.INTER_LINEAR,
-    cv2.INTER_CUBIC,
-    cv2.INTER_AREA,
-    cv2.INTER_NEAREST,
-    cv2.INTER_LANCZOS4,
-)
-
-
-# --- the stock pipeline: Pytorch_Retinaface's preproc, op for op ------------------------------
-
-
-def _iof(boxes: np.ndarray, roi: np.ndarray) -> np.ndarray:
-    lt = np.maximum(boxes[:, :2], roi[:2])
-    rb = np.minimum(boxes[:, 2:], roi[2:])
-    inter = np.prod(rb - lt, axis=1) * (lt < rb).all(axis=1)
-    return inter / np.maximum(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1), 1)
-
-
-def _stock_crop(image, boxes, labels, landm, img_dim):
-    height, width, _ = image.shape
-    for _ in range(250):
-        scale = 1.0 if random.uniform(0, 1) <= 0.2 else random.uniform(0.3, 1.0)
-        side = int(scale * min(width, height))
-        left = 0 if width == side else random.randrange(width - side)
-        top = 0 if height == side else random.randrange(height - side)
-        roi = np.array((left, top, left + side, top + side))
-        if not (_iof(boxes, roi) >= 1).any():
-            continue
-        centers = (boxes[:, :2] + boxes[:, 2:]) / 2
-        inside = np.logical_and(roi[:2] < centers, centers < roi[2:]).all(axis=1)
-        boxes_t, labels_t = boxes[inside].copy(), labels[inside].copy()
-        landms_t = landm[inside].copy().reshape(-1, 5, 2)
-        if boxes_t.shape[0] == 0:
-            continue
-        image_t = image[roi[1] : roi[3], roi[0] : roi[2]]
-        boxes_t[:, :2] = np.maximum(boxes_t[:, :2], roi[:2]) - roi[:2]
-        boxes_t[:, 2:] = np.minimum(boxes_t[:, 2:], roi[2:]) - roi[:2]
-        landms_t = np.minimum(np.maximum(landms_t - roi[:2], 0), roi[2:] - roi[:2]).reshape(-1, 10)
-        keep = (
-            np.minimum(
-                (boxes_t[:, 2] - boxes_t[:, 0] + 1) / side * img_dim,
-                (boxes_t[:, 3] - boxes_t[:, 1] + 1) / side * img_dim,
-            )
-            > 0.0
-        )
-        if not keep.any():
-            continue
-        return image_t, boxes_t[keep], labels_t[keep], landms_t[keep], False
-    return image, boxes, labels, landm, True
-
-
-def _convert(image, alpha=1.0, beta=0.0):
-    tmp = image.astype(float) * alpha + beta
-    tmp[tmp < 0] = 0
-    tmp[tmp > 255] = 255
-    image[:] = tmp
-
-
-def _stock_distort(image):
-    image = image.copy()
-    contrast_first = random.randrange(2)
-    if random.randrange(2):
-        _convert(image, beta=random.uniform(-32, 32))
-    if contrast_first and random.randrange(2):
-        _convert(image, alpha=random.uniform(0.5, 1.5))
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
-    if random.randrange(2):
-        _convert(image[:, :, 1], alpha=random.uniform(0.5, 1.5))
-    if random.randrange(2):
-        hue = image[:, :, 0].astype(int) + random.randint(-18, 18)
-        image[:, :, 0] = hue % 180
-    image = cv2.cvtColor(image, cv2.COLOR_HSV2BGR)
-    if not contrast_first and random.randrange(2):
-        _convert(image, alpha=random.uniform(0.5, 1.5))
-    return image
-
-
-def stock_preproc(image, targets, img_dim=640, rgb_means=MEANS):
-    boxes, labels, landm = targets[:, :4].copy(), targets[:, -1].copy(), targets[:, 4:-1].copy()
-    image_t, boxes_t, labels_t, landm_t, pad = _stock_crop(image, boxes, labels, landm, img_dim)
-    image_t = _stock_distort(image_t)
-    if pad:
-        height, width, _ = image_t.shape
-        square = np.empty((max(height, width), max(height, width), 3), dtype=image_t.dtype)
-        square[:, :] = rgb_means
-        square[:height, :width] = image_t
-        image_t = square
-    _, width, _ = image_t.shape
-    if random.randrange(2):
-        image_t = image_t[:, ::-1]
-        boxes_t = boxes_t.copy()
-        boxes_t[:, 0::2] = width - boxes_t[:, 2::-2]
-        landm_t = landm_t.copy().reshape(-1, 5, 2)
-        landm_t[:, :, 0] = width - landm_t[:, :, 0]
-        landm_t[:, [0, 1]] = landm_t[:, [1, 0]]
-        landm_t[:, [3, 4]] = landm_t[:, [4, 3]]
-        landm_t = landm_t.reshape(-1, 10)
-    height, width, _ = image_t.shape
-    image_t = cv2.resize(
-        image_t, (img_dim, img_dim), interpolation=INTERPOLATIONS[random.randrange(5)]
-    )
-    image_t = image_t.astype(np.float32)
-    image_t -= rgb_means
-    image_t = image_t.transpose(2, 0, 1)
-    boxes_t[:, 0::2] /= width
-    boxes_t[:, 1::2] /= height
-    landm_t[:, 0::2] /= width
-    landm_t[:, 1::2] /= height
-    return image_t, np.hstack((boxes_t, landm_t, labels_t[:, None]))
-
 
 # --- data ----------------------------------------------------------------------------------------
 
@@ -231,7 +126,14 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--markdown", help="also write the tables to this markdown file")
+    parser.add_argument("--end-to-end", action="store_true", help="whole DataLoaders (above)")
+    parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batches", type=int, default=4, help="timed batches per round")
     args = parser.parse_args()
+    if args.end_to_end:
+        end_to_end(args)
+        return
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     random.seed(0)
@@ -291,6 +193,45 @@ def main() -> None:
             "python bench/bench_augment.py" + (f" --images {args.images} --rounds {args.rounds}"),
             [section],
             extra=f", OpenCV {cv2.__version__} (1 thread), simplejpeg {simplejpeg.__version__}",
+            load=load,
+        )
+        print(f"written to {path}")
+
+
+def end_to_end(args: argparse.Namespace) -> None:
+    from fastloader.datasets import synthetic_widerface
+
+    load = load_average()
+    images = args.images if args.images != 24 else 256
+    root = synthetic_widerface(
+        os.path.join(tempfile.gettempdir(), f"fastloader-bench-widerface-{images}"),
+        images,
+        seed=0,
+        width=1024,
+    )
+    for path in root.rglob("*.jpg"):
+        path.read_bytes()  # into the page cache
+    section = augmented_section(
+        root,
+        size=640,
+        num_workers=args.num_workers,
+        batch_size=args.batch_size,
+        batches=args.batches,
+        rounds=args.rounds,
+        floor_seconds=1.5,
+    )
+    print(section.text())
+    if args.markdown:
+        command = (
+            f"python bench/bench_augment.py --end-to-end --images {images} "
+            f"--rounds {args.rounds} --batches {args.batches}"
+        )
+        path = write_report(
+            args.markdown,
+            "fastloader: detection augmentation end to end",
+            command,
+            [section],
+            extra=f", OpenCV {cv2.__version__}, simplejpeg {simplejpeg.__version__}",
             load=load,
         )
         print(f"written to {path}")

@@ -64,6 +64,11 @@ def test_quick_bench_writes_every_section(tmp_path):
     assert (cuda_line in end_to_end) != torch.cuda.is_available()
     summary = markdown.split("## Summary")[1].split("## Sampler")[0]
     assert "full stack" in summary and "collate only, stock dataset" in summary
+    augmented = markdown.split("## Augmented")[1]
+    rows = [line for line in augmented.splitlines() if line.startswith(("| stock", "| fastloader"))]
+    if "not measured" not in augmented:  # opencv-python-headless is a bench extra
+        assert len(rows) == 2 and all("%)" in row and "batches/s (" in row for row in rows)
+        assert rows[1].rstrip(" |").endswith(")")  # fastloader / stock with its spread
     try:
         import matplotlib  # noqa: F401
     except ImportError:

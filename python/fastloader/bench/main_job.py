@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..datasets.synthetic import SyntheticDetection
+from ..datasets.synthetic import SyntheticDetection, synthetic_widerface
 from ..io.decode import default_jpeg_decoder
 from ..tuning.tuner import default_candidates
+from .augmented import augmented_section
 from .end_to_end import end_to_end_section, ring_section, summary_section
 from .gpu_step import MODELS, StepSettings, gpu_step_section
 from .harness import DEFAULT_OUT, Section, load_average, machine_line, write_report
@@ -268,6 +269,25 @@ def _gpu_model_section(model: str, root: Path) -> Section:
     return gpu_step_section(StepSettings(model), str(root))
 
 
+def _augmented_section(
+    root: Any, size: int, num_workers: int, batch_size: int, rounds: int, quick: bool
+) -> Section:
+    """Stock (cv2 + Pytorch_Retinaface's preproc) vs fused augmentation on WIDER-style data."""
+    batches = 2 if quick else 4
+    count = max(64 if quick else 160, (batches + 1) * batch_size)
+    folder = None if root is None else Path(root).parent / f"fastloader-widerface-{count}"
+    faces = synthetic_widerface(folder, count, seed=0, width=1024)
+    return augmented_section(
+        faces,
+        size=size,
+        num_workers=max(1, num_workers),
+        batch_size=batch_size,
+        batches=batches,
+        rounds=max(3, rounds) if not quick else max(1, rounds),
+        floor_seconds=0.5 if quick else 1.0,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     started = time.perf_counter()
@@ -282,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeats = max(3, rounds)
     candidates = args.candidates or default_candidates()
     sampler_n = args.sampler_n or (200_000 if quick else 1_000_000)
-    steps = 1 + 3 + 2 + 1 + rounds * (4 + 6 * len(candidates)) + 2
+    steps = 1 + 3 + 2 + 1 + rounds * (4 + 6 * len(candidates)) + 1 + 2
     given = list(sys.argv[1:] if argv is None else argv)
     command = " ".join(["python -m fastloader.bench", *given])
     if args.annotations_only:
@@ -322,7 +342,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress.write(end_to_end.text())
         summary = summary_section(results, pick, candidates, sampler_rows, collate_rows)
         progress.write(summary.text())
-        sections = [summary, sampler, collate, padding, end_to_end]
+        augmented = _augmented_section(args.root, size, pick, batch_size, rounds, quick)
+        progress.step("augmented")
+        progress.write(augmented.text())
+        sections = [summary, sampler, collate, padding, end_to_end, augmented]
         if args.gpu_model:
             sections.append(_gpu_model_section(args.gpu_model, jpeg.root.parent))
             progress.write(sections[-1].text())
