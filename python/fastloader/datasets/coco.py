@@ -85,7 +85,10 @@ class COCODetection(DetectionDataset):
             other categories are dropped. None: every category, numbered by sorted id.
         keep_crowd: keep objects marked ``iscrowd`` / ``ignore``.
         sample_format: ``"tuple"`` or ``"dict"``.
-        transform: called on each sample before it is returned.
+        transform: called on each sample before it is returned; a
+            :class:`fastloader.transforms.AugmentPipeline` is instead keyed by the sample's
+            index and fused into :class:`~fastloader.DetectionCollate` (each image decoded and
+            augmented into its batch row), targets kept in this layout.
         decoder: ``"auto"``, ``"simplejpeg"`` or ``"pillow"`` for JPEG files.
         image_suffix: read ``<image_root>/<stem><image_suffix>`` instead of the file name
             (e.g. ``".npy"`` for pre-decoded copies).

@@ -93,7 +93,10 @@ class VOCDetection(DetectionDataset):
             the same indices: :data:`VOC_CLASSES` when every name is one of them, else the
             names sorted, with a UserWarning (write ``classes.txt`` to fix the indices).
         sample_format: ``"tuple"`` or ``"dict"``.
-        transform: called on each sample before it is returned.
+        transform: called on each sample before it is returned; a
+            :class:`fastloader.transforms.AugmentPipeline` is instead keyed by the sample's
+            index and fused into :class:`~fastloader.DetectionCollate` (each image decoded and
+            augmented into its batch row), targets kept in this layout.
         decoder: ``"auto"``, ``"simplejpeg"`` or ``"pillow"`` for JPEG files.
         annotation_dir, image_dir, split_dir: folder names under ``root``.
         image_suffix: read ``<image_dir>/<stem><image_suffix>`` instead of the XML's filename

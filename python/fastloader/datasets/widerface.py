@@ -174,7 +174,10 @@ class WIDERFace(DetectionDataset):
         split: the split folder name (``"train"``, ``"val"``, ...).
         transform: called as ``transform(image, target) -> (image, target)`` on each sample,
             target being the ``[N, 15]`` tensor (tuple samples) or the dict without ``"image"``
-            (dict samples); stored as ``self.transform``.
+            (dict samples); stored as ``self.transform``. A
+            :class:`fastloader.transforms.AugmentPipeline` is keyed by the sample's index and
+            fused into :class:`~fastloader.DetectionCollate` (each image decoded and augmented
+            into its batch row; see ``fastloader.datasets._base``).
         sample_format: ``"tuple"`` or ``"dict"``.
         decoder: ``"auto"``, ``"simplejpeg"`` or ``"pillow"`` for JPEG files.
         image_dir: the image folder's name under ``root/<split>``.
