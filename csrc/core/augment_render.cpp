@@ -10,7 +10,9 @@
 
 // Runtime CPU dispatch for the distortion's vectorized loops: an AVX2 clone picked at load time
 // (glibc ifunc) where the CPU has it, SSE2 otherwise; no FMA in either, so results are the same.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+// Not under ThreadSanitizer: ifunc resolvers run before its runtime is up and crash the program.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(__SANITIZE_THREAD__)
 #define FASTLOADER_DISPATCH __attribute__((target_clones("avx2", "default")))
 #else
 #define FASTLOADER_DISPATCH
