@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..io.decode import read_image
-from .pipeline import AugmentPipeline, image_array
+from ._images import image_array
 
 _JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
 
@@ -77,7 +77,7 @@ class AugmentedImage:
 
     def __init__(
         self,
-        pipeline: AugmentPipeline,
+        pipeline: Any,  # an AugmentPipeline: pipeline.py imports this module, not the reverse
         source: Any,
         target: Any,
         index: int,

@@ -13,6 +13,8 @@ import torch
 from .. import _C
 from .._util.checks import non_negative_int
 from .._util.pool import pooled_bytes
+from ._images import image_array
+from .deferred import AugmentedImage
 from .ops import Op
 
 AugmentPlan = _C.AugmentPlan
@@ -44,36 +46,6 @@ def _order(value: Any, name: str) -> bool:
     if value not in ("RGB", "BGR"):
         raise ValueError(f"{name} should be 'RGB' or 'BGR', but got {name}={value!r}")
     return bool(value == "RGB")
-
-
-def image_array(image: Any, name: str = "image") -> np.ndarray:
-    """A uint8 [H, W] or [H, W, C] numpy view of an HWC ndarray or a CHW (or HW) CPU tensor."""
-    if isinstance(image, torch.Tensor):
-        if image.dtype != torch.uint8:
-            raise TypeError(f"{name} should be a uint8 tensor, but got dtype {image.dtype}")
-        if image.device.type != "cpu":
-            raise ValueError(f"{name} should be on the CPU, but is on {image.device}")
-        if image.dim() == 3:
-            return image.detach().numpy().transpose(1, 2, 0)
-        if image.dim() == 2:
-            return image.detach().numpy()
-        raise ValueError(
-            f"{name} should be a [C, H, W] or [H, W] tensor, but has shape {tuple(image.shape)}"
-        )
-    if not isinstance(image, np.ndarray):
-        try:
-            image = np.asarray(image)  # PIL images and other array-likes
-        except Exception as error:  # pragma: no cover - depends on the object
-            raise TypeError(
-                f"{name} should be a numpy array or a tensor, got {type(image).__name__}"
-            ) from error
-    if image.dtype != np.uint8:
-        raise TypeError(f"{name} should be a uint8 array, but got dtype {image.dtype}")
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
-        raise ValueError(
-            f"{name} should be [H, W] or [H, W, C] with C in (1, 3, 4), but has shape {image.shape}"
-        )
-    return image
 
 
 def _as_float_rows(value: Any, name: str, width: int | None) -> np.ndarray:
@@ -414,8 +386,6 @@ class AugmentPipeline:
         ``read()``) and the moved target. `source` is an image file path or an image array /
         tensor; a path's ``(height, width)`` is read from its header unless ``size`` gives it,
         and the pixels are decoded by ``write_into``."""
-        from .deferred import AugmentedImage
-
         ep = self.epoch if epoch is None else non_negative_int(epoch, "epoch", 1 << 32, "2**32")
         deferred = AugmentedImage(self, source, target, self._index(index), ep, size)
         return deferred, deferred.targets()
