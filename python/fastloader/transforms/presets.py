@@ -18,6 +18,7 @@ from .ops import (
     Expand,
     Flip,
     IoUCrop,
+    Op,
     Resize,
     SquareCrop,
 )
@@ -86,7 +87,9 @@ def retinaface(
         Flip(pairs=flip_pairs, probability=0.5),
         Resize(size, interpolation=tuple(interpolations)),
     ]
-    kwargs: dict[str, Any] = dict(
+    return _pipeline(
+        ops,
+        overrides,
         mean=mean,
         dtype=dtype,
         input_order=input_order,
@@ -94,8 +97,6 @@ def retinaface(
         normalize_boxes=True,
         seed=seed,
     )
-    kwargs.update(overrides)
-    return AugmentPipeline(ops, **kwargs)
 
 
 def ssd(
@@ -143,7 +144,9 @@ def ssd(
         Flip(pairs=(), probability=0.5),
         Resize(size, interpolation=INTER_LINEAR),
     ]
-    kwargs: dict[str, Any] = dict(
+    return _pipeline(
+        ops,
+        overrides,
         mean=mean,
         dtype=dtype,
         input_order=input_order,
@@ -151,8 +154,6 @@ def ssd(
         normalize_boxes=True,
         seed=seed,
     )
-    kwargs.update(overrides)
-    return AugmentPipeline(ops, **kwargs)
 
 
 def detection(
@@ -207,7 +208,9 @@ def detection(
             interpolation=interpolation,
         ),
     ]
-    kwargs: dict[str, Any] = dict(
+    return _pipeline(
+        ops,
+        overrides,
         mean=mean,
         std=std,
         dtype=dtype,
@@ -215,5 +218,8 @@ def detection(
         output_order=output_order,
         seed=seed,
     )
-    kwargs.update(overrides)
-    return AugmentPipeline(ops, **kwargs)
+
+
+def _pipeline(ops: list[Op], overrides: dict[str, Any], **settings: Any) -> AugmentPipeline:
+    """The preset's pipeline: its settings, any of them replaced by the caller's overrides."""
+    return AugmentPipeline(ops, **{**settings, **overrides})
