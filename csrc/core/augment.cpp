@@ -1,5 +1,6 @@
 // Detection augmentation, planning half: validates the op list, draws each op's parameters from the
 // sample's Philox stream and moves boxes and landmarks; the canvas is kept as per-axis maps.
+// One file past the ~400-line guide: every op plans against the same targets and canvas maps.
 #include "core/augment.hpp"
 
 #include <algorithm>

@@ -1,5 +1,5 @@
 // The COCO / LVIS reader: one scan of the JSON into column vectors, then ids resolved and
-// annotations grouped by image.
+// annotations grouped by image. One file past the ~400-line guide: the scan is one state machine.
 #include "core/coco_index.hpp"
 
 #include <fcntl.h>

@@ -1,4 +1,5 @@
 // Detection sampling policies; see detection_sampling.hpp for the contracts.
+// One file past the ~400-line guide: the policies share the label tables and stochastic rounding.
 #include "core/detection_sampling.hpp"
 
 #include <algorithm>

@@ -1,4 +1,6 @@
 // Weighted index sampling kernels; see weighted_sampling.hpp for the contracts.
+// One file past the ~400-line guide: both draws share the alias table, key derivation and the
+// chunked parallel drivers.
 #include "core/weighted_sampling.hpp"
 
 #include <algorithm>

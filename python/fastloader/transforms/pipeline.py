@@ -1,4 +1,7 @@
-"""AugmentPipeline: a detection augmentation op list run natively, keyed by (seed, epoch, index)."""
+"""AugmentPipeline: a detection augmentation op list run natively, keyed by (seed, epoch, index).
+
+A little over the ~400-line guide: the argument checks, the per-sample call and the batch-slot
+methods (plan, render, defer) all read the same validated state, so they stay in one class."""
 
 from __future__ import annotations
 
