@@ -138,21 +138,15 @@ void register_augment(py::module_& m) {
       .def_property_readonly("canvas_width", [](const Plan& p) { return p.canvas_width; })
       .def_property_readonly("src_height", [](const Plan& p) { return p.src_height; })
       .def_property_readonly("src_width", [](const Plan& p) { return p.src_width; })
+      .def_property_readonly(
+          "source_rect",
+          [](const Plan& p) {
+            const augment::SourceRect r = augment::source_rect(p);
+            return py::make_tuple(r.top, r.left, r.height, r.width);
+          },
+          "(top, left, height, width) of the source pixels the render reads (0 x 0: none).")
       .def_property_readonly("interp", [](const Plan& p) { return static_cast<int>(p.interp); })
       .def_property_readonly("resized", [](const Plan& p) { return p.resized; })
-      .def_property_readonly(
-          "source_region",
-          [](const Plan& p) {
-            // (x0, y0, width, height) of the source pixels the canvas shows.
-            const auto region = [](const augment::AxisMap& a) {
-              const int64_t n = a.hi - a.lo;
-              if (n <= 0) return std::pair<int64_t, int64_t>(0, 0);
-              return std::pair<int64_t, int64_t>(a.sign > 0 ? a.lo + a.offset : a.offset - (a.hi - 1), n);
-            };
-            const auto [x0, w] = region(p.cols);
-            const auto [y0, h] = region(p.rows);
-            return py::make_tuple(x0, y0, w, h);
-          })
       .def_property_readonly("boxes", [](const Plan& p) { return float_rows(p.boxes, 4); })
       .def_property_readonly("landmarks",
                              [](const Plan& p) {
@@ -232,6 +226,16 @@ void register_augment(py::module_& m) {
           py::arg("plan"), py::arg("height"), py::arg("width"),
           "The plan re-expressed for the same image decoded at height x width (a reduced-DCT "
           "JPEG decode).")
+      .def(
+          "plan_for_source_rect",
+          [](const Pipeline&, const Plan& plan, int64_t top, int64_t left, int64_t height,
+             int64_t width) {
+            return std::make_shared<Plan>(
+                augment::for_source_rect(plan, augment::SourceRect{top, left, height, width}));
+          },
+          py::arg("plan"), py::arg("top"), py::arg("left"), py::arg("height"), py::arg("width"),
+          "The plan re-expressed for a source holding only that rectangle of the planned one "
+          "(a region-decoded JPEG): the same output.")
       .def(
           "render",
           [](const Pipeline& self, const Plan& plan, py::array image, py::array out, bool channels_first) {

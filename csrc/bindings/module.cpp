@@ -11,4 +11,5 @@ PYBIND11_MODULE(_C, m) {
   fastloader::bindings::register_policies(m);
   fastloader::bindings::register_coco(m);
   fastloader::bindings::register_augment(m);
+  fastloader::bindings::register_jpeg(m);
 }

@@ -11,5 +11,6 @@ void register_buffer_pool(pybind11::module_& m);
 void register_policies(pybind11::module_& m);
 void register_coco(pybind11::module_& m);
 void register_augment(pybind11::module_& m);
+void register_jpeg(pybind11::module_& m);
 
 }  // namespace fastloader::bindings

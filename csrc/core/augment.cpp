@@ -629,4 +629,40 @@ Plan Pipeline::for_reduced_source(const Plan& plan, int64_t height, int64_t widt
   return out;
 }
 
+SourceRect source_rect(const Plan& plan) noexcept {
+  const AxisMap& cm = plan.cols;
+  const AxisMap& rm = plan.rows;
+  const int64_t width = cm.hi - cm.lo, height = rm.hi - rm.lo;
+  if (width <= 0 || height <= 0) return SourceRect{};
+  // 1. canvas c shows source sign * c + offset: the first shown pixel is at lo (sign +1) or at
+  //    hi - 1 (sign -1, a mirror).
+  const int64_t left = cm.sign > 0 ? cm.lo + cm.offset : cm.offset - (cm.hi - 1);
+  const int64_t top = rm.sign > 0 ? rm.lo + rm.offset : rm.offset - (rm.hi - 1);
+  return SourceRect{top, left, height, width};
+}
+
+Plan for_source_rect(const Plan& plan, const SourceRect& rect) {
+  const auto text = [](const SourceRect& r) {
+    return "rows " + std::to_string(r.top) + "+" + std::to_string(r.height) + ", columns " +
+           std::to_string(r.left) + "+" + std::to_string(r.width);
+  };
+  if (rect.top < 0 || rect.left < 0 || rect.height < 1 || rect.width < 1 ||
+      rect.top + rect.height > plan.src_height || rect.left + rect.width > plan.src_width)
+    throw std::invalid_argument("source rectangle " + text(rect) + " is not inside the " +
+                                std::to_string(plan.src_height) + "x" +
+                                std::to_string(plan.src_width) + " source");
+  const SourceRect used = source_rect(plan);
+  if (used.height > 0 && (used.top < rect.top || used.left < rect.left ||
+                          used.top + used.height > rect.top + rect.height ||
+                          used.left + used.width > rect.left + rect.width))
+    throw std::invalid_argument("source rectangle " + text(rect) + " does not hold the " +
+                                text(used) + " the plan reads");
+  Plan out = plan;
+  out.src_height = rect.height;
+  out.src_width = rect.width;
+  out.rows.offset -= rect.top;  // 2. pixel p of the source is pixel p - top of the rectangle
+  out.cols.offset -= rect.left;
+  return out;
+}
+
 }  // namespace fastloader::augment

@@ -184,6 +184,18 @@ class Pipeline {
   std::array<float, 3> affine_scale_{1, 1, 1}, affine_offset_{0, 0, 0};
 };
 
+// The source rectangle a plan's render reads: rows [top, top + height), columns [left, left +
+// width); empty (height or width 0) when the canvas shows only fill.
+struct SourceRect {
+  int64_t top = 0, left = 0, height = 0, width = 0;
+};
+SourceRect source_rect(const Plan& plan) noexcept;
+
+// The plan re-expressed for a source that holds only `rect` of the planned one (a JPEG decoded
+// region by region): it renders the same output. `rect` must lie in the planned source and
+// contain source_rect(plan); std::invalid_argument otherwise.
+Plan for_source_rect(const Plan& plan, const SourceRect& rect);
+
 // Building blocks exposed for the tests (and the reference comparisons).
 namespace detail {
 // OpenCV's uint8 BGR -> HSV (H in 0..179) of one pixel; blue at bidx (0 or 2).

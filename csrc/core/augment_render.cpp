@@ -514,9 +514,8 @@ void Pipeline::render(const Plan& plan, const ImageView& src, const OutputView& 
   const AxisMap& cm = plan.cols;
   const AxisMap& rm = plan.rows;
   // The source region the canvas shows.
-  const int64_t rw = cm.hi - cm.lo, rh = rm.hi - rm.lo;
-  const int64_t x0 = rw > 0 ? (cm.sign > 0 ? cm.lo + cm.offset : cm.offset - (cm.hi - 1)) : 0;
-  const int64_t y0 = rh > 0 ? (rm.sign > 0 ? rm.lo + rm.offset : rm.offset - (rm.hi - 1)) : 0;
+  const SourceRect region = source_rect(plan);
+  const int64_t rw = region.width, rh = region.height, x0 = region.left, y0 = region.top;
   if (rw > 0 && rh > 0 && (x0 < 0 || y0 < 0 || x0 + rw > src.width || y0 + rh > src.height))
     throw std::logic_error("augment: canvas region outside the source");
 

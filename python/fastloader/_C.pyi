@@ -147,7 +147,7 @@ class AugmentPlan:
     @property
     def resized(self) -> bool: ...
     @property
-    def source_region(self) -> tuple[int, int, int, int]: ...
+    def source_rect(self) -> tuple[int, int, int, int]: ...
     @property
     def boxes(self) -> npt.NDArray[np.float32]: ...
     @property
@@ -172,6 +172,9 @@ class AugmentCore:
     def plan_for_reduced_source(
         self, plan: AugmentPlan, height: int, width: int
     ) -> AugmentPlan: ...
+    def plan_for_source_rect(
+        self, plan: AugmentPlan, top: int, left: int, height: int, width: int
+    ) -> AugmentPlan: ...
     def render(
         self,
         plan: AugmentPlan,
@@ -183,3 +186,22 @@ class AugmentCore:
 def augment_distort_pixels(
     pixels: npt.NDArray[np.uint8], blue_index: int, params: dict[Any, Any]
 ) -> None: ...
+
+# JPEG region decoding (bind_jpeg.cpp): libjpeg-turbo opened at run time.
+JPEG_REGION_SLACK: int
+
+class JpegRegionDecoder:
+    def __init__(self, library_path: str) -> None: ...
+    @property
+    def library_path(self) -> str: ...
+    def header(self, data: Buffer) -> tuple[int, int, int, bool]: ...
+    def decode_into(
+        self,
+        data: Buffer,
+        top: int,
+        left: int,
+        height: int,
+        width: int,
+        out: npt.NDArray[np.uint8],
+        bgr: bool = False,
+    ) -> tuple[int, int]: ...

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io.decode import read_image
+from ..io.decode import max_image_pixels, read_image
+from ..io.jpeg_region import decode_jpeg_region, region_decoder
 from ._images import image_array
 
 _JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
@@ -165,7 +166,9 @@ class AugmentedImage:
         With ``reduced_decode`` a JPEG whose kept region the resize shrinks by 2x or more is
         decoded at 1/2, 1/4 or 1/8 scale (:attr:`decode_factor`) and the plan re-expressed for
         it: far less decoding, the same targets, pixels within a fraction of a source pixel of
-        the full decode's geometry (not bit-equal to it)."""
+        the full decode's geometry (not bit-equal to it). Otherwise a JPEG whose plan reads
+        only part of it (a crop) is decoded only there (:meth:`_write_region`): bit-equal to
+        the full decode's output."""
         input_rgb = self.pipeline._output["input_rgb"]
         factor = self.decode_factor if reduced_decode else 1
         if factor > 1:
@@ -184,6 +187,8 @@ class AugmentedImage:
             )
             self.pipeline.render(plan, image, out)
             return
+        if reduced_decode and self._write_region(out, input_rgb):
+            return
         if isinstance(self.source, str):
             image = read_image(self.source)
             if not input_rgb:  # read_image gives RGB; the pipeline was told BGR
@@ -196,6 +201,41 @@ class AugmentedImage:
         else:
             image = self.source
         self.pipeline.render(self.plan, image, out)
+
+    def _write_region(self, out: Any, input_rgb: bool) -> bool:
+        """Decode only the rectangle the plan reads (libjpeg-turbo's skip and crop: see
+        :mod:`fastloader.io.jpeg_region`) and render from it; False, having done nothing, when
+        that does not apply (not a JPEG path, no usable libjpeg-turbo, a CMYK file, or the plan
+        reading the whole image). The pixels equal the full decode's, so is the output."""
+        if not isinstance(self.source, str):
+            return False
+        if os.path.splitext(self.source)[1].lower() not in _JPEG_SUFFIXES:
+            return False
+        top, left, height, width = self.plan.source_rect
+        if height == 0 or (height == self.height and width == self.width):
+            return False
+        decoder = region_decoder()
+        if decoder is None:
+            return False
+        limit = max_image_pixels()
+        if limit is not None and self.height * self.width > limit:
+            return False  # read_image refuses it with the full message
+        with open(self.source, "rb") as f:
+            data = f.read()
+        height_now, width_now, _, decodable = decoder.header(data)
+        if (height_now, width_now) != (self.height, self.width):
+            raise ValueError(
+                f"{self.source}: decoded {(height_now, width_now)}, "
+                f"its header said {(self.height, self.width)}"
+            )
+        if not decodable:
+            return False  # CMYK / YCCK: the whole-image decoders convert those
+        pixels, first = decode_jpeg_region(data, top, left, height, width, bgr=not input_rgb)
+        plan = self.pipeline._core.plan_for_source_rect(
+            self.plan, top, first, height, int(pixels.shape[1])
+        )
+        self.pipeline.render(plan, pixels, out)
+        return True
 
     def materialize(self) -> torch.Tensor:
         """The augmented image as a new tensor (what calling the pipeline returns)."""
