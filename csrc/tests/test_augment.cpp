@@ -1,5 +1,6 @@
 // C++ unit tests of the detection augmentation core: OpenCV's HSV arithmetic (known answers from
 // cv2), exact geometric ops, resize against hand results, frozen draws, and bad specs.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -243,6 +244,50 @@ void bad_specs_throw() {
       "render on another image size");
 }
 
+// A plan re-expressed for a rectangle of its source (a region-decoded JPEG) renders the same
+// bytes from that rectangle alone; a rectangle missing a read pixel is refused.
+void source_rect_plans_render_the_same() {
+  OpSpec crop;
+  crop.kind = OpKind::SquareCrop;
+  crop.scales = {0.5};
+  OpSpec flip;
+  flip.kind = OpKind::Flip;
+  OpSpec resize;
+  resize.kind = OpKind::Resize;
+  resize.out_width = resize.out_height = 12;
+  resize.interps = {Interp::Cubic};
+  const Pipeline p({crop, flip, resize}, uint8_hwc());
+  const float boxes[4] = {10, 10, 14, 14};
+  const BoxesIn in{boxes, 1, nullptr, 0};
+  const auto img = ramp_image(30, 40);
+  int compared = 0;
+  for (uint64_t index = 0; index < 20; ++index) {
+    const Plan plan = p.plan(30, 40, in, 7, 1, index);
+    const SourceRect used = source_rect(plan);
+    if (used.height == 0 || used.height == 30) continue;
+    // The read rectangle with a margin where the image has room (as the JPEG decoder gives it).
+    const int64_t top = std::max<int64_t>(0, used.top - 1), left = std::max<int64_t>(0, used.left - 2);
+    const SourceRect big{top, left, std::min<int64_t>(30, used.top + used.height + 1) - top,
+                         std::min<int64_t>(40, used.left + used.width + 3) - left};
+    std::vector<uint8_t> part(static_cast<size_t>(big.height * big.width * 3));
+    for (int64_t y = 0; y < big.height; ++y)
+      std::memcpy(&part[static_cast<size_t>(y * big.width * 3)],
+                  &img[static_cast<size_t>(((y + big.top) * 40 + big.left) * 3)],
+                  static_cast<size_t>(big.width * 3));
+    const Plan moved = for_source_rect(plan, big);
+    check(render_hwc(p, moved, part, big.height, big.width) == render_hwc(p, plan, img, 30, 40),
+          "a rectangle's plan renders the same bytes");
+    const SourceRect short_by_one{used.top + 1, used.left, used.height - 1, used.width};
+    check_throws<std::invalid_argument>([&] { for_source_rect(plan, short_by_one); },
+                                        "a rectangle without a read row");
+    ++compared;
+  }
+  check(compared > 0, "some crops were compared");
+  const Plan plan = p.plan(30, 40, in, 7, 1, 0);
+  check_throws<std::invalid_argument>([&] { for_source_rect(plan, SourceRect{0, 0, 31, 40}); },
+                                      "a rectangle outside the source");
+}
+
 }  // namespace
 
 int main() {
@@ -254,6 +299,7 @@ int main() {
   linear_resize_of_a_constant_is_constant_and_normalized();
   frozen_draws();
   bad_specs_throw();
+  source_rect_plans_render_the_same();
   if (failures) std::fprintf(stderr, "%d failure(s)\n", failures);
   return failures ? 1 : 0;
 }
