@@ -412,24 +412,70 @@ Taps build_taps(Interp interp, bool area_down, int64_t src, int64_t dst,
   return out;
 }
 
+// Which output positions of an axis read k consecutive region pixels (index[d * k] + step * j,
+// step +1, or -1 on a mirrored axis) and no fill: those take the horizontal pass's fast path
+// (taps at fixed offsets from one pointer, no per-tap index loads); the rest (clamped borders,
+// fill, area's uneven tap counts) the general one. Both compute the same sum in the same order.
+struct Runs {
+  int step = 1;
+  std::vector<uint8_t> general;  // per position: 1 = general path
+};
+
+bool consecutive(const Taps& t, int64_t d, int step) {
+  const size_t k = static_cast<size_t>(t.k);
+  const int32_t* idx = &t.index[static_cast<size_t>(d) * k];
+  bool ok = t.fill_weight[static_cast<size_t>(d)] == 0.0f;
+  for (size_t j = 1; ok && j < k; ++j) ok = idx[j] == idx[0] + step * static_cast<int32_t>(j);
+  return ok;
+}
+
+Runs contiguous_runs(const Taps& t, int64_t dst) {
+  Runs r;
+  int64_t up = 0, down = 0;
+  for (int64_t d = 0; d < dst; ++d) {
+    up += consecutive(t, d, 1);
+    down += consecutive(t, d, -1);
+  }
+  r.step = up >= down ? 1 : -1;
+  r.general.resize(static_cast<size_t>(dst));
+  for (int64_t d = 0; d < dst; ++d) r.general[static_cast<size_t>(d)] = !consecutive(t, d, r.step);
+  return r;
+}
+
 // Horizontal pass of one region row (floats, 3 interleaved channels, one float of slack at the
 // end) into floats, one plane per channel ([3][dst]). A tap's 3 channels are one 4-lane vector
 // (the 4th lane is the next pixel's, never used): GCC / Clang vector extensions compile to SSE2
-// or NEON without target flags; elsewhere the scalar loop.
+// or NEON without target flags; elsewhere the scalar loop. Fast-path positions start from
+// w0 * px0 where the general path starts from 0 * fill + w0 * px0: the same value (up to the
+// sign of a zero, which the vertical pass's rounding erases).
 #if defined(__GNUC__) || defined(__clang__)
 typedef float Lanes4 __attribute__((vector_size(16)));
-template <int K>
-FASTLOADER_DISPATCH void horizontal(const float* row, const Taps& t, int64_t dst, const float* fill, float* out) {
+template <int K, int S>
+FASTLOADER_DISPATCH void horizontal(const float* row, const Taps& t, const Runs& runs, int64_t dst,
+                                    const float* fill, float* out) {
   const int k = K > 0 ? K : t.k;
   const int32_t* idx = t.index.data();
   const float* w = t.weight.data();
+  const uint8_t* general = runs.general.data();
   const Lanes4 fill4 = {fill[0], fill[1], fill[2], 0.0f};
   for (int64_t d = 0; d < dst; ++d, idx += k, w += k) {
-    Lanes4 acc = t.fill_weight[static_cast<size_t>(d)] * fill4;
-    for (int j = 0; j < k; ++j) {
-      Lanes4 px;
-      std::memcpy(&px, row + 3 * static_cast<int64_t>(idx[j]), sizeof(px));
-      acc += w[j] * px;
+    Lanes4 acc;
+    if (K > 0 && !general[d]) {
+      const float* p = row + 3 * static_cast<int64_t>(idx[0]);
+      std::memcpy(&acc, p, sizeof(acc));
+      acc = w[0] * acc;
+      for (int j = 1; j < K; ++j) {
+        Lanes4 px;
+        std::memcpy(&px, p + 3 * S * j, sizeof(px));
+        acc += w[j] * px;
+      }
+    } else {
+      acc = t.fill_weight[static_cast<size_t>(d)] * fill4;
+      for (int j = 0; j < k; ++j) {
+        Lanes4 px;
+        std::memcpy(&px, row + 3 * static_cast<int64_t>(idx[j]), sizeof(px));
+        acc += w[j] * px;
+      }
     }
     out[d] = acc[0];
     out[dst + d] = acc[1];
@@ -437,8 +483,8 @@ FASTLOADER_DISPATCH void horizontal(const float* row, const Taps& t, int64_t dst
   }
 }
 #else
-template <int K>
-void horizontal(const float* row, const Taps& t, int64_t dst, const float* fill, float* out) {
+template <int K, int S>
+void horizontal(const float* row, const Taps& t, const Runs&, int64_t dst, const float* fill, float* out) {
   const int k = K > 0 ? K : t.k;
   const int32_t* idx = t.index.data();
   const float* w = t.weight.data();
@@ -458,36 +504,51 @@ void horizontal(const float* row, const Taps& t, int64_t dst, const float* fill,
 }
 #endif
 
-// levels = round(clamp(base + sum_j weights[j] * planes[j][0..n))) as floats (cv2's uint8 levels).
+template <int K>
+void horizontal_k(const float* row, const Taps& t, const Runs& runs, int64_t dst, const float* fill,
+                  float* out) {
+  if (runs.step > 0)
+    horizontal<K, 1>(row, t, runs, dst, fill, out);
+  else
+    horizontal<K, -1>(row, t, runs, dst, fill, out);
+}
+
+// Clamped to 0..255 and rounded half up: the uint8 level cv2.resize writes, as a float.
+// Rounded before clamping (the same level for any |v| < 2^31; sums here stay within a few
+// hundred): integer min / max vectorize where the float compares did not (-ftrapping-math).
+inline float level_of(float v) {
+  int32_t i = static_cast<int32_t>(v + 0.5f);
+  i = i < 0 ? 0 : i;
+  i = i > 255 ? 255 : i;
+  return static_cast<float>(i);
+}
+
+// levels = level_of(base + sum_j weights[j] * planes[j][0..n)), summed in tap order.
 FASTLOADER_DISPATCH void vertical_levels(float* levels, const float* const* planes, const float* weights,
                                          int taps, int64_t n, float base) {
-  // Up to four taps per pass, summed in tap order (so any split gives the same floats).
-  int j = 0;
-  if (taps >= 4) {
-    const float w0 = weights[0], w1 = weights[1], w2 = weights[2], w3 = weights[3];
-    const float *h0 = planes[0], *h1 = planes[1], *h2 = planes[2], *h3 = planes[3];
-    for (int64_t x = 0; x < n; ++x) levels[x] = base + w0 * h0[x] + w1 * h1[x] + w2 * h2[x] + w3 * h3[x];
-    j = 4;
-  } else if (taps >= 2) {
-    const float w0 = weights[0], w1 = weights[1];
-    const float *h0 = planes[0], *h1 = planes[1];
-    for (int64_t x = 0; x < n; ++x) levels[x] = base + w0 * h0[x] + w1 * h1[x];
-    j = 2;
-  } else {
-    for (int64_t x = 0; x < n; ++x) levels[x] = base;
-  }
-  for (; j + 4 <= taps; j += 4) {
-    const float w0 = weights[j], w1 = weights[j + 1], w2 = weights[j + 2], w3 = weights[j + 3];
-    const float *h0 = planes[j], *h1 = planes[j + 1], *h2 = planes[j + 2], *h3 = planes[j + 3];
-    for (int64_t x = 0; x < n; ++x) levels[x] = levels[x] + w0 * h0[x] + w1 * h1[x] + w2 * h2[x] + w3 * h3[x];
-  }
-  for (; j < taps; ++j) {
+  for (int64_t x = 0; x < n; ++x) levels[x] = base;
+  for (int j = 0; j < taps; ++j) {
     const float w = weights[j];
     const float* h = planes[j];
     for (int64_t x = 0; x < n; ++x) levels[x] += w * h[x];
   }
-  for (int64_t x = 0; x < n; ++x)
-    levels[x] = static_cast<float>(static_cast<int32_t>(std::min(std::max(levels[x], 0.0f), 255.0f) + 0.5f));
+  for (int64_t x = 0; x < n; ++x) levels[x] = level_of(levels[x]);
+}
+
+// The vertical sum, the level rounding and the float32 output value (level * a + b) in one pass
+// over a contiguous output row: the same floats as vertical_levels then level * a + b.
+template <int K>
+FASTLOADER_DISPATCH void vertical_store(float* __restrict out, const float* const* planes,
+                                        const float* weights, int64_t n, float base, float a, float b) {
+  const float* h[K > 0 ? K : 1];
+  float w[K > 0 ? K : 1];
+  for (int j = 0; j < K; ++j) h[j] = planes[j], w[j] = weights[j];
+  for (int64_t x = 0; x < n; ++x) {
+    float acc = base;
+#pragma GCC unroll 8
+    for (int j = 0; j < K; ++j) acc += w[j] * h[j][x];
+    out[x] = level_of(acc) * a + b;
+  }
 }
 
 FASTLOADER_DISPATCH void affine_store(float* out, const float* levels, int64_t n, float a, float b) {
@@ -589,6 +650,9 @@ void Pipeline::render(const Plan& plan, const ImageView& src, const OutputView& 
   const Taps tx = build_taps(interp, area_down, W, cw, col_map);
   const Taps ty = build_taps(interp, area_down, H, ch, row_map);
 
+  const auto lut_f32 = [&](int oc, uint8_t level) {
+    return reinterpret_cast<const float*>(lut_[oc].data())[level];
+  };
   // One output row of one channel from its levels (nullptr: all fill), padding columns included.
   const auto write_plane = [&](const float* lv, int oc, int64_t y, uint8_t fill_level,
                                const OutputView& d) {
@@ -630,10 +694,22 @@ void Pipeline::render(const Plan& plan, const ImageView& src, const OutputView& 
     }
   };
 
+  // float32 output by arithmetic into contiguous rows: written straight from the sums, no
+  // level buffer in between.
+  const bool fused = output_.dtype == OutDType::Float32 && affine_exact_ && dst.col_stride == 1;
   if (interp == Interp::Nearest) {
     // Exact: every output pixel is one canvas pixel; written plane by plane as levels.
     std::vector<float>& lv = tls_rows;
     lv.resize(static_cast<size_t>(std::max<int64_t>(cw, 1)));
+    // Byte offset of each output column's pixel in a region row (-1: fill).
+    std::vector<int32_t> offsets(static_cast<size_t>(cw));
+    bool any_fill = false;
+    for (int64_t x = 0; x < cw; ++x) {
+      const bool is_fill = tx.fill_weight[static_cast<size_t>(x)] != 0;
+      any_fill = any_fill || is_fill;
+      offsets[static_cast<size_t>(x)] = is_fill ? -1 : 3 * tx.index[static_cast<size_t>(x)];
+    }
+    const int32_t* off = offsets.data();
     for (int64_t y = 0; y < ch; ++y) {
       const int32_t r = ty.fill_weight[static_cast<size_t>(y)] > 0 ? -1 : ty.index[static_cast<size_t>(y)];
       const uint8_t* in = r >= 0 ? work + r * work_stride : nullptr;
@@ -643,11 +719,23 @@ void Pipeline::render(const Plan& plan, const ImageView& src, const OutputView& 
           write_plane(nullptr, oc, y, fill[ic], dst);
           continue;
         }
+        const uint8_t* inc = in + ic;
         const float fill_level = fill_f[ic];
+        if (fused) {
+          float* out = static_cast<float*>(dst.data) + oc * dst.channel_stride + y * dst.row_stride;
+          const float a = affine_scale_[oc], b = affine_offset_[oc];
+          if (any_fill) {
+            for (int64_t x = 0; x < cw; ++x)
+              out[x] = (off[x] >= 0 ? static_cast<float>(inc[off[x]]) : fill_level) * a + b;
+          } else {
+            for (int64_t x = 0; x < cw; ++x) out[x] = static_cast<float>(inc[off[x]]) * a + b;
+          }
+          const float pad = lut_f32(oc, fill[ic]);
+          for (int64_t x = cw; x < ow; ++x) out[x] = pad;
+          continue;
+        }
         for (int64_t x = 0; x < cw; ++x)
-          lv[static_cast<size_t>(x)] = tx.fill_weight[static_cast<size_t>(x)] == 0
-                                           ? static_cast<float>(in[3 * static_cast<int64_t>(tx.index[static_cast<size_t>(x)]) + ic])
-                                           : fill_level;
+          lv[static_cast<size_t>(x)] = off[x] >= 0 ? static_cast<float>(inc[off[x]]) : fill_level;
         write_plane(lv.data(), oc, y, fill[ic], dst);
       }
     }
@@ -662,6 +750,7 @@ void Pipeline::render(const Plan& plan, const ImageView& src, const OutputView& 
     rows.resize(static_cast<size_t>((k + 1) * cw * 3));
     float* acc = rows.data() + static_cast<size_t>(k) * static_cast<size_t>(cw * 3);
     std::vector<int64_t> tags(static_cast<size_t>(k), -1);
+    const Runs runs = contiguous_runs(tx, cw);
     std::vector<float>& row_f = tls_row_f;
     row_f.assign(static_cast<size_t>(std::max<int64_t>(rw, 1) * 3 + 1), 0.0f);  // + the slack lane
     const auto hrow = [&](int32_t r) -> const float* {
@@ -672,11 +761,12 @@ void Pipeline::render(const Plan& plan, const ImageView& src, const OutputView& 
         for (int64_t i = 0; i < rw * 3; ++i) row_f[static_cast<size_t>(i)] = static_cast<float>(bytes[i]);
         const float* in = row_f.data();
         switch (tx.k) {
-          case 1: horizontal<1>(in, tx, cw, fill_f, slot); break;
-          case 2: horizontal<2>(in, tx, cw, fill_f, slot); break;
-          case 4: horizontal<4>(in, tx, cw, fill_f, slot); break;
-          case 8: horizontal<8>(in, tx, cw, fill_f, slot); break;
-          default: horizontal<0>(in, tx, cw, fill_f, slot); break;
+          case 1: horizontal_k<1>(in, tx, runs, cw, fill_f, slot); break;
+          case 2: horizontal_k<2>(in, tx, runs, cw, fill_f, slot); break;
+          case 3: horizontal_k<3>(in, tx, runs, cw, fill_f, slot); break;
+          case 4: horizontal_k<4>(in, tx, runs, cw, fill_f, slot); break;
+          case 8: horizontal_k<8>(in, tx, runs, cw, fill_f, slot); break;
+          default: horizontal<0, 1>(in, tx, runs, cw, fill_f, slot); break;
         }
         tags[static_cast<size_t>(r % k)] = r;
       }
@@ -700,7 +790,28 @@ void Pipeline::render(const Plan& plan, const ImageView& src, const OutputView& 
       for (int oc = 0; oc < 3; ++oc) {
         const int ic = perm[oc];
         for (int j = 0; j < taps; ++j) channel_planes[static_cast<size_t>(j)] = planes[static_cast<size_t>(j)] + ic * cw;
-        vertical_levels(levels, channel_planes.data(), weights.data(), taps, cw, fw * fill_f[ic]);
+        const float base = fw * fill_f[ic];
+        if (fused && taps <= 8) {
+          float* out = static_cast<float*>(dst.data) + oc * dst.channel_stride + y * dst.row_stride;
+          const float a = affine_scale_[oc], b = affine_offset_[oc];
+          const float* const* cp = channel_planes.data();
+          const float* wp = weights.data();
+          switch (taps) {
+            case 0: vertical_store<0>(out, cp, wp, cw, base, a, b); break;
+            case 1: vertical_store<1>(out, cp, wp, cw, base, a, b); break;
+            case 2: vertical_store<2>(out, cp, wp, cw, base, a, b); break;
+            case 3: vertical_store<3>(out, cp, wp, cw, base, a, b); break;
+            case 4: vertical_store<4>(out, cp, wp, cw, base, a, b); break;
+            case 5: vertical_store<5>(out, cp, wp, cw, base, a, b); break;
+            case 6: vertical_store<6>(out, cp, wp, cw, base, a, b); break;
+            case 7: vertical_store<7>(out, cp, wp, cw, base, a, b); break;
+            default: vertical_store<8>(out, cp, wp, cw, base, a, b); break;
+          }
+          const float pad = lut_f32(oc, fill[ic]);
+          for (int64_t x = cw; x < ow; ++x) out[x] = pad;
+          continue;
+        }
+        vertical_levels(levels, channel_planes.data(), weights.data(), taps, cw, base);
         write_plane(levels, oc, y, fill[ic], dst);
       }
     }
