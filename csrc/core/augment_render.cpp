@@ -111,6 +111,18 @@ void hsv_to_bgr(const uint8_t* hsv, int bidx, uint8_t* px) noexcept {
   px[bidx ^ 2] = saturate_truncate(r * 255.0f);
 }
 
+inline uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof(u));
+  return u;
+}
+
+inline float from_bits(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+}
+
 // The distortion's per-value parts as LUTs, built once per image.
 struct Distorter {
   uint8_t pre[256], post[256], sat[256];
@@ -133,12 +145,16 @@ struct Distorter {
   }
   // Blocks of pixels in planar form: the LUT passes are scalar lookups, the HSV arithmetic is
   // branch-free int32 / float maths the compiler vectorizes (OpenCV's reciprocal tables are
-  // recomputed by float division, equal to them for every entry: tested).
+  // recomputed by float division, equal to them for every entry: tested). The planes hold the
+  // pixels' channels in memory order (c0, c1, c2) so the (de)interleaving loops have fixed
+  // strides; blue is c0 or c2 by bidx.
   // Reads `in`, writes `out` (they may be the same pixels).
   FASTLOADER_DISPATCH void apply(const uint8_t* in, uint8_t* px, int64_t count, int bidx) const {
     constexpr int64_t kBlock = 256;
-    alignas(64) int32_t b[kBlock], g[kBlock], r[kBlock], h[kBlock], s[kBlock], v[kBlock];
-    alignas(64) float fb[kBlock], fg[kBlock], fr[kBlock];
+    alignas(64) int32_t c0[kBlock], c1[kBlock], c2[kBlock], h[kBlock], s[kBlock], v[kBlock];
+    int32_t* const b = bidx == 0 ? c0 : c2;
+    int32_t* const g = c1;
+    int32_t* const r = bidx == 0 ? c2 : c0;
     const int hue_shift = hue_shift_;
     for (int64_t start = 0; start < count; start += kBlock) {
       const int64_t n = std::min(kBlock, count - start);
@@ -146,83 +162,93 @@ struct Distorter {
       const uint8_t* q = in + 3 * start;
       if (pre_identity_) {
         for (int64_t i = 0; i < n; ++i) {
-          b[i] = q[3 * i + bidx];
-          g[i] = q[3 * i + 1];
-          r[i] = q[3 * i + (bidx ^ 2)];
+          c0[i] = q[3 * i];
+          c1[i] = q[3 * i + 1];
+          c2[i] = q[3 * i + 2];
         }
       } else {
         for (int64_t i = 0; i < n; ++i) {
-          b[i] = pre[q[3 * i + bidx]];
-          g[i] = pre[q[3 * i + 1]];
-          r[i] = pre[q[3 * i + (bidx ^ 2)]];
+          c0[i] = pre[q[3 * i]];
+          c1[i] = pre[q[3 * i + 1]];
+          c2[i] = pre[q[3 * i + 2]];
         }
       }
-      for (int64_t i = 0; i < n; ++i) {
-        const int32_t bi = b[i], gi = g[i], ri = r[i];
-        const int32_t bg_max = bi > gi ? bi : gi, bg_min = bi < gi ? bi : gi;
-        const int32_t vv = bg_max > ri ? bg_max : ri;
-        const int32_t vmin = bg_min < ri ? bg_min : ri;
-        const int32_t diff = vv - vmin;
-        const int32_t sdiv = static_cast<int32_t>(1044480.0f / static_cast<float>(vv > 1 ? vv : 1) + 0.5f);
-        const int32_t hdiv = static_cast<int32_t>(122880.0f / static_cast<float>(diff > 1 ? diff : 1) + 0.5f);
-        const int32_t num_g = bi - ri + 2 * diff, num_b = ri - gi + 4 * diff;
-        const int32_t num = vv == ri ? gi - bi : (vv == gi ? num_g : num_b);
-        int32_t hh = (num * hdiv + (1 << 11)) >> 12;
-        hh += hh < 0 ? 180 : 0;
-        // Python's (h + shift) % 180 for h in 0..180 and |shift| < 180.
-        hh += hue_shift;
-        hh -= hh >= 180 ? 180 : 0;
-        hh += hh < 0 ? 180 : 0;
-        h[i] = hh;
-        s[i] = (diff * sdiv + (1 << 11)) >> 12;
-        v[i] = vv;
-      }
+      forward(b, g, r, h, s, v, n, hue_shift);
       if (!sat_identity_)
         for (int64_t i = 0; i < n; ++i) s[i] = sat[s[i]];
-      for (int64_t i = 0; i < n; ++i) {
-        const float sf = static_cast<float>(s[i]) * (1.0f / 255.0f);
-        const float vf = static_cast<float>(v[i]) * (1.0f / 255.0f);
-        float hf = static_cast<float>(h[i]) * (6.0f / 180.0f);
-        hf -= 6.0f * static_cast<float>(-(h[i] >= 180) & 1);
-        const int32_t sector = static_cast<int32_t>(hf);
-        const float f = hf - static_cast<float>(sector);
-        const float tp = vf * (1.0f - sf);
-        const float tq = vf * (1.0f - sf * f);
-        const float tt = vf * (1.0f - sf * (1.0f - f));
-        // sector_data {1,3,0},{1,0,2},{3,0,1},{0,2,1},{0,1,3},{2,1,0} over (v, p, q, t), as
-        // sums of 0/1 masks times values (exact: one term is the value, the rest are +0), so the
-        // loop has no branch and vectorizes.
-        const float m0 = static_cast<float>(-(sector == 0) & 1), m1 = static_cast<float>(-(sector == 1) & 1);
-        const float m2 = static_cast<float>(-(sector == 2) & 1), m3 = static_cast<float>(-(sector == 3) & 1);
-        const float m4 = static_cast<float>(-(sector == 4) & 1), m5 = static_cast<float>(-(sector == 5) & 1);
-        const float gray = static_cast<float>(-(s[i] == 0) & 1), color = 1.0f - gray;
-        const float ob = (m0 + m1) * tp + m2 * tt + (m3 + m4) * vf + m5 * tq;
-        const float og = m0 * tt + (m1 + m2) * vf + m3 * tq + (m4 + m5) * tp;
-        const float orr = (m0 + m5) * vf + m1 * tq + (m2 + m3) * tp + m4 * tt;
-        fb[i] = (gray * vf + color * ob) * 255.0f;
-        fg[i] = (gray * vf + color * og) * 255.0f;
-        fr[i] = (gray * vf + color * orr) * 255.0f;
-      }
-      // OpenCV 5 truncates here (4.x rounded): equal to cv2 5.x on all but 0.015% of the
-      // 180 x 256 x 256 HSV inputs, within one level on those.
-      for (int64_t i = 0; i < n; ++i) {
-        b[i] = static_cast<int32_t>(std::min(std::max(fb[i], 0.0f), 255.0f));
-        g[i] = static_cast<int32_t>(std::min(std::max(fg[i], 0.0f), 255.0f));
-        r[i] = static_cast<int32_t>(std::min(std::max(fr[i], 0.0f), 255.0f));
-      }
+      backward(h, s, v, b, g, r, n);
       if (post_identity_) {
         for (int64_t i = 0; i < n; ++i) {
-          p[3 * i + bidx] = static_cast<uint8_t>(b[i]);
-          p[3 * i + 1] = static_cast<uint8_t>(g[i]);
-          p[3 * i + (bidx ^ 2)] = static_cast<uint8_t>(r[i]);
+          p[3 * i] = static_cast<uint8_t>(c0[i]);
+          p[3 * i + 1] = static_cast<uint8_t>(c1[i]);
+          p[3 * i + 2] = static_cast<uint8_t>(c2[i]);
         }
       } else {
         for (int64_t i = 0; i < n; ++i) {
-          p[3 * i + bidx] = post[b[i]];
-          p[3 * i + 1] = post[g[i]];
-          p[3 * i + (bidx ^ 2)] = post[r[i]];
+          p[3 * i] = post[c0[i]];
+          p[3 * i + 1] = post[c1[i]];
+          p[3 * i + 2] = post[c2[i]];
         }
       }
+    }
+  }
+  // BGR -> HSV, then H + hue_shift modulo 180 (Python's (h + shift) % 180 for h in 0..180 and
+  // |shift| < 180): h in [0, 180).
+  static inline void forward(const int32_t* __restrict b, const int32_t* __restrict g,
+                             const int32_t* __restrict r, int32_t* __restrict h, int32_t* __restrict s,
+                             int32_t* __restrict v, int64_t n, int hue_shift) {
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t bi = b[i], gi = g[i], ri = r[i];
+      const int32_t bg_max = bi > gi ? bi : gi, bg_min = bi < gi ? bi : gi;
+      const int32_t vv = bg_max > ri ? bg_max : ri;
+      const int32_t vmin = bg_min < ri ? bg_min : ri;
+      const int32_t diff = vv - vmin;
+      const int32_t sdiv = static_cast<int32_t>(1044480.0f / static_cast<float>(vv > 1 ? vv : 1) + 0.5f);
+      const int32_t hdiv = static_cast<int32_t>(122880.0f / static_cast<float>(diff > 1 ? diff : 1) + 0.5f);
+      const int32_t num_g = bi - ri + 2 * diff, num_b = ri - gi + 4 * diff;
+      const int32_t num = vv == ri ? gi - bi : (vv == gi ? num_g : num_b);
+      int32_t hh = (num * hdiv + (1 << 11)) >> 12;
+      hh += hh < 0 ? 180 : 0;
+      hh += hue_shift;
+      hh -= hh >= 180 ? 180 : 0;
+      hh += hh < 0 ? 180 : 0;
+      h[i] = hh;
+      s[i] = (diff * sdiv + (1 << 11)) >> 12;
+      v[i] = vv;
+    }
+  }
+  // HSV -> BGR (OpenCV's float maths) and the truncation to uint8 levels. h < 180, so hf < 6 and
+  // the sector is 0..5 (OpenCV's fmod never applies); each output picks one of v, p, q, t by
+  // sector (sector_data {1,3,0},{1,0,2},{3,0,1},{0,2,1},{0,1,3},{2,1,0}) as selects, which
+  // vectorize to blends. The products are below 255.5, so truncating then clamping to 255 is
+  // OpenCV 5's truncation (4.x rounded): equal to cv2 5.x on all but 0.015% of the
+  // 180 x 256 x 256 HSV inputs, within one level on those.
+  static inline void backward(const int32_t* __restrict h, const int32_t* __restrict s,
+                              const int32_t* __restrict v, int32_t* __restrict b, int32_t* __restrict g,
+                              int32_t* __restrict r, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float sf = static_cast<float>(s[i]) * (1.0f / 255.0f);
+      const float vf = static_cast<float>(v[i]) * (1.0f / 255.0f);
+      const float hf = static_cast<float>(h[i]) * (6.0f / 180.0f);
+      const int32_t sector = static_cast<int32_t>(hf);
+      const float f = hf - static_cast<float>(sector);
+      const float tp = vf * (1.0f - sf);
+      const float tq = vf * (1.0f - sf * f);
+      const float tt = vf * (1.0f - sf * (1.0f - f));
+      // Exact selects as bit masks: GCC turns ?: chains on the sector back into a multi-way
+      // branch, which does not vectorize.
+      const uint32_t m0 = 0u - (sector == 0), m1 = 0u - (sector == 1), m2 = 0u - (sector == 2);
+      const uint32_t m3 = 0u - (sector == 3), m4 = 0u - (sector == 4), m5 = 0u - (sector == 5);
+      const uint32_t gray = 0u - (s[i] == 0), color = ~gray;
+      const uint32_t uv = bits(vf), up = bits(tp), uq = bits(tq), ut = bits(tt);
+      const float ob = from_bits((gray & uv) | (color & (((m0 | m1) & up) | (m2 & ut) | ((m3 | m4) & uv) | (m5 & uq))));
+      const float og = from_bits((gray & uv) | (color & ((m0 & ut) | ((m1 | m2) & uv) | (m3 & uq) | ((m4 | m5) & up))));
+      const float orr = from_bits((gray & uv) | (color & (((m0 | m5) & uv) | (m1 & uq) | ((m2 | m3) & up) | (m4 & ut))));
+      const int32_t ib = static_cast<int32_t>(ob * 255.0f), ig = static_cast<int32_t>(og * 255.0f),
+                    ir = static_cast<int32_t>(orr * 255.0f);
+      b[i] = ib > 255 ? 255 : ib;
+      g[i] = ig > 255 ? 255 : ig;
+      r[i] = ir > 255 ? 255 : ir;
     }
   }
   int hue_shift_ = 0;
