@@ -123,28 +123,56 @@ inline float from_bits(uint32_t u) {
   return f;
 }
 
-// The distortion's per-value parts as LUTs, built once per image.
-struct Distorter {
-  uint8_t pre[256], post[256], sat[256];
-  explicit Distorter(const PhotometricParams& p) {
-    uint8_t bright[256], contrast[256];
-    affine_lut(bright, 1.0, p.brightness_on ? p.beta : 0.0);
-    affine_lut(contrast, p.contrast_on ? p.alpha : 1.0, 0.0);
+// One truncating, saturating affine part of the distortion (v * alpha + beta in float64, as
+// numpy does): its LUT, and whether float32 maths (v * a + b truncated, then clamped) gives the
+// LUT's value for all 256 levels, checked when built. Then the part runs as vectorized
+// arithmetic on the planes, else as scalar lookups; the result is the LUT's either way.
+struct AffinePart {
+  uint8_t lut[256];
+  bool on = false;     // not the identity
+  bool arith = false;  // float32 maths equals the LUT
+  float a = 1.0f, b = 0.0f;
+  AffinePart(bool enabled, double alpha, double beta) {
+    affine_lut(lut, enabled ? alpha : 1.0, enabled ? beta : 0.0);
+    a = static_cast<float>(enabled ? alpha : 1.0);
+    b = static_cast<float>(enabled ? beta : 0.0);
+    arith = true;
     for (int v = 0; v < 256; ++v) {
-      pre[v] = p.contrast_first ? contrast[bright[v]] : bright[v];
-      post[v] = p.contrast_first ? static_cast<uint8_t>(v) : contrast[v];
-    }
-    affine_lut(sat, p.saturation_on ? p.saturation : 1.0, 0.0);
-    hue_shift_ = static_cast<int>(p.hue_on ? p.hue : 0);
-    pre_identity_ = post_identity_ = sat_identity_ = true;
-    for (int v = 0; v < 256; ++v) {
-      pre_identity_ = pre_identity_ && pre[v] == v;
-      post_identity_ = post_identity_ && post[v] == v;
-      sat_identity_ = sat_identity_ && sat[v] == v;
+      on = on || lut[v] != v;
+      arith = arith && (*this)(v) == lut[v];
     }
   }
-  // Blocks of pixels in planar form: the LUT passes are scalar lookups, the HSV arithmetic is
-  // branch-free int32 / float maths the compiler vectorizes (OpenCV's reciprocal tables are
+  // |v * a + b| < 2^31 for the ops' ranges (factors <= 1e6, deltas <= 255), so truncating
+  // before clamping is the same as after.
+  int32_t operator()(int32_t v) const {
+    int32_t t = static_cast<int32_t>(static_cast<float>(v) * a + b);
+    t = t < 0 ? 0 : t;
+    return t > 255 ? 255 : t;
+  }
+  // The part on n values of each plane.
+  void apply(int32_t* const* planes, int count, int64_t n) const {
+    const AffinePart& part = *this;
+    for (int c = 0; c < count; ++c) {
+      int32_t* x = planes[c];
+      if (arith)
+        for (int64_t i = 0; i < n; ++i) x[i] = part(x[i]);
+      else
+        for (int64_t i = 0; i < n; ++i) x[i] = lut[x[i]];
+    }
+  }
+};
+
+struct Distorter {
+  AffinePart bright, contrast, sat;
+  bool contrast_first;
+  explicit Distorter(const PhotometricParams& p)
+      : bright(p.brightness_on, 1.0, p.beta),
+        contrast(p.contrast_on, p.alpha, 0.0),
+        sat(p.saturation_on, p.saturation, 0.0),
+        contrast_first(p.contrast_first),
+        hue_shift_(static_cast<int>(p.hue_on ? p.hue : 0)) {}
+  // Blocks of pixels in planar form: the affine parts and the HSV arithmetic are branch-free
+  // int32 / float maths the compiler vectorizes (OpenCV's reciprocal tables are
   // recomputed by float division, equal to them for every entry: tested). The planes hold the
   // pixels' channels in memory order (c0, c1, c2) so the (de)interleaving loops have fixed
   // strides; blue is c0 or c2 by bidx.
@@ -155,40 +183,28 @@ struct Distorter {
     int32_t* const b = bidx == 0 ? c0 : c2;
     int32_t* const g = c1;
     int32_t* const r = bidx == 0 ? c2 : c0;
+    int32_t* const planes[3] = {c0, c1, c2};
+    int32_t* const sp = s;
     const int hue_shift = hue_shift_;
     for (int64_t start = 0; start < count; start += kBlock) {
       const int64_t n = std::min(kBlock, count - start);
       uint8_t* p = px + 3 * start;
       const uint8_t* q = in + 3 * start;
-      if (pre_identity_) {
-        for (int64_t i = 0; i < n; ++i) {
-          c0[i] = q[3 * i];
-          c1[i] = q[3 * i + 1];
-          c2[i] = q[3 * i + 2];
-        }
-      } else {
-        for (int64_t i = 0; i < n; ++i) {
-          c0[i] = pre[q[3 * i]];
-          c1[i] = pre[q[3 * i + 1]];
-          c2[i] = pre[q[3 * i + 2]];
-        }
+      for (int64_t i = 0; i < n; ++i) {
+        c0[i] = q[3 * i];
+        c1[i] = q[3 * i + 1];
+        c2[i] = q[3 * i + 2];
       }
+      if (bright.on) bright.apply(planes, 3, n);
+      if (contrast_first && contrast.on) contrast.apply(planes, 3, n);
       forward(b, g, r, h, s, v, n, hue_shift);
-      if (!sat_identity_)
-        for (int64_t i = 0; i < n; ++i) s[i] = sat[s[i]];
+      if (sat.on) sat.apply(&sp, 1, n);
       backward(h, s, v, b, g, r, n);
-      if (post_identity_) {
-        for (int64_t i = 0; i < n; ++i) {
-          p[3 * i] = static_cast<uint8_t>(c0[i]);
-          p[3 * i + 1] = static_cast<uint8_t>(c1[i]);
-          p[3 * i + 2] = static_cast<uint8_t>(c2[i]);
-        }
-      } else {
-        for (int64_t i = 0; i < n; ++i) {
-          p[3 * i] = post[c0[i]];
-          p[3 * i + 1] = post[c1[i]];
-          p[3 * i + 2] = post[c2[i]];
-        }
+      if (!contrast_first && contrast.on) contrast.apply(planes, 3, n);
+      for (int64_t i = 0; i < n; ++i) {
+        p[3 * i] = static_cast<uint8_t>(c0[i]);
+        p[3 * i + 1] = static_cast<uint8_t>(c1[i]);
+        p[3 * i + 2] = static_cast<uint8_t>(c2[i]);
       }
     }
   }
@@ -241,9 +257,12 @@ struct Distorter {
       const uint32_t m3 = 0u - (sector == 3), m4 = 0u - (sector == 4), m5 = 0u - (sector == 5);
       const uint32_t gray = 0u - (s[i] == 0), color = ~gray;
       const uint32_t uv = bits(vf), up = bits(tp), uq = bits(tq), ut = bits(tt);
-      const float ob = from_bits((gray & uv) | (color & (((m0 | m1) & up) | (m2 & ut) | ((m3 | m4) & uv) | (m5 & uq))));
-      const float og = from_bits((gray & uv) | (color & ((m0 & ut) | ((m1 | m2) & uv) | (m3 & uq) | ((m4 | m5) & up))));
-      const float orr = from_bits((gray & uv) | (color & (((m0 | m5) & uv) | (m1 & uq) | ((m2 | m3) & up) | (m4 & ut))));
+      const uint32_t sb = ((m0 | m1) & up) | (m2 & ut) | ((m3 | m4) & uv) | (m5 & uq);
+      const uint32_t sg = (m0 & ut) | ((m1 | m2) & uv) | (m3 & uq) | ((m4 | m5) & up);
+      const uint32_t sr = ((m0 | m5) & uv) | (m1 & uq) | ((m2 | m3) & up) | (m4 & ut);
+      const float ob = from_bits((gray & uv) | (color & sb));
+      const float og = from_bits((gray & uv) | (color & sg));
+      const float orr = from_bits((gray & uv) | (color & sr));
       const int32_t ib = static_cast<int32_t>(ob * 255.0f), ig = static_cast<int32_t>(og * 255.0f),
                     ir = static_cast<int32_t>(orr * 255.0f);
       b[i] = ib > 255 ? 255 : ib;
@@ -252,7 +271,6 @@ struct Distorter {
     }
   }
   int hue_shift_ = 0;
-  bool pre_identity_ = false, post_identity_ = false, sat_identity_ = false;
 };
 
 void distort_pixels(uint8_t* pixels, int64_t count, int bidx, const PhotometricParams& p) {

@@ -1,5 +1,6 @@
 // C++ unit tests of the detection augmentation core: OpenCV's HSV arithmetic (known answers from
-// cv2), exact geometric ops, resize against hand results, frozen draws, and bad specs.
+// cv2), the vectorized distortion against its scalar parts, exact geometric ops, resize against
+// hand results, frozen draws, and bad specs.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -174,6 +175,58 @@ void linear_resize_of_a_constant_is_constant_and_normalized() {
 }
 
 // Frozen draws: changing the stream layout or an op's word order changes these (documented).
+// numpy's truncating, saturating image * alpha + beta on one value (float64 maths).
+int affine_level(int v, double alpha, double beta) {
+  const double x = static_cast<double>(v) * alpha + beta;
+  return static_cast<int>(x < 0.0 ? 0.0 : (x > 255.0 ? 255.0 : x));
+}
+
+// The vectorized distortion equals the per-pixel composition of its parts (the scalar
+// bgr_to_hsv / hsv_to_bgr and float64 affine parts), bit for bit: with factors whose float32
+// maths differs from the float64 LUT on some level (1.3, 1.4: the LUT path) and factors where
+// it does not (1.31, 0.63: the arithmetic path), both blue positions, both contrast orders.
+void distortion_equals_the_per_pixel_parts() {
+  std::vector<uint8_t> pixels(3 * 40000);
+  uint32_t state = 12345;
+  for (auto& v : pixels) {
+    state = state * 1664525u + 1013904223u;
+    v = static_cast<uint8_t>(state >> 24);
+  }
+  struct Case { bool contrast_first; double beta, alpha, saturation; int hue; };
+  const Case cases[] = {{true, -20.7, 1.31, 0.63, -17}, {false, 12.5, 1.3, 1.4, 7}, {true, 0.4, 1.4, 1.3, 179},
+                        {false, 31.9, 0.55, 1.0, 0}};
+  for (const Case& c : cases)
+    for (int bidx = 0; bidx <= 2; bidx += 2) {
+      PhotometricParams p;
+      p.active = p.brightness_on = p.contrast_on = p.saturation_on = p.hue_on = true;
+      p.contrast_first = c.contrast_first;
+      p.beta = c.beta;
+      p.alpha = c.alpha;
+      p.saturation = c.saturation;
+      p.hue = c.hue;
+      std::vector<uint8_t> got = pixels;
+      detail::distort_pixels(got.data(), 40000, bidx, p);
+      bool same = true;
+      for (size_t i = 0; i < 40000; ++i) {
+        uint8_t px[3], hsv[3];
+        for (int k = 0; k < 3; ++k) {
+          int v = affine_level(pixels[3 * i + k], 1.0, c.beta);
+          if (c.contrast_first) v = affine_level(v, c.alpha, 0.0);
+          px[k] = static_cast<uint8_t>(v);
+        }
+        detail::bgr_to_hsv(px, bidx, hsv);
+        hsv[0] = static_cast<uint8_t>(((hsv[0] + c.hue) % 180 + 180) % 180);  // Python's %
+        hsv[1] = static_cast<uint8_t>(affine_level(hsv[1], c.saturation, 0.0));
+        detail::hsv_to_bgr(hsv, bidx, px);
+        for (int k = 0; k < 3; ++k) {
+          const int want = c.contrast_first ? px[k] : affine_level(px[k], c.alpha, 0.0);
+          same = same && got[3 * i + k] == want;
+        }
+      }
+      check(same, "distortion equals its per-pixel parts");
+    }
+}
+
 void frozen_draws() {
   OpSpec crop;
   crop.kind = OpKind::SquareCrop;
@@ -292,6 +345,7 @@ void source_rect_plans_render_the_same() {
 
 int main() {
   hsv_matches_opencv();
+  distortion_equals_the_per_pixel_parts();
   half_conversions();
   flip_is_exact_and_swaps_landmarks();
   square_crop_keeps_centred_boxes_and_renders_the_window();
