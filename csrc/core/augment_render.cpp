@@ -9,12 +9,14 @@
 
 #include "core/augment.hpp"
 
-// Runtime CPU dispatch for the distortion's vectorized loops: an AVX2 clone picked at load time
-// (glibc ifunc) where the CPU has it, SSE2 otherwise; no FMA in either, so results are the same.
+// Runtime CPU dispatch for the vectorized loops: an x86-64-v4 (AVX-512) or AVX2 clone picked at
+// load time (glibc ifunc) where the CPU has it, SSE2 otherwise. -ffp-contract=off keeps FMA out
+// of every clone and the maths is exact int32 / IEEE float, so all give the same bytes (the
+// distortion's AVX-512 clone does the most: masked selects, wider int <-> float conversions).
 // Not under ThreadSanitizer: ifunc resolvers run before its runtime is up and crash the program.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
     !defined(__SANITIZE_THREAD__)
-#define FASTLOADER_DISPATCH __attribute__((target_clones("avx2", "default")))
+#define FASTLOADER_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define FASTLOADER_DISPATCH
 #endif
