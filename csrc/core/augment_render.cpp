@@ -17,6 +17,7 @@
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
     !defined(__SANITIZE_THREAD__)
 #define FASTLOADER_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#define FASTLOADER_CLONES 1
 #else
 #define FASTLOADER_DISPATCH
 #endif
@@ -125,6 +126,18 @@ inline float from_bits(uint32_t u) {
   return f;
 }
 
+// Whether the distortion's affine parts run as float32 maths rather than byte LUTs: only in the
+// AVX2 / AVX-512 clones, the SSE2 code (no int32 min / max, emulated conversions) being slower
+// than the lookups. Either way the bytes are the LUT's.
+bool vector_affine_parts() {
+#if defined(FASTLOADER_CLONES)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  return avx2;
+#else
+  return false;
+#endif
+}
+
 // One truncating, saturating affine part of the distortion (v * alpha + beta in float64, as
 // numpy does): its LUT, and whether float32 maths (v * a + b truncated, then clamped) gives the
 // LUT's value for all 256 levels, checked when built. Then the part runs as vectorized
@@ -138,7 +151,7 @@ struct AffinePart {
     affine_lut(lut, enabled ? alpha : 1.0, enabled ? beta : 0.0);
     a = static_cast<float>(enabled ? alpha : 1.0);
     b = static_cast<float>(enabled ? beta : 0.0);
-    arith = true;
+    arith = vector_affine_parts();
     for (int v = 0; v < 256; ++v) {
       on = on || lut[v] != v;
       arith = arith && (*this)(v) == lut[v];
@@ -172,7 +185,14 @@ struct Distorter {
         contrast(p.contrast_on, p.alpha, 0.0),
         sat(p.saturation_on, p.saturation, 0.0),
         contrast_first(p.contrast_first),
-        hue_shift_(static_cast<int>(p.hue_on ? p.hue : 0)) {}
+        hue_shift_(static_cast<int>(p.hue_on ? p.hue : 0)) {
+    // Parts done by LUT are folded into the byte (de)interleaving loops instead (one lookup per
+    // byte): the parts before the HSV round trip as one table, the one after as its own.
+    const bool pre_contrast = contrast_first && contrast.on;
+    pre_lut_ = (bright.on && !bright.arith) || (pre_contrast && !contrast.arith);
+    for (int v = 0; v < 256; ++v) pre_[v] = pre_contrast ? contrast.lut[bright.lut[v]] : bright.lut[v];
+    post_lut_ = !contrast_first && contrast.on && !contrast.arith;
+  }
   // Blocks of pixels in planar form: the affine parts and the HSV arithmetic are branch-free
   // int32 / float maths the compiler vectorizes (OpenCV's reciprocal tables are
   // recomputed by float division, equal to them for every entry: tested). The planes hold the
@@ -192,16 +212,33 @@ struct Distorter {
       const int64_t n = std::min(kBlock, count - start);
       uint8_t* p = px + 3 * start;
       const uint8_t* q = in + 3 * start;
-      for (int64_t i = 0; i < n; ++i) {
-        c0[i] = q[3 * i];
-        c1[i] = q[3 * i + 1];
-        c2[i] = q[3 * i + 2];
+      if (pre_lut_) {
+        for (int64_t i = 0; i < n; ++i) {
+          c0[i] = pre_[q[3 * i]];
+          c1[i] = pre_[q[3 * i + 1]];
+          c2[i] = pre_[q[3 * i + 2]];
+        }
+      } else {
+        for (int64_t i = 0; i < n; ++i) {
+          c0[i] = q[3 * i];
+          c1[i] = q[3 * i + 1];
+          c2[i] = q[3 * i + 2];
+        }
+        if (bright.on) bright.apply(planes, 3, n);
+        if (contrast_first && contrast.on) contrast.apply(planes, 3, n);
       }
-      if (bright.on) bright.apply(planes, 3, n);
-      if (contrast_first && contrast.on) contrast.apply(planes, 3, n);
       forward(b, g, r, h, s, v, n, hue_shift);
       if (sat.on) sat.apply(&sp, 1, n);
       backward(h, s, v, b, g, r, n);
+      if (post_lut_) {
+        const uint8_t* post = contrast.lut;
+        for (int64_t i = 0; i < n; ++i) {
+          p[3 * i] = post[c0[i]];
+          p[3 * i + 1] = post[c1[i]];
+          p[3 * i + 2] = post[c2[i]];
+        }
+        continue;
+      }
       if (!contrast_first && contrast.on) contrast.apply(planes, 3, n);
       for (int64_t i = 0; i < n; ++i) {
         p[3 * i] = static_cast<uint8_t>(c0[i]);
@@ -273,6 +310,8 @@ struct Distorter {
     }
   }
   int hue_shift_ = 0;
+  bool pre_lut_ = false, post_lut_ = false;
+  uint8_t pre_[256];
 };
 
 void distort_pixels(uint8_t* pixels, int64_t count, int bidx, const PhotometricParams& p) {
