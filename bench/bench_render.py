@@ -59,21 +59,33 @@ def main() -> None:
     kernels = {}
     for name, code in INTERPS:
         pipe = T.AugmentPipeline(
-            [T.Resize((640, 640), interpolation=code)], mean=MEANS, input_order="BGR",
-            output_order="BGR", seed=0,
+            [T.Resize((640, 640), interpolation=code)],
+            mean=MEANS,
+            input_order="BGR",
+            output_order="BGR",
+            seed=0,
         )
         plan = pipe.plan(args.size, args.size, None, 0)
         out = pipe.empty_output(plan)
-        kernels[name] = (lambda p=pipe, q=plan, o=out: p.render(q, src, o))
+        kernels[name] = lambda p=pipe, q=plan, o=out: p.render(q, src, o)
         if args.fresh:
-            kernels[name + " (fresh out)"] = (
-                lambda p=pipe, q=plan: p.render(q, src, p.empty_output(q))
+            kernels[name + " (fresh out)"] = lambda p=pipe, q=plan: p.render(
+                q, src, p.empty_output(q)
             )
 
     pixels = image(args.size, args.size, seed=1).reshape(-1, 3)
     work = pixels.copy()
-    params = dict(contrast_first=True, brightness_on=True, beta=12.5, contrast_on=True,
-                  alpha=1.2, saturation_on=True, saturation=1.3, hue_on=True, hue=7)
+    params = dict(
+        contrast_first=True,
+        brightness_on=True,
+        beta=12.5,
+        contrast_on=True,
+        alpha=1.2,
+        saturation_on=True,
+        saturation=1.3,
+        hue_on=True,
+        hue=7,
+    )
 
     def distort():
         work[:] = pixels
@@ -97,7 +109,7 @@ def main() -> None:
     outs = [preset.empty_output(p) for p in plans]
 
     def preset_all():
-        for p, o in zip(plans, outs):
+        for p, o in zip(plans, outs, strict=True):
             preset.render(p, big, o)
 
     results: dict[str, list[float]] = {k: [] for k in kernels}
@@ -110,8 +122,10 @@ def main() -> None:
         )
 
     load = os.getloadavg()[0]
-    print(f"# render, one core, process CPU ms per call: median (min-max) of {args.rounds} rounds "
-          f"x {args.repeats} calls; {args.size}^2 -> 640^2 float32 CHW; load average {load:.2f}")
+    print(
+        f"# render, one core, process CPU ms per call: median (min-max) of {args.rounds} rounds "
+        f"x {args.repeats} calls; {args.size}^2 -> 640^2 float32 CHW; load average {load:.2f}"
+    )
     for name, values in results.items():
         med = statistics.median(values)
         extra = ""
