@@ -204,6 +204,51 @@ def test_item05_sigterm_of_the_owner_removes_its_ring_files():
     assert not glob.glob(os.path.join(SHM, name + "*"))
 
 
+FORKED_CHILD_SIGTERM = textwrap.dedent(
+    """
+    import multiprocessing, signal, time
+    from fastloader.collate import ring as ring_module
+    ring = ring_module.SharedRing(1, timeout=60)
+    assert signal.getsignal(signal.SIGTERM) is ring_module._on_sigterm
+    fork = multiprocessing.get_context("fork")
+    lock, said = fork.Lock(), fork.SimpleQueue()
+
+    def child():
+        said.put(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+        with lock:  # blocks: the parent holds it, as Pool.terminate() holds its queue's lock
+            pass
+
+    with lock:
+        process = fork.Process(target=child)
+        process.start()
+        default_in_child = said.get()
+        for _ in range(20):  # SIGTERM while the child waits on the lock, again and again
+            time.sleep(0.05)
+            process.terminate()
+        process.join(30)
+    print(default_in_child, process.exitcode)
+    assert signal.getsignal(signal.SIGTERM) is ring_module._on_sigterm  # the owner keeps it
+    ring.close()
+    """
+)
+
+
+@pytest.mark.multiprocess
+@needs_dev_shm
+def test_item05_a_forked_child_gets_the_default_sigterm_back():
+    # NOTE [SIGTERM in forked children] in ring.py: a child with the Python handler could miss
+    # SIGTERM while blocked on a lock and outlive Pool.terminate().
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED_CHILD_SIGTERM],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", str(-signal.SIGTERM)]
+
+
 @pytest.mark.multiprocess
 @pytest.mark.slow
 @needs_dev_shm

@@ -564,6 +564,30 @@ def _install_sigterm_handler() -> None:
     _previous_sigterm, _sigterm_installed = previous, True
 
 
+def _restore_sigterm_in_child() -> None:
+    """A forked child owns none of its parent's rings: it gets the parent's SIGTERM disposition
+    back (a child that makes a ring installs the handler again).
+
+    NOTE [SIGTERM in forked children]: while a Python-level handler is installed, a child
+    blocked on a multiprocessing lock can miss SIGTERM: CPython runs handlers only when the wait
+    returns EINTR, and a signal landing between its non-blocking try and its wait is lost. The
+    main benchmark hung once that way in ``multiprocessing.Pool.terminate()`` (its worker alive
+    in ``SemLock.__enter__``, SIGTERM caught, nothing pending). With the default disposition
+    the kernel ends the child whatever it is doing."""
+    global _previous_sigterm, _sigterm_installed
+    if not _sigterm_installed:
+        return
+    try:
+        signal.signal(signal.SIGTERM, _previous_sigterm)
+    except (TypeError, ValueError, OSError):  # pragma: no cover - not the main thread, odd handler
+        return
+    _previous_sigterm, _sigterm_installed = None, False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_restore_sigterm_in_child)
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     previous = _previous_sigterm
     if callable(previous):
