@@ -3,23 +3,29 @@
 // One file past the ~400-line guide: both halves use the same dispatch macro and canvas maps.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
 
 #include "core/augment.hpp"
 
-// Runtime CPU dispatch for the vectorized loops: an x86-64-v4 (AVX-512) or AVX2 clone picked at
-// load time (glibc ifunc) where the CPU has it, SSE2 otherwise. -ffp-contract=off keeps FMA out
-// of every clone and the maths is exact int32 / IEEE float, so all give the same bytes (the
-// distortion's AVX-512 clone does the most: masked selects, wider int <-> float conversions).
-// Not under ThreadSanitizer: ifunc resolvers run before its runtime is up and crash the program.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    !defined(__SANITIZE_THREAD__)
-#define FASTLOADER_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#define FASTLOADER_CLONES 1
+// NOTE [runtime CPU dispatch]: the vectorized loops are compiled three times, for SSE2, AVX2 and
+// x86-64-v4 (AVX-512), as plain functions with a target attribute around one always-inlined body
+// (FASTLOADER_VARIANT), and a call picks one by the CPU's cpuid (detected_isa), read once.
+// -ffp-contract=off keeps FMA out of every variant and the maths is exact int32 / IEEE float, so
+// all give the same bytes (tests compare them: FASTLOADER_AUGMENT_ISA caps the level). Not
+// target_clones: its ifunc resolvers ask compiler-rt for the CPU's features, and the compiler-rt
+// of zig's Clang (the release wheels) reports none, so every clone fell back to SSE2 there; and
+// ifunc resolvers crash under ThreadSanitizer.
+#if defined(__GNUC__)
+#define FASTLOADER_INLINE __attribute__((always_inline)) inline
 #else
-#define FASTLOADER_DISPATCH
+#define FASTLOADER_INLINE inline
+#endif
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define FASTLOADER_X86_VARIANTS 1
+#include <cpuid.h>
 #endif
 
 namespace fastloader::augment {
@@ -114,29 +120,90 @@ void hsv_to_bgr(const uint8_t* hsv, int bidx, uint8_t* px) noexcept {
   px[bidx ^ 2] = saturate_truncate(r * 255.0f);
 }
 
-inline uint32_t bits(float f) {
+FASTLOADER_INLINE uint32_t bits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, sizeof(u));
   return u;
 }
 
-inline float from_bits(uint32_t u) {
+FASTLOADER_INLINE float from_bits(uint32_t u) {
   float f;
   std::memcpy(&f, &u, sizeof(f));
   return f;
 }
 
-// Whether the distortion's affine parts run as float32 maths rather than byte LUTs: only in the
-// AVX2 / AVX-512 clones, the SSE2 code (no int32 min / max, emulated conversions) being slower
-// than the lookups. Either way the bytes are the LUT's.
-bool vector_affine_parts() {
-#if defined(FASTLOADER_CLONES)
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  return avx2;
+// 0: SSE2 (or not x86), 1: AVX2, 2: x86-64-v4. FASTLOADER_AUGMENT_ISA=sse2 / avx2 lowers it.
+int detect_isa() {
+#if defined(FASTLOADER_X86_VARIANTS)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+  const bool fma = c & (1u << 12), movbe = c & (1u << 22), osxsave = c & (1u << 27);
+  const bool avx = c & (1u << 28), f16c = c & (1u << 29);
+  if (!osxsave || !avx) return 0;
+  unsigned xcr0_lo = 0, xcr0_hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  if ((xcr0_lo & 0x6u) != 0x6u) return 0;  // the OS saves XMM and YMM state
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+  const bool avx2 = b & (1u << 5), bmi1 = b & (1u << 3), bmi2 = b & (1u << 8);
+  int isa = avx2 ? 1 : 0;
+  unsigned e = 0, f = 0, g = 0, h = 0;
+  const bool lzcnt = __get_cpuid(0x80000001u, &e, &f, &g, &h) && (g & (1u << 5));
+  // x86-64-v4: v3 (AVX2, BMI1/2, FMA, F16C, LZCNT, MOVBE) + AVX-512 F, DQ, CD, BW, VL, and the OS
+  // saving the opmask and ZMM state.
+  const bool v3 = avx2 && bmi1 && bmi2 && fma && f16c && lzcnt && movbe;
+  const bool avx512 = (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 28)) &&
+                      (b & (1u << 30)) && (b & (1u << 31)) && (xcr0_lo & 0xE0u) == 0xE0u;
+  if (v3 && avx512) isa = 2;
+  const char* cap = std::getenv("FASTLOADER_AUGMENT_ISA");
+  if (cap && std::strcmp(cap, "sse2") == 0) isa = 0;
+  if (cap && std::strcmp(cap, "avx2") == 0 && isa > 1) isa = 1;
+  return isa;
 #else
-  return false;
+  return 0;
 #endif
 }
+
+int detected_isa() {
+  static const int isa = detect_isa();
+  return isa;
+}
+
+// FASTLOADER_VARIANT defines NAME_sse2, NAME_avx2 and NAME_v4, each its target's own compilation
+// of the always-inlined BODY, and NAME, which calls the one detected_isa() picks (elsewhere: NAME
+// alone). TEMPLATE / TARGS: a template head and its arguments (or FASTLOADER_NO_TEMPLATE);
+// ARGS / CALL: the parameters and their names, parenthesized.
+#define FASTLOADER_NO_TEMPLATE
+#define FASTLOADER_TEMPLATE_KS template <int K, int S>
+#define FASTLOADER_KS <K, S>
+#define FASTLOADER_TEMPLATE_K template <int K>
+#define FASTLOADER_K <K>
+// x86-64-v4 as its features: Clang ignores target("arch=x86-64-v4") (it compiled SSE2 code).
+#define FASTLOADER_TARGET_V4                                                                  \
+  __attribute__((target("avx2,bmi,bmi2,fma,f16c,lzcnt,movbe,avx512f,avx512dq,avx512cd,"      \
+                        "avx512bw,avx512vl")))
+#if defined(FASTLOADER_X86_VARIANTS)
+#define FASTLOADER_VARIANT(TEMPLATE, TARGS, RET, NAME, BODY, ARGS, CALL)                  \
+  TEMPLATE RET NAME##_sse2 ARGS { return BODY TARGS CALL; }                             \
+  TEMPLATE __attribute__((target("avx2"))) RET NAME##_avx2 ARGS { return BODY TARGS CALL; } \
+  TEMPLATE FASTLOADER_TARGET_V4 RET NAME##_v4 ARGS {                                     \
+    return BODY TARGS CALL;                                                             \
+  }                                                                                     \
+  TEMPLATE RET NAME ARGS {                                                              \
+    switch (::fastloader::augment::detail::detected_isa()) {                            \
+      case 2: return NAME##_v4 TARGS CALL;                                              \
+      case 1: return NAME##_avx2 TARGS CALL;                                            \
+      default: return NAME##_sse2 TARGS CALL;                                           \
+    }                                                                                   \
+  }
+#else
+#define FASTLOADER_VARIANT(TEMPLATE, TARGS, RET, NAME, BODY, ARGS, CALL) \
+  TEMPLATE RET NAME ARGS { return BODY TARGS CALL; }
+#endif
+
+// Whether the distortion's affine parts run as float32 maths rather than byte LUTs: only with
+// AVX2 or AVX-512, the SSE2 code (no int32 min / max, emulated conversions) being slower than
+// the lookups. Either way the bytes are the LUT's.
+bool vector_affine_parts() { return detected_isa() >= 1; }
 
 // One truncating, saturating affine part of the distortion (v * alpha + beta in float64, as
 // numpy does): its LUT, and whether float32 maths (v * a + b truncated, then clamped) gives the
@@ -159,13 +226,13 @@ struct AffinePart {
   }
   // |v * a + b| < 2^31 for the ops' ranges (factors <= 1e6, deltas <= 255), so truncating
   // before clamping is the same as after.
-  int32_t operator()(int32_t v) const {
+  FASTLOADER_INLINE int32_t operator()(int32_t v) const {
     int32_t t = static_cast<int32_t>(static_cast<float>(v) * a + b);
     t = t < 0 ? 0 : t;
     return t > 255 ? 255 : t;
   }
   // The part on n values of each plane.
-  void apply(int32_t* const* planes, int count, int64_t n) const {
+  FASTLOADER_INLINE void apply(int32_t* const* planes, int count, int64_t n) const {
     const AffinePart& part = *this;
     for (int c = 0; c < count; ++c) {
       int32_t* x = planes[c];
@@ -199,7 +266,8 @@ struct Distorter {
   // pixels' channels in memory order (c0, c1, c2) so the (de)interleaving loops have fixed
   // strides; blue is c0 or c2 by bidx.
   // Reads `in`, writes `out` (they may be the same pixels).
-  FASTLOADER_DISPATCH void apply(const uint8_t* in, uint8_t* px, int64_t count, int bidx) const {
+  void apply(const uint8_t* in, uint8_t* px, int64_t count, int bidx) const;  // by CPU, below
+  FASTLOADER_INLINE void apply_body(const uint8_t* in, uint8_t* px, int64_t count, int bidx) const {
     constexpr int64_t kBlock = 256;
     alignas(64) int32_t c0[kBlock], c1[kBlock], c2[kBlock], h[kBlock], s[kBlock], v[kBlock];
     int32_t* const b = bidx == 0 ? c0 : c2;
@@ -249,7 +317,7 @@ struct Distorter {
   }
   // BGR -> HSV, then H + hue_shift modulo 180 (Python's (h + shift) % 180 for h in 0..180 and
   // |shift| < 180): h in [0, 180).
-  static inline void forward(const int32_t* __restrict b, const int32_t* __restrict g,
+  static FASTLOADER_INLINE void forward(const int32_t* __restrict b, const int32_t* __restrict g,
                              const int32_t* __restrict r, int32_t* __restrict h, int32_t* __restrict s,
                              int32_t* __restrict v, int64_t n, int hue_shift) {
     for (int64_t i = 0; i < n; ++i) {
@@ -278,7 +346,7 @@ struct Distorter {
   // vectorize to blends. The products are below 255.5, so truncating then clamping to 255 is
   // OpenCV 5's truncation (4.x rounded): equal to cv2 5.x on all but 0.015% of the
   // 180 x 256 x 256 HSV inputs, within one level on those.
-  static inline void backward(const int32_t* __restrict h, const int32_t* __restrict s,
+  static FASTLOADER_INLINE void backward(const int32_t* __restrict h, const int32_t* __restrict s,
                               const int32_t* __restrict v, int32_t* __restrict b, int32_t* __restrict g,
                               int32_t* __restrict r, int64_t n) {
     for (int64_t i = 0; i < n; ++i) {
@@ -313,6 +381,17 @@ struct Distorter {
   bool pre_lut_ = false, post_lut_ = false;
   uint8_t pre_[256];
 };
+
+FASTLOADER_INLINE void distort_body(const Distorter& d, const uint8_t* in, uint8_t* px, int64_t count,
+                                    int bidx) {
+  d.apply_body(in, px, count, bidx);
+}
+FASTLOADER_VARIANT(FASTLOADER_NO_TEMPLATE, FASTLOADER_NO_TEMPLATE, void, distort_run, distort_body,
+                   (const Distorter& d, const uint8_t* in, uint8_t* px, int64_t count, int bidx),
+                   (d, in, px, count, bidx))
+void Distorter::apply(const uint8_t* in, uint8_t* px, int64_t count, int bidx) const {
+  distort_run(*this, in, px, count, bidx);
+}
 
 void distort_pixels(uint8_t* pixels, int64_t count, int bidx, const PhotometricParams& p) {
   if (bidx != 0 && bidx != 2) throw std::invalid_argument("bidx must be 0 or 2");
@@ -536,8 +615,8 @@ Runs contiguous_runs(const Taps& t, int64_t dst) {
 #if defined(__GNUC__) || defined(__clang__)
 typedef float Lanes4 __attribute__((vector_size(16)));
 template <int K, int S>
-FASTLOADER_DISPATCH void horizontal(const float* row, const Taps& t, const Runs& runs, int64_t dst,
-                                    const float* fill, float* out) {
+FASTLOADER_INLINE void horizontal_body(const float* row, const Taps& t, const Runs& runs, int64_t dst,
+                                       const float* fill, float* out) {
   const int k = K > 0 ? K : t.k;
   const int32_t* idx = t.index.data();
   const float* w = t.weight.data();
@@ -567,6 +646,10 @@ FASTLOADER_DISPATCH void horizontal(const float* row, const Taps& t, const Runs&
     out[2 * dst + d] = acc[2];
   }
 }
+FASTLOADER_VARIANT(FASTLOADER_TEMPLATE_KS, FASTLOADER_KS, void, horizontal, horizontal_body,
+                   (const float* row, const Taps& t, const Runs& runs, int64_t dst,
+                    const float* fill, float* out),
+                   (row, t, runs, dst, fill, out))
 #else
 template <int K, int S>
 void horizontal(const float* row, const Taps& t, const Runs&, int64_t dst, const float* fill, float* out) {
@@ -601,7 +684,7 @@ void horizontal_k(const float* row, const Taps& t, const Runs& runs, int64_t dst
 // Clamped to 0..255 and rounded half up: the uint8 level cv2.resize writes, as a float.
 // Rounded before clamping (the same level for any |v| < 2^31; sums here stay within a few
 // hundred): integer min / max vectorize where the float compares did not (-ftrapping-math).
-inline float level_of(float v) {
+FASTLOADER_INLINE float level_of(float v) {
   int32_t i = static_cast<int32_t>(v + 0.5f);
   i = i < 0 ? 0 : i;
   i = i > 255 ? 255 : i;
@@ -609,8 +692,8 @@ inline float level_of(float v) {
 }
 
 // levels = level_of(base + sum_j weights[j] * planes[j][0..n)), summed in tap order.
-FASTLOADER_DISPATCH void vertical_levels(float* levels, const float* const* planes, const float* weights,
-                                         int taps, int64_t n, float base) {
+FASTLOADER_INLINE void vertical_levels_body(float* levels, const float* const* planes,
+                                            const float* weights, int taps, int64_t n, float base) {
   for (int64_t x = 0; x < n; ++x) levels[x] = base;
   for (int j = 0; j < taps; ++j) {
     const float w = weights[j];
@@ -619,12 +702,18 @@ FASTLOADER_DISPATCH void vertical_levels(float* levels, const float* const* plan
   }
   for (int64_t x = 0; x < n; ++x) levels[x] = level_of(levels[x]);
 }
+FASTLOADER_VARIANT(FASTLOADER_NO_TEMPLATE, FASTLOADER_NO_TEMPLATE, void, vertical_levels,
+                   vertical_levels_body,
+                   (float* levels, const float* const* planes, const float* weights, int taps,
+                    int64_t n, float base),
+                   (levels, planes, weights, taps, n, base))
 
 // The vertical sum, the level rounding and the float32 output value (level * a + b) in one pass
 // over a contiguous output row: the same floats as vertical_levels then level * a + b.
 template <int K>
-FASTLOADER_DISPATCH void vertical_store(float* __restrict out, const float* const* planes,
-                                        const float* weights, int64_t n, float base, float a, float b) {
+FASTLOADER_INLINE void vertical_store_body(float* __restrict out, const float* const* planes,
+                                           const float* weights, int64_t n, float base, float a,
+                                           float b) {
   const float* h[K > 0 ? K : 1];
   float w[K > 0 ? K : 1];
   for (int j = 0; j < K; ++j) h[j] = planes[j], w[j] = weights[j];
@@ -635,10 +724,18 @@ FASTLOADER_DISPATCH void vertical_store(float* __restrict out, const float* cons
     out[x] = level_of(acc) * a + b;
   }
 }
+FASTLOADER_VARIANT(FASTLOADER_TEMPLATE_K, FASTLOADER_K, void, vertical_store, vertical_store_body,
+                   (float* __restrict out, const float* const* planes, const float* weights,
+                    int64_t n, float base, float a, float b),
+                   (out, planes, weights, n, base, a, b))
 
-FASTLOADER_DISPATCH void affine_store(float* out, const float* levels, int64_t n, float a, float b) {
+FASTLOADER_INLINE void affine_store_body(float* out, const float* levels, int64_t n, float a,
+                                         float b) {
   for (int64_t x = 0; x < n; ++x) out[x] = levels[x] * a + b;
 }
+FASTLOADER_VARIANT(FASTLOADER_NO_TEMPLATE, FASTLOADER_NO_TEMPLATE, void, affine_store,
+                   affine_store_body, (float* out, const float* levels, int64_t n, float a, float b),
+                   (out, levels, n, a, b))
 
 thread_local std::vector<uint8_t> tls_scratch;
 thread_local std::vector<float> tls_rows;
