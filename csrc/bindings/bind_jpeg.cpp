@@ -20,7 +20,7 @@ using jpeg::RegionDecoder;
 // The bytes of a JPEG held by a bytes-like object (bytes, bytearray, memoryview, uint8 array).
 py::buffer_info jpeg_bytes(const py::buffer& data) {
   py::buffer_info info = data.request();
-  if (info.ndim != 1 || info.itemsize != 1 || (info.ndim == 1 && info.strides[0] != 1))
+  if (info.ndim != 1 || info.itemsize != 1 || info.strides[0] != 1)
     throw py::type_error("data should be contiguous bytes (bytes, bytearray, memoryview)");
   if (info.size == 0) throw py::value_error("data is empty: not a JPEG");
   return info;

@@ -6,10 +6,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import numpy as np
 import torch
 
-from ..io.decode import max_image_pixels, read_image
+from ..io.decode import image_size, max_image_pixels, read_image
 from ..io.jpeg_region import decode_jpeg_region, region_decoder
 from ._images import image_array
 
@@ -19,32 +18,6 @@ try:
     import simplejpeg as _simplejpeg
 except ImportError:  # pragma: no cover - depends on the environment
     _simplejpeg = None
-
-try:
-    from PIL import Image as _Image
-except ImportError:  # pragma: no cover - depends on the environment
-    _Image = None  # type: ignore[assignment]
-
-
-def image_size(path: str) -> tuple[int, int]:
-    """(height, width) of an image file from its header, without decoding the pixels."""
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".npy":
-        array = np.load(path, mmap_mode="r")
-        if array.ndim != 3 or array.shape[0] not in (1, 3, 4):
-            raise ValueError(
-                f"{path}: a .npy image should be uint8 [C, H, W], has shape {array.shape}"
-            )
-        return int(array.shape[1]), int(array.shape[2])
-    if suffix in _JPEG_SUFFIXES and _simplejpeg is not None:
-        with open(path, "rb") as f:
-            height, width, _, _ = _simplejpeg.decode_jpeg_header(f.read(1 << 16))
-        return int(height), int(width)
-    if _Image is None:
-        raise ImportError("reading image sizes needs Pillow: pip install 'fastloader[datasets]'")
-    with _Image.open(path) as image:
-        width, height = image.size
-    return int(height), int(width)
 
 
 class AugmentedImage:
@@ -88,14 +61,7 @@ class AugmentedImage:
         if isinstance(source, (str, os.PathLike)):
             source = os.fspath(source)
             if size is None:
-                try:
-                    size = image_size(source)
-                except FileNotFoundError:
-                    raise ValueError(f"{source}: image file not found") from None
-                except Exception as exc:  # each format's own errors: one message naming the file
-                    raise ValueError(
-                        f"{source}: cannot read the image header: {type(exc).__name__}: {exc}"
-                    ) from None
+                size = image_size(source)  # a ValueError naming the file when unreadable
             self.height, self.width = int(size[0]), int(size[1])
         else:
             array = image_array(source, "source")
